@@ -1,0 +1,536 @@
+// vcpumap/cpulist.hpp — one grammar for every cpulist dialect, one canonical way to print.
+//
+//   auto m = vcpumap::CpuMap::parse("0-7,^3");                      // {0,1,2,4,5,6,7}
+//   auto h = vcpumap::CpuMap::parse("ff,00000000", {.form = vcpumap::TextForm::sysfs_mask});
+//   std::string s = m.to_string();                                  // "0-2,4-7"
+//
+// The list grammar (TextForm::list, the default form), by dialect:
+//
+//   item                 strict standard compat  meaning
+//   N                      yes     yes     yes   CPU N
+//   N-M                    yes     yes     yes   CPUs N..M (M >= N)
+//   ^N  ^N-M                -      yes     yes   remove from what came before (libvirt, xl)
+//   N-M:used/group          -      yes     yes   kernel stride: 0-15:2/4 = 0,1,4,5,8,9,12,13
+//   all  none               -      yes     yes   every CPU of the universe / no CPU
+//   node:N nodes:N-M ^node:N -     yes     yes   the CPUs of NUMA nodes (xl); needs numa_nodes
+//   0xHEX (whole input)     -      yes     yes   taskset mask, bit n = CPU n
+//   N- (open range)         -       -      yes   CPUs N..universe-1 (hwloc); needs a universe
+//   N as a number           -       -      yes   the last CPU, universe-1 (kernel); needs one
+//   yy--y (whole input)     -       -      yes   virsh affinity string (only 'y' and '-')
+//
+// - strict accepts exactly the canonical text: ascending, merged ranges ("0-3,5", not
+//   "0,1,2,3,5" nor "5,0-3" nor "3-3"), no spaces, no leading zeros; format() output
+//   always reads back in strict mode.
+// - standard and compat tolerate spaces and tabs around items, any order, overlaps.
+// - Exclusions apply in order by default ("0-3,^2,2" holds 2); Exclusion::after_inclusions
+//   (OpenStack Nova's rule) removes them after every inclusion ("0-3,^2,2" lacks 2). In
+//   order, a list that starts with an exclusion starts from every CPU of the universe, as
+//   xl does ("^0" = all but CPU 0); after inclusions, a list of exclusions only does.
+// - The empty string (or only spaces) is the empty set.
+// - Errors (ParseError, naming the 1-based column): an empty item ("1,,2", "1,"), a reversed
+//   range ("5-3"), a number with too many digits ("99999999999999999999"), a CPU at or
+//   beyond the universe, a stray character, a form the dialect does not accept, a bad
+//   stride, an unknown NUMA node, "all"/"N-" without a universe.
+// - The result's universe is options.universe when given; otherwise the smallest that holds
+//   every CPU the text names (a list: its highest number + 1; a mask or y- string: its
+//   width). Without a universe, numbers at or beyond options.limit are rejected so that a
+//   hostile "4000000000" does not allocate half a gigabyte: the limit is a guard, not a
+//   ceiling of the type, and callers may raise it.
+//
+// The sysfs mask ("ff,ffffffff") cannot be told apart from a list ("11" is CPU 11 as a
+// list and CPUs 0 and 4 as a mask), so it is read only with form = TextForm::sysfs_mask.
+// TextForm::hex reads a taskset mask with or without "0x"; TextForm::yn a virsh string.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+
+#include "cpu_map.hpp"
+
+namespace vcpumap {
+
+enum class Dialect { strict, standard, compat };
+enum class Exclusion { in_order, after_inclusions };
+
+struct ParseOptions {
+  /// What the text is: a list (TextForm::list and TextForm::xl_list read the same grammar),
+  /// a sysfs mask, a hex mask or a y- string.
+  TextForm form = TextForm::list;
+  Dialect dialect = Dialect::standard;
+  Exclusion exclusion = Exclusion::in_order;
+  /// The universe of the result. CPUs at or beyond it are errors. Needed by "all", by a
+  /// leading exclusion, by "N-" and by the kernel's "N".
+  std::optional<std::size_t> universe = std::nullopt;
+  /// Without a universe: the largest CPU number + 1 accepted.
+  std::size_t limit = std::size_t{1} << 24;
+  /// The CPUs of each NUMA node, indexed by node id, for "node:" items: the hook that
+  /// HostInfo::parse_options() fills from the host's topology. Empty: "node:" is an error.
+  std::span<const CpuMap> numa_nodes = {};
+};
+
+namespace detail {
+
+/// Reads one text into a Bits. Never throws but for allocation failure.
+class CpulistReader {
+ public:
+  CpulistReader(std::string_view text, const ParseOptions& options, bool physical)
+      : text_(text), opt_(options), physical_(physical) {
+    if (opt_.universe) out_.resize(*opt_.universe);
+  }
+
+  std::optional<ParseFailure> read() {
+    switch (opt_.form) {
+      case TextForm::list:
+      case TextForm::xl_list: return read_list();
+      case TextForm::sysfs_mask: return read_sysfs_mask();
+      case TextForm::hex: return read_hex(skip_hex_prefix(trimmed_begin()));
+      case TextForm::yn: return read_yn();
+    }
+    return fail(0, "unknown text form");
+  }
+
+  Bits take() && {
+    if (!opt_.universe) out_.resize(named_);
+    return std::move(out_);
+  }
+
+ private:
+  using Failure = std::optional<ParseFailure>;
+
+  Failure fail(std::size_t pos, std::string_view reason) const {
+    return ParseFailure{pos + 1, reason};
+  }
+  static bool is_space(char c) noexcept { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+  static bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
+  static int hex_value(char c) noexcept {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  }
+  bool strict() const noexcept { return opt_.dialect == Dialect::strict; }
+  bool compat() const noexcept { return opt_.dialect == Dialect::compat; }
+
+  std::size_t trimmed_begin() const noexcept {
+    std::size_t i = 0;
+    while (i < text_.size() && is_space(text_[i])) ++i;
+    return i;
+  }
+  /// The end of the text without trailing spaces; never before trimmed_begin().
+  std::size_t trimmed_end() const noexcept {
+    const std::size_t begin = trimmed_begin();
+    std::size_t i = text_.size();
+    while (i > begin && is_space(text_[i - 1])) --i;
+    return i;
+  }
+  std::size_t skip_hex_prefix(std::size_t i) const noexcept {
+    if (i + 1 < text_.size() && text_[i] == '0' && (text_[i + 1] == 'x' || text_[i + 1] == 'X'))
+      return i + 2;
+    return i;
+  }
+
+  /// The bound a CPU number must stay below, and the reason when it does not.
+  std::size_t bound() const noexcept { return opt_.universe ? *opt_.universe : opt_.limit; }
+  std::string_view beyond_reason() const noexcept {
+    return opt_.universe ? "CPU number beyond the universe" : "CPU number beyond the parse limit";
+  }
+  /// Makes room for CPU `cpu` (known to be below bound()).
+  void name(std::size_t cpu) {
+    if (cpu >= named_) named_ = cpu + 1;
+    if (cpu >= out_.size()) out_.resize(std::max(cpu + 1, 2 * out_.size()));
+  }
+
+  // ---- the list grammar ----
+
+  Failure read_list() {
+    const std::size_t begin = trimmed_begin(), end = trimmed_end();
+    if (strict()) {
+      if (begin != 0 || end != text_.size()) return fail(begin == 0 ? end : 0, "space in a strict cpulist");
+    }
+    if (begin == end) return std::nullopt;
+    if (!strict() && text_[begin] == '0' && end - begin > 1 && (text_[begin + 1] == 'x' || text_[begin + 1] == 'X'))
+      return read_hex(begin + 2);
+    if (compat() && std::all_of(text_.begin() + static_cast<std::ptrdiff_t>(begin),
+                                text_.begin() + static_cast<std::ptrdiff_t>(end),
+                                [](char c) { return c == 'y' || c == '-'; }) &&
+        text_.substr(begin, end - begin).find('y') != std::string_view::npos)
+      return read_yn();
+
+    text_ = text_.substr(0, end);  // columns stay those of the caller's text
+    pos_ = begin;
+    bool first_item = true;
+    for (;;) {
+      skip_spaces();
+      if (Failure f = read_item(first_item)) return f;
+      first_item = false;
+      skip_spaces();
+      if (pos_ == text_.size()) break;
+      if (text_[pos_] != ',') return fail(pos_, "expected ',' or the end of the list");
+      ++pos_;
+    }
+    if (opt_.exclusion == Exclusion::after_inclusions && saw_exclusion_ && !saw_inclusion_) {
+      // Only exclusions: as with in-order lists, they are taken from every CPU.
+      if (!opt_.universe) return fail(begin, "a list of exclusions only needs a universe");
+      out_.set();
+    }
+    if (!excluded_.empty()) {
+      auto o = blocks(out_);
+      auto x = blocks(excluded_);
+      for (std::size_t i = 0; i < o.size() && i < x.size(); ++i) o[i] &= ~x[i];
+    }
+    return std::nullopt;
+  }
+
+  void skip_spaces() noexcept {
+    if (strict()) return;
+    while (pos_ < text_.size() && (text_[pos_] == ' ' || text_[pos_] == '\t')) ++pos_;
+  }
+
+  bool at(std::string_view word) const noexcept { return text_.substr(pos_, word.size()) == word; }
+
+  Failure read_item(bool first_item) {
+    const std::size_t item_start = pos_;
+    if (pos_ == text_.size() || text_[pos_] == ',') return fail(pos_, "empty item");
+    bool exclude = false;
+    if (text_[pos_] == '^') {
+      if (strict()) return fail(pos_, "exclusion '^' in a strict cpulist");
+      exclude = true;
+      ++pos_;
+      saw_exclusion_ = true;
+      if (first_item && opt_.exclusion == Exclusion::in_order) {
+        if (!opt_.universe) return fail(item_start, "a list that starts with an exclusion needs a universe");
+        out_.set();
+      }
+    } else {
+      saw_inclusion_ = true;
+    }
+    std::size_t lo = 0, hi = 0;
+    if (at("all") || at("none")) {
+      if (strict()) return fail(pos_, "'all'/'none' in a strict cpulist");
+      const bool all = at("all");
+      pos_ += all ? 3 : 4;
+      if (!all) return std::nullopt;  // "none" adds nothing (and "^none" removes nothing)
+      if (!opt_.universe) return fail(item_start, "'all' needs a universe");
+      if (out_.size() == 0) return std::nullopt;
+      lo = 0;
+      hi = out_.size() - 1;
+      return apply(exclude, lo, hi, 1, 1);
+    }
+    if (at("node:") || at("nodes:")) return read_nodes(exclude);
+
+    const std::size_t lo_pos = pos_;
+    if (Failure f = read_cpu(lo)) return f;
+    hi = lo;
+    if (pos_ < text_.size() && text_[pos_] == '-') {
+      ++pos_;
+      if (pos_ == text_.size() || !(is_digit(text_[pos_]) || (compat() && text_[pos_] == 'N'))) {
+        if (!compat()) return fail(pos_, "expected a CPU number after '-'");
+        if (!opt_.universe || *opt_.universe == 0) return fail(pos_, "open range 'N-' needs a universe");
+        hi = *opt_.universe - 1;  // hwloc's "N-": to the end
+      } else {
+        if (Failure f = read_cpu(hi)) return f;
+      }
+      if (hi < lo) return fail(lo_pos, "reversed range");
+      if (strict() && hi == lo) return fail(lo_pos, "one-CPU range in a strict cpulist");
+    }
+    if (strict()) {
+      if (have_prev_ && lo <= prev_hi_ + 1) return fail(lo_pos, "not ascending and merged (strict cpulist)");
+      have_prev_ = true;
+      prev_hi_ = hi;
+    }
+    std::size_t used = 1, group = 1;
+    if (pos_ < text_.size() && text_[pos_] == ':') {
+      if (strict()) return fail(pos_, "stride in a strict cpulist");
+      const std::size_t stride_pos = pos_;
+      ++pos_;
+      if (Failure f = read_number(used)) return f;
+      if (pos_ == text_.size() || text_[pos_] != '/') return fail(pos_, "expected '/' in a stride");
+      ++pos_;
+      if (Failure f = read_number(group)) return f;
+      if (used == 0 || group == 0 || used > group) return fail(stride_pos, "bad stride (need 1 <= used <= group)");
+    }
+    return apply(exclude, lo, hi, used, group);
+  }
+
+  /// CPUs lo..hi, taking `used` of every `group`, added or excluded.
+  Failure apply(bool exclude, std::size_t lo, std::size_t hi, std::size_t used, std::size_t group) {
+    Bits& target = exclude && opt_.exclusion == Exclusion::after_inclusions ? excluded_ : out_;
+    name(hi);
+    if (&target == &excluded_ && excluded_.size() < out_.size()) excluded_.resize(out_.size());
+    auto w = blocks(target);
+    for (std::size_t start = lo; start <= hi; start += group) {
+      const std::size_t stop = std::min(hi, start + used - 1);
+      if (exclude && &target == &out_)
+        clear_range(w, start, stop);
+      else
+        set_range(w, start, stop);
+      if (hi - start < group) break;  // no overflow of start += group
+    }
+    return std::nullopt;
+  }
+
+  Failure read_nodes(bool exclude) {
+    const std::size_t item = pos_;
+    pos_ += at("nodes:") ? 6 : 5;
+    if (!physical_) return fail(item, "'node:' names physical CPUs, not vcpus");
+    if (opt_.numa_nodes.empty()) return fail(item, "'node:' needs the host's NUMA topology");
+    std::size_t lo = 0, hi = 0;
+    const std::size_t lo_pos = pos_;
+    if (Failure f = read_number(lo)) return f;
+    hi = lo;
+    if (pos_ < text_.size() && text_[pos_] == '-') {
+      ++pos_;
+      if (Failure f = read_number(hi)) return f;
+      if (hi < lo) return fail(lo_pos, "reversed range");
+    }
+    if (hi >= opt_.numa_nodes.size()) return fail(lo_pos, "no such NUMA node");
+    for (std::size_t node = lo; node <= hi; ++node) {
+      const CpuMap& cpus = opt_.numa_nodes[node];
+      if (auto top = cpus.last()) {
+        if (*top >= bound()) return fail(lo_pos, "NUMA node holds a CPU beyond the universe");
+        for (std::size_t cpu : cpus) (void)apply(exclude, cpu, cpu, 1, 1);
+      }
+    }
+    return std::nullopt;
+  }
+
+  /// A CPU number (or compat's "N", the last CPU), below bound().
+  Failure read_cpu(std::size_t& value) {
+    const std::size_t start = pos_;
+    if (compat() && pos_ < text_.size() && text_[pos_] == 'N') {
+      if (!opt_.universe || *opt_.universe == 0) return fail(pos_, "'N' (the last CPU) needs a universe");
+      ++pos_;
+      value = *opt_.universe - 1;
+      return std::nullopt;
+    }
+    if (Failure f = read_number(value)) return f;
+    if (strict() && text_[start] == '0' && pos_ - start > 1) return fail(start, "leading zero in a strict cpulist");
+    if (value >= bound()) return fail(start, beyond_reason());
+    return std::nullopt;
+  }
+
+  /// Decimal digits; more than 18 significant digits is an overflow.
+  Failure read_number(std::size_t& value) {
+    const std::size_t start = pos_;
+    std::uint64_t v = 0;
+    while (pos_ < text_.size() && is_digit(text_[pos_])) {
+      v = v * 10 + static_cast<std::uint64_t>(text_[pos_] - '0');
+      if (v > 999'999'999'999'999'999ULL) return fail(start, "number too large");
+      ++pos_;
+    }
+    if (pos_ == start) {
+      if (pos_ == text_.size()) return fail(pos_, "expected a number, found the end");
+      return fail(pos_, "expected a number");
+    }
+    value = static_cast<std::size_t>(v);
+    return std::nullopt;
+  }
+
+  // ---- masks and y- strings ----
+
+  /// Hex digits from `first` to the trimmed end, least significant last.
+  Failure read_hex(std::size_t first) {
+    const std::size_t end = trimmed_end();
+    if (first >= end) return fail(first, "expected hex digits");
+    return read_hex_digits(first, end, 0);
+  }
+
+  /// Digits [first, end) hold bits starting at `base_bit` (for the last digit).
+  Failure read_hex_digits(std::size_t first, std::size_t end, std::size_t base_bit) {
+    const std::size_t width = base_bit + 4 * (end - first);
+    if (!opt_.universe && width > opt_.limit) return fail(first, "mask wider than the parse limit");
+    named_ = std::max(named_, width);
+    std::size_t bit = base_bit;
+    for (std::size_t i = end; i-- > first; bit += 4) {
+      const int v = hex_value(text_[i]);
+      if (v < 0) return fail(i, "expected a hex digit");
+      if (v == 0) continue;
+      const std::size_t top = bit + 3 - static_cast<std::size_t>(std::countl_zero(static_cast<std::uint8_t>(v)) - 4);
+      if (top >= bound()) return fail(i, beyond_reason());
+      if (top >= out_.size()) out_.resize(std::max(top + 1, 2 * out_.size()));
+      auto w = blocks(out_);
+      w[bit / block_bits] |= Block(v) << (bit % block_bits);  // 4 | 64: a digit never straddles words
+    }
+    return std::nullopt;
+  }
+
+  Failure read_sysfs_mask() {
+    const std::size_t begin = trimmed_begin(), end = trimmed_end();
+    if (begin == end) return fail(begin, "expected a mask");
+    // Count the 32-bit groups first: the last group holds bits 0-31.
+    const std::size_t groups = static_cast<std::size_t>(std::count(text_.begin() + static_cast<std::ptrdiff_t>(begin),
+                                                                   text_.begin() + static_cast<std::ptrdiff_t>(end), ',')) + 1;
+    std::size_t group = groups, g_start = begin;
+    for (std::size_t i = begin; i <= end; ++i) {
+      if (i < end && text_[i] != ',') continue;
+      --group;
+      const std::size_t len = i - g_start;
+      if (len == 0) return fail(g_start, "empty mask group");
+      if (len > 8) return fail(g_start, "mask group longer than 8 hex digits");
+      if (len < 8 && group + 1 != groups) return fail(g_start, "mask group shorter than 8 hex digits");
+      if (Failure f = read_hex_digits(g_start, i, 32 * group)) return f;
+      g_start = i + 1;
+    }
+    named_ = std::max(named_, 32 * groups);
+    return std::nullopt;
+  }
+
+  Failure read_yn() {
+    const std::size_t begin = trimmed_begin(), end = trimmed_end();
+    const std::size_t width = end - begin;
+    if (!opt_.universe && width > opt_.limit) return fail(begin, "y- string longer than the parse limit");
+    named_ = std::max(named_, width);
+    if (out_.size() < width && (!opt_.universe)) out_.resize(width);
+    auto w = blocks(out_);
+    for (std::size_t i = begin; i < end; ++i) {
+      const char c = text_[i];
+      if (c == '-') continue;
+      if (c != 'y') return fail(i, "expected 'y' or '-'");
+      const std::size_t cpu = i - begin;
+      if (cpu >= out_.size()) return fail(i, beyond_reason());
+      w[cpu / block_bits] |= Block{1} << (cpu % block_bits);
+    }
+    return std::nullopt;
+  }
+
+  std::string_view text_;
+  const ParseOptions& opt_;
+  bool physical_;
+  Bits out_;
+  Bits excluded_;          // Exclusion::after_inclusions only
+  std::size_t named_ = 0;  // highest CPU named + 1 (list) or the text's width (masks)
+  std::size_t pos_ = 0;
+  bool saw_inclusion_ = false;
+  bool saw_exclusion_ = false;
+  bool have_prev_ = false;  // strict mode's ascending check
+  std::size_t prev_hi_ = 0;
+};
+
+// ---- writers ----
+
+/// Appends the decimal digits of n.
+inline void append_number(std::string& out, std::size_t n) {
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof buf, n);
+  out.append(buf, r.ptr);
+}
+
+/// Position of the first set (want = 1) or clear (want = 0) bit at or after pos, or nbits.
+inline std::size_t find_bit(std::span<const Block> w, std::size_t nbits, std::size_t pos, bool want) noexcept {
+  std::size_t i = pos / block_bits;
+  if (i >= w.size()) return nbits;
+  Block word = (want ? w[i] : ~w[i]) & (~Block{0} << (pos % block_bits));
+  while (word == 0) {
+    if (++i == w.size()) return nbits;
+    word = want ? w[i] : ~w[i];
+  }
+  return std::min(nbits, i * block_bits + static_cast<std::size_t>(std::countr_zero(word)));
+}
+
+inline std::string write_list(std::span<const Block> w, std::size_t nbits) {
+  std::string out;
+  out.reserve(64);
+  std::size_t pos = 0;
+  while ((pos = find_bit(w, nbits, pos, true)) < nbits) {
+    const std::size_t stop = find_bit(w, nbits, pos, false);  // first absent CPU after the run
+    if (!out.empty()) out += ',';
+    append_number(out, pos);
+    if (stop - pos > 1) {
+      out += '-';
+      append_number(out, stop - 1);
+    }
+    pos = stop;
+  }
+  return out;
+}
+
+inline constexpr char hex_digits[] = "0123456789abcdef";
+
+inline std::string write_sysfs_mask(std::span<const Block> w, std::size_t nbits) {
+  const std::size_t groups = std::max<std::size_t>(1, (nbits + 31) / 32);
+  std::string out(groups * 9 - 1, ',');
+  char* p = out.data();
+  for (std::size_t g = groups; g-- > 0;) {
+    const std::size_t word = g / 2;
+    const auto value = static_cast<std::uint32_t>(word < w.size() ? w[word] >> (32 * (g % 2)) : 0);
+    for (int d = 7; d >= 0; --d) *p++ = hex_digits[(value >> (4 * d)) & 0xf];
+    if (g != 0) ++p;  // keep the ',' already there
+  }
+  return out;
+}
+
+inline std::string write_hex(std::span<const Block> w) {
+  std::size_t top = w.size();
+  while (top > 0 && w[top - 1] == 0) --top;
+  if (top == 0) return "0x0";
+  std::string out = "0x";
+  const Block hi = w[top - 1];
+  int digits = (64 - std::countl_zero(hi) + 3) / 4;
+  for (int d = digits - 1; d >= 0; --d) out += hex_digits[(hi >> (4 * d)) & 0xf];
+  for (std::size_t i = top - 1; i-- > 0;)
+    for (int d = 15; d >= 0; --d) out += hex_digits[(w[i] >> (4 * d)) & 0xf];
+  return out;
+}
+
+inline std::string write_yn(std::span<const Block> w, std::size_t nbits) {
+  std::string out(nbits, '-');
+  for (std::size_t i = 0; i < w.size(); ++i)
+    for (Block word = w[i]; word != 0; word &= word - 1)
+      out[i * block_bits + static_cast<std::size_t>(std::countr_zero(word))] = 'y';
+  return out;
+}
+
+}  // namespace detail
+
+template <class Tag>
+std::optional<BasicCpuSet<Tag>> BasicCpuSet<Tag>::try_parse(std::string_view text, const ParseOptions& options,
+                                                            ParseFailure* failure) {
+  detail::CpulistReader reader(text, options, std::is_same_v<Tag, PcpuTag>);
+  if (auto f = reader.read()) {
+    if (failure) *failure = *f;
+    return std::nullopt;
+  }
+  return from_bits(std::move(reader).take());
+}
+
+template <class Tag>
+std::optional<BasicCpuSet<Tag>> BasicCpuSet<Tag>::try_parse(std::string_view text, ParseFailure* failure) {
+  return try_parse(text, ParseOptions{}, failure);
+}
+
+template <class Tag>
+BasicCpuSet<Tag> BasicCpuSet<Tag>::parse(std::string_view text, const ParseOptions& options) {
+  ParseFailure failure;
+  if (auto set = try_parse(text, options, &failure)) return std::move(*set);
+  throw ParseError(text, failure);
+}
+
+template <class Tag>
+BasicCpuSet<Tag> BasicCpuSet<Tag>::parse(std::string_view text) {
+  return parse(text, ParseOptions{});
+}
+
+template <class Tag>
+std::string BasicCpuSet<Tag>::to_string(TextForm form) const {
+  switch (form) {
+    case TextForm::list: return detail::write_list(words(), size());
+    case TextForm::xl_list:
+      if (empty()) return "none";
+      if (all()) return "all";
+      return detail::write_list(words(), size());
+    case TextForm::sysfs_mask: return detail::write_sysfs_mask(words(), size());
+    case TextForm::hex: return detail::write_hex(words());
+    case TextForm::yn: return detail::write_yn(words(), size());
+  }
+  return {};
+}
+
+}  // namespace vcpumap

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what vcpumap needs on Debian 12, and only what is missing.
+# Usage: scripts/setup-debian.sh [--xen-test]   (--xen-test adds QEMU and friends for the real-Xen test)
+set -euo pipefail
+
+packages=(meson ninja-build g++ clang pkg-config libboost-dev libfmt-dev catch2
+          libbenchmark-dev libhwloc-dev libxen-dev libvirt-dev libclang-rt-14-dev python3)
+for arg in "$@"; do
+  case "$arg" in
+    --xen-test) packages+=(qemu-system-x86 busybox-static cpio xz-utils kmod) ;;
+    *) echo "setup-debian.sh: unknown option '$arg'" >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=()
+[ "$(id -u)" -eq 0 ] || sudo=(sudo)
+echo "setup-debian.sh: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian 12 machine: installs what is missing, then
+#   1. g++ 12, warnings as errors: unit tests, example tests, the real-Xen test (suite xen);
+#   2. clang 14 with ASan+UBSan (any report fails): the same tests but xen;
+#   3. clang libFuzzer targets, each run for fuzz_seconds with the round-trip checks.
+# Usage: scripts/test.sh [--quick]   (--quick skips the fuzzers and the real-Xen boot)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+quick=0
+for arg in "$@"; do
+  case "$arg" in
+    --quick) quick=1 ;;
+    *) echo "test.sh: unknown option '$arg' (usage: scripts/test.sh [--quick])" >&2; exit 2 ;;
+  esac
+done
+
+if [ "$quick" = 1 ]; then scripts/setup-debian.sh; else scripts/setup-debian.sh --xen-test; fi
+
+# configure DIR [meson options...]: set up once, reconfigure after.
+configure() {
+  local dir=$1; shift
+  if [ -f "$dir/build.ninja" ]; then meson setup --reconfigure "$dir" "$@" >/dev/null
+  else meson setup "$dir" "$@" >/dev/null; fi
+}
+step() { printf '\n=== %s ===\n' "$*"; }
+
+step "g++ build, warnings as errors"
+CXX=g++ configure _build/gcc -Dwerror=true
+ninja -C _build/gcc
+suites=(--no-suite fuzz)
+[ "$quick" = 1 ] && suites+=(--no-suite xen)
+meson test -C _build/gcc --print-errorlogs "${suites[@]}"
+
+step "clang build with AddressSanitizer + UndefinedBehaviorSanitizer"
+CXX=clang++ configure _build/clang-asan -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false \
+  -Dcpp_args=-fno-sanitize-recover=all -Dbenchmarks=disabled
+ninja -C _build/clang-asan
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  meson test -C _build/clang-asan --print-errorlogs --no-suite fuzz --no-suite xen
+
+if [ "$quick" = 0 ]; then
+  step "libFuzzer targets"
+  CXX=clang++ configure _build/fuzz -Dfuzz=true -Dbenchmarks=disabled -Dexamples=false
+  ninja -C _build/fuzz
+  meson test -C _build/fuzz --print-errorlogs --suite fuzz
+fi
+echo
+echo "all test steps passed"
