@@ -10,8 +10,14 @@
 #pragma once
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "cpu_map.hpp"
+
+// A set is a range of CPU numbers, but it prints as a cpulist, not as "[0, 1, 2]": keep
+// fmt/ranges.h's range formatter away from it.
+template <class Tag, class Char>
+struct fmt::is_range<vcpumap::BasicCpuSet<Tag>, Char> : std::false_type {};
 
 template <class Tag>
 struct fmt::formatter<vcpumap::BasicCpuSet<Tag>> {

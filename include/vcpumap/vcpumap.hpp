@@ -1,7 +1,11 @@
 // vcpumap/vcpumap.hpp — every header-only part of vcpumap.
 #pragma once
 
+#include "affinity_matrix.hpp"
 #include "cpu_map.hpp"
 #include "cpulist.hpp"
 #include "error.hpp"
 #include "format.hpp"
+#include "hypervisor.hpp"
+#include "mock.hpp"
+#include "model.hpp"

@@ -1,0 +1,225 @@
+// vcpumap/affinity_matrix.hpp — the VCPU×CPU affinity bit matrix of one domain.
+//
+//   vcpumap::AffinityMatrix hard(4, 16);        // 4 vcpus, 16 host CPUs, no bits
+//   hard.set_row(0, vcpumap::CpuMap::parse("0-3", {.universe = 16}));
+//   vcpumap::VcpuSet on_cpu2 = hard.column(2);  // the vcpus allowed on CPU 2
+//   fmt::print("{}", hard);                     // "0: 0-3\n1: \n2: \n3: \n"
+//
+// One contiguous allocation: row v is `row_words()` 64-bit words starting at v*row_words();
+// bit c of a row is CPU c. Rows never hold bits at or beyond cols().
+//
+// - row(v) returns a CpuMap *copy* of `cols()` CPUs (a memcpy of one row: cheap, and it
+//   keeps CpuMap a plain value with no views into a matrix that may change).
+// - column(c) returns the VcpuSet of the vcpus whose row holds CPU c.
+// - Indexes out of range throw vcpumap::Error (invalid_argument) naming vcpu/CPU and the
+//   matrix's shape; set_row with a map holding CPUs >= cols() throws and changes nothing.
+// - Equality compares the shape and every bit. & and | combine matrices of equal shape.
+// - libvirt's "cpumaps" layout (virDomainGetVcpuPinInfo, virDomainGetVcpus): rows of
+//   maplen bytes, VIR_CPU_MAPLEN(cols) = (cols+7)/8 by default; CPU c of vcpu v is bit
+//   c%8 of byte v*maplen + c/8.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "cpu_map.hpp"
+#include "error.hpp"
+
+namespace vcpumap {
+
+class AffinityMatrix {
+ public:
+  AffinityMatrix() = default;
+  /// rows vcpus × cols CPUs, every bit clear.
+  AffinityMatrix(std::size_t rows, std::size_t cols)
+      : rows_(rows), cols_(cols), stride_(detail::blocks_for(cols)), words_(rows * stride_, 0) {}
+  /// Every vcpu allowed on every CPU ("any cpu").
+  static AffinityMatrix full(std::size_t rows, std::size_t cols) {
+    AffinityMatrix m(rows, cols);
+    for (std::size_t v = 0; v < rows; ++v) m.set_row(v, CpuMap::full(cols));
+    return m;
+  }
+
+  std::size_t rows() const noexcept { return rows_; }
+  std::size_t cols() const noexcept { return cols_; }
+  /// 64-bit words per row.
+  std::size_t row_words() const noexcept { return stride_; }
+
+  bool test(std::size_t vcpu, std::size_t cpu) const {
+    check(vcpu, cpu);
+    return (words_[vcpu * stride_ + cpu / 64] >> (cpu % 64)) & 1;
+  }
+  AffinityMatrix& set(std::size_t vcpu, std::size_t cpu) {
+    check(vcpu, cpu);
+    words_[vcpu * stride_ + cpu / 64] |= detail::Block{1} << (cpu % 64);
+    return *this;
+  }
+  AffinityMatrix& reset(std::size_t vcpu, std::size_t cpu) {
+    check(vcpu, cpu);
+    words_[vcpu * stride_ + cpu / 64] &= ~(detail::Block{1} << (cpu % 64));
+    return *this;
+  }
+
+  /// The CPUs of vcpu v, as a CpuMap of cols() CPUs (a copy).
+  CpuMap row(std::size_t vcpu) const {
+    check_row(vcpu);
+    detail::Bits bits(cols_);
+    auto dst = detail::blocks(bits);
+    std::memcpy(dst.data(), words_.data() + vcpu * stride_, stride_ * sizeof(detail::Block));
+    return CpuMap::from_bits(std::move(bits));
+  }
+  /// The words of row v, for code that works a word at a time.
+  std::span<const detail::Block> row_span(std::size_t vcpu) const {
+    check_row(vcpu);
+    return {words_.data() + vcpu * stride_, stride_};
+  }
+  /// Replaces row v. The map may have any universe, but no CPU at or beyond cols().
+  AffinityMatrix& set_row(std::size_t vcpu, const CpuMap& cpus) {
+    check_row(vcpu);
+    if (auto top = cpus.last(); top && *top >= cols_)
+      throw Error(ErrorCode::invalid_argument, "vcpu " + std::to_string(vcpu) + ": CPU " + std::to_string(*top) +
+                                                   " is beyond the matrix's " + std::to_string(cols_) + " CPUs");
+    auto src = cpus.words();
+    detail::Block* dst = words_.data() + vcpu * stride_;
+    for (std::size_t i = 0; i < stride_; ++i) dst[i] = i < src.size() ? src[i] : 0;
+    return *this;
+  }
+  /// The vcpus whose row holds CPU c.
+  VcpuSet column(std::size_t cpu) const {
+    if (cpu >= cols_) throw Error(ErrorCode::invalid_argument, "CPU " + std::to_string(cpu) + " is beyond the matrix's " + std::to_string(cols_) + " CPUs");
+    detail::Bits bits(rows_);
+    auto dst = detail::blocks(bits);
+    const std::size_t word = cpu / 64, shift = cpu % 64;
+    for (std::size_t v = 0; v < rows_; ++v) dst[v / 64] |= ((words_[v * stride_ + word] >> shift) & 1) << (v % 64);
+    return VcpuSet::from_bits(std::move(bits));
+  }
+
+  friend bool operator==(const AffinityMatrix&, const AffinityMatrix&) = default;
+
+  AffinityMatrix& operator&=(const AffinityMatrix& o) { return combine(o, [](auto a, auto b) { return a & b; }); }
+  AffinityMatrix& operator|=(const AffinityMatrix& o) { return combine(o, [](auto a, auto b) { return a | b; }); }
+  friend AffinityMatrix operator&(AffinityMatrix a, const AffinityMatrix& b) { return a &= b; }
+  friend AffinityMatrix operator|(AffinityMatrix a, const AffinityMatrix& b) { return a |= b; }
+  /// Every row ANDed with `cpus` (e.g. the online CPUs).
+  AffinityMatrix& restrict_to(const CpuMap& cpus) {
+    auto m = cpus.words();
+    for (std::size_t v = 0; v < rows_; ++v)
+      for (std::size_t i = 0; i < stride_; ++i) words_[v * stride_ + i] &= i < m.size() ? m[i] : 0;
+    return *this;
+  }
+  bool row_empty(std::size_t vcpu) const {
+    for (detail::Block w : row_span(vcpu))
+      if (w) return false;
+    return true;
+  }
+
+  /// libvirt's cpumaps: rows of maplen bytes (default VIR_CPU_MAPLEN(cols())). A maplen
+  /// too short for a CPU some row holds throws, naming the vcpu and CPU.
+  std::vector<std::uint8_t> to_cpumaps(std::size_t maplen = 0) const {
+    const std::size_t needed = (cols_ + 7) / 8;
+    if (maplen == 0) maplen = needed;
+    if (maplen < needed)
+      for (std::size_t v = 0; v < rows_; ++v) check_fits(v, maplen);
+    std::vector<std::uint8_t> out(rows_ * maplen, 0);
+    const std::size_t n = std::min(maplen, needed);
+    for (std::size_t v = 0; v < rows_; ++v) {
+      const detail::Block* src = words_.data() + v * stride_;
+      std::uint8_t* dst = out.data() + v * maplen;
+      for (std::size_t b = 0; b < n; ++b) dst[b] = static_cast<std::uint8_t>(src[b / 8] >> (8 * (b % 8)));
+    }
+    return out;
+  }
+  /// Reads libvirt's cpumaps: `rows` rows of maplen bytes. Bits beyond cols throw (naming
+  /// the vcpu and CPU); a maplen shorter than the CPUs need means absent CPUs.
+  static AffinityMatrix from_cpumaps(std::span<const std::uint8_t> maps, std::size_t rows, std::size_t cols,
+                                     std::size_t maplen = 0) {
+    if (maplen == 0) maplen = (cols + 7) / 8;
+    if (maps.size() < rows * maplen)
+      throw Error(ErrorCode::invalid_argument, "cpumaps of " + std::to_string(maps.size()) + " bytes cannot hold " +
+                                                   std::to_string(rows) + " rows of " + std::to_string(maplen) + " bytes");
+    AffinityMatrix m(rows, cols);
+    for (std::size_t v = 0; v < rows; ++v) {
+      try {
+        m.set_row(v, CpuMap::from_bytes(maps.subspan(v * maplen, maplen), cols));
+      } catch (const Error& e) {
+        throw Error(ErrorCode::invalid_argument, "vcpu " + std::to_string(v) + ": " + e.what());
+      }
+    }
+    return m;
+  }
+
+  std::span<const detail::Block> words() const noexcept { return words_; }
+
+ private:
+  // The checks throw through [[noreturn]] helpers so the compiler knows the index is in
+  // range after them (g++ 12 otherwise warns about the unreachable out-of-range access).
+  void check_row(std::size_t vcpu) const {
+    if (vcpu >= rows_) [[unlikely]]
+      row_out_of_range(vcpu);
+  }
+  void check(std::size_t vcpu, std::size_t cpu) const {
+    check_row(vcpu);
+    if (cpu >= cols_) [[unlikely]]
+      cpu_out_of_range(vcpu, cpu);
+  }
+  [[noreturn]] void row_out_of_range(std::size_t vcpu) const {
+    throw Error(ErrorCode::invalid_argument,
+                "vcpu " + std::to_string(vcpu) + " is beyond the matrix's " + std::to_string(rows_) + " vcpus");
+  }
+  [[noreturn]] void cpu_out_of_range(std::size_t vcpu, std::size_t cpu) const {
+    throw Error(ErrorCode::invalid_argument, "vcpu " + std::to_string(vcpu) + ": CPU " + std::to_string(cpu) +
+                                                 " is beyond the matrix's " + std::to_string(cols_) + " CPUs");
+  }
+  void check_fits(std::size_t vcpu, std::size_t maplen) const {
+    if (auto top = row(vcpu).last(); top && *top / 8 >= maplen)
+      throw Error(ErrorCode::invalid_argument, "vcpu " + std::to_string(vcpu) + ": CPU " + std::to_string(*top) +
+                                                   " does not fit in a " + std::to_string(maplen) + "-byte map");
+  }
+  template <class Op>
+  AffinityMatrix& combine(const AffinityMatrix& o, Op op) {
+    if (o.rows_ != rows_ || o.cols_ != cols_)
+      throw Error(ErrorCode::invalid_argument, "matrices of " + std::to_string(rows_) + "x" + std::to_string(cols_) +
+                                                   " and " + std::to_string(o.rows_) + "x" + std::to_string(o.cols_) +
+                                                   " do not combine");
+    for (std::size_t i = 0; i < words_.size(); ++i) words_[i] = op(words_[i], o.words_[i]);
+    return *this;
+  }
+
+  std::size_t rows_ = 0;
+  std::size_t cols_ = 0;
+  std::size_t stride_ = 0;
+  std::vector<detail::Block> words_;
+};
+
+}  // namespace vcpumap
+
+/// "{}" prints one line per vcpu, "0: 0-3"; "{:y}" prints a y- grid, one row per vcpu.
+template <>
+struct fmt::formatter<vcpumap::AffinityMatrix> {
+  bool grid = false;
+  constexpr auto parse(fmt::format_parse_context& ctx) -> decltype(ctx.begin()) {
+    auto it = ctx.begin();
+    if (it != ctx.end() && *it == 'y') {
+      grid = true;
+      ++it;
+    }
+    if (it != ctx.end() && *it != '}') throw fmt::format_error("vcpumap: matrix format spec is empty or 'y'");
+    return it;
+  }
+  template <class FormatContext>
+  auto format(const vcpumap::AffinityMatrix& m, FormatContext& ctx) const -> decltype(ctx.out()) {
+    auto out = ctx.out();
+    for (std::size_t v = 0; v < m.rows(); ++v) {
+      const vcpumap::CpuMap row = m.row(v);
+      out = grid ? fmt::format_to(out, "{}\n", row.to_string(vcpumap::TextForm::yn))
+                 : fmt::format_to(out, "{}: {}\n", v, row.to_string());
+    }
+    return out;
+  }
+};

@@ -1,0 +1,200 @@
+// vcpumap/hypervisor.hpp — the Hypervisor concept every backend satisfies.
+//
+//   template <vcpumap::Hypervisor H>
+//   void show(H& hv) { for (auto& d : hv.snapshot_all().domains) fmt::print("{}\n", d.domain.name); }
+//
+// A backend is any type with the operations below (no base class): MockHypervisor
+// (mock.hpp, in memory) and XenHypervisor (xen.hpp, libxenctrl). Tools take the backend
+// as a template parameter. Every operation either completes or throws vcpumap::Error
+// with a code and a message naming the domain, vcpu and CPUs concerned.
+#pragma once
+
+#include <concepts>
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "affinity_matrix.hpp"
+#include "cpu_map.hpp"
+#include "error.hpp"
+#include "format.hpp"
+#include "model.hpp"
+
+namespace vcpumap {
+
+/// A pin of one vcpu: a new hard and/or soft affinity (at least one). force: Xen's
+/// XEN_VCPUAFFINITY_FORCE, which lets a pin break a cpupool's or the scheduler's
+/// objections (it never makes an empty hard map acceptable).
+struct VcpuPin {
+  std::optional<CpuMap> hard = std::nullopt;
+  std::optional<CpuMap> soft = std::nullopt;
+  bool force = false;
+};
+
+/// What the hypervisor made of a pin: the effective maps it reports back (Xen writes
+/// hard ∩ online-in-cpupool and soft ∩ that; the soft one may be empty).
+struct PinResult {
+  CpuMap hard;
+  CpuMap soft;
+};
+
+/// A pin of a whole domain: new hard and/or soft matrices of max_vcpus rows; a row with no
+/// CPU in `soft` is allowed (it means "no preference"), in `hard` it is not.
+struct MatrixPin {
+  std::optional<AffinityMatrix> hard = std::nullopt;
+  std::optional<AffinityMatrix> soft = std::nullopt;
+  bool force = false;
+};
+
+/// The effective matrices after a whole-matrix pin, one PinResult per vcpu, as matrices.
+struct MatrixPinResult {
+  AffinityMatrix hard;
+  AffinityMatrix soft;
+};
+
+/// Thrown when a whole-matrix pin failed while being applied. The affinity of every vcpu
+/// changed before the failure has been restored (rolled_back() is true), unless restoring
+/// failed too (then code() is internal and the message lists the vcpus left changed).
+class PinError : public Error {
+ public:
+  PinError(ErrorCode code, const std::string& message, unsigned failed_vcpu, bool rolled_back)
+      : Error(code, message), failed_vcpu_(failed_vcpu), rolled_back_(rolled_back) {}
+  unsigned failed_vcpu() const noexcept { return failed_vcpu_; }
+  bool rolled_back() const noexcept { return rolled_back_; }
+
+ private:
+  unsigned failed_vcpu_;
+  bool rolled_back_;
+};
+
+// clang-format off
+template <class H>
+concept Hypervisor = requires(H& hv, const H& chv, DomainId domain, unsigned vcpu, const VcpuPin& pin,
+                              const MatrixPin& plan, SnapshotScope scope) {
+  /// The host's CPUs and topology.
+  { hv.host_info() } -> std::same_as<HostInfo>;
+  /// Every domain, ascending by id.
+  { hv.list_domains() } -> std::same_as<std::vector<DomainInfo>>;
+  /// One domain: metrics of every vcpu and (scope full) hard/soft/effective matrices.
+  { hv.snapshot(domain, scope) } -> std::same_as<DomainSnapshot>;
+  /// The host and every domain in one call; a domain that vanishes meanwhile is left out.
+  { hv.snapshot_all(scope) } -> std::same_as<HostSnapshot>;
+  /// Pins one vcpu; returns the effective maps.
+  { hv.pin_vcpu(domain, vcpu, pin) } -> std::same_as<PinResult>;
+  /// Pins every vcpu of a domain, all or nothing (see PinError).
+  { hv.pin_matrix(domain, plan) } -> std::same_as<MatrixPinResult>;
+  /// Backend calls (privileged hypercalls on Xen) the last operation made.
+  { chv.last_call_count() } -> std::convertible_to<std::size_t>;
+};
+// clang-format on
+
+namespace detail {
+
+/// "domain 3 (xperf2)" — how messages name a domain.
+inline std::string describe(const DomainInfo& d) {
+  return d.name.empty() ? fmt::format("domain {}", d.id) : fmt::format("domain {} ({})", d.id, d.name);
+}
+
+/// Checks a single-vcpu pin against the host and the domain, as Xen would, before any
+/// call: vcpu in range, at least one map, CPUs within the host and present, a hard map
+/// with at least one online CPU.
+inline void validate_pin(const HostInfo& host, const DomainInfo& domain, unsigned vcpu, const VcpuPin& pin) {
+  const std::string who = describe(domain);
+  if (vcpu >= domain.max_vcpus)
+    throw Error(ErrorCode::invalid_argument,
+                fmt::format("{}: vcpu {} is beyond its {} vcpus", who, vcpu, domain.max_vcpus));
+  if (!pin.hard && !pin.soft)
+    throw Error(ErrorCode::invalid_argument, fmt::format("{}: vcpu {}: a pin needs a hard or a soft map", who, vcpu));
+  auto check_cpus = [&](const CpuMap& map, std::string_view kind) {
+    if (auto top = map.last(); top && *top >= host.cpu_universe())
+      throw Error(ErrorCode::invalid_argument,
+                  fmt::format("{}: vcpu {}: {} affinity {} names CPU {}, beyond the host's {} CPUs", who, vcpu, kind,
+                              map, *top, host.cpu_universe()));
+    CpuMap absent = map - host.present;
+    if (!absent.empty())
+      throw Error(ErrorCode::invalid_argument,
+                  fmt::format("{}: vcpu {}: {} affinity names CPUs {} that are not present", who, vcpu, kind, absent));
+  };
+  if (pin.hard) {
+    check_cpus(*pin.hard, "hard");
+    if (pin.hard->empty())
+      throw Error(ErrorCode::invalid_argument, fmt::format("{}: vcpu {}: empty hard affinity", who, vcpu));
+    if (!pin.hard->intersects(host.online))
+      throw Error(ErrorCode::invalid_argument,
+                  fmt::format("{}: vcpu {}: hard affinity {} holds no online CPU (online: {})", who, vcpu, *pin.hard,
+                              host.online));
+  }
+  if (pin.soft) check_cpus(*pin.soft, "soft");
+}
+
+/// The transactional whole-matrix pin, shared by every backend. `before` is the domain's
+/// current full snapshot; set_one(vcpu, VcpuPin) pins one vcpu through the backend and
+/// returns its PinResult, or throws. Everything is validated before the first call; a
+/// failure at vcpu k restores vcpus 0..k-1 to their hard and soft maps of `before`.
+template <class SetOne>
+MatrixPinResult apply_matrix_pin(const HostInfo& host, const DomainSnapshot& before, const MatrixPin& plan,
+                                 SetOne&& set_one) {
+  const DomainInfo& domain = before.domain;
+  const std::string who = describe(domain);
+  if (!plan.hard && !plan.soft)
+    throw Error(ErrorCode::invalid_argument, fmt::format("{}: a matrix pin needs a hard or a soft matrix", who));
+  for (const auto* m : {plan.hard ? &*plan.hard : nullptr, plan.soft ? &*plan.soft : nullptr}) {
+    if (!m) continue;
+    if (m->rows() != domain.max_vcpus)
+      throw Error(ErrorCode::invalid_argument, fmt::format("{}: the matrix has {} rows for {} vcpus", who, m->rows(),
+                                                           domain.max_vcpus));
+    if (m->cols() > host.cpu_universe()) {
+      for (std::size_t v = 0; v < m->rows(); ++v)
+        if (auto top = m->row(v).last(); top && *top >= host.cpu_universe())
+          throw Error(ErrorCode::invalid_argument, fmt::format("{}: vcpu {}: CPU {} is beyond the host's {} CPUs", who,
+                                                               v, *top, host.cpu_universe()));
+    }
+  }
+  auto row_pin = [&](unsigned v) {
+    VcpuPin pin;
+    pin.force = plan.force;
+    if (plan.hard) pin.hard = plan.hard->row(v), pin.hard->resize(host.cpu_universe());
+    if (plan.soft) pin.soft = plan.soft->row(v), pin.soft->resize(host.cpu_universe());
+    return pin;
+  };
+  for (unsigned v = 0; v < domain.max_vcpus; ++v) validate_pin(host, domain, v, row_pin(v));
+
+  MatrixPinResult result{AffinityMatrix(domain.max_vcpus, host.cpu_universe()),
+                         AffinityMatrix(domain.max_vcpus, host.cpu_universe())};
+  for (unsigned v = 0; v < domain.max_vcpus; ++v) {
+    try {
+      PinResult r = set_one(v, row_pin(v));
+      result.hard.set_row(v, r.hard);
+      result.soft.set_row(v, r.soft);
+    } catch (const Error& failure) {
+      std::vector<unsigned> stuck;
+      for (unsigned u = 0; u < v; ++u) {
+        VcpuPin restore{before.hard.row(u), before.soft.row(u), true};
+        try {
+          (void)set_one(u, restore);
+        } catch (const Error&) {
+          stuck.push_back(u);
+        }
+      }
+      if (!stuck.empty())
+        throw PinError(ErrorCode::internal,
+                       fmt::format("{}: pin failed at vcpu {} ({}) and restoring vcpus {} failed: their affinity may "
+                                   "have changed",
+                                   who, v, failure.what(), fmt::join(stuck, ",")),
+                       v, false);
+      throw PinError(failure.code(),
+                     v == 0 ? fmt::format("{}: pin failed at vcpu 0: {}; nothing was changed", who, failure.what())
+                            : fmt::format("{}: pin failed at vcpu {}: {}; vcpus 0-{} restored", who, v,
+                                          failure.what(), v - 1),
+                     v, true);
+    }
+  }
+  return result;
+}
+
+}  // namespace detail
+}  // namespace vcpumap

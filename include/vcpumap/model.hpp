@@ -1,0 +1,177 @@
+// vcpumap/model.hpp — what a hypervisor reports: hosts, domains, vcpu metrics, snapshots.
+//
+//   vcpumap::DomainSnapshot s = hv.snapshot(vcpumap::control_domain);
+//   for (const auto& v : s.vcpus) fmt::print("{} {} {}\n", v.vcpu, v.state, s.hard.row(v.vcpu));
+//
+// Runtime data (VcpuMetrics: state, CPU time, last CPU) is kept apart from configuration
+// (the hard and soft AffinityMatrix), as the 2006 libvir-list design asked; a snapshot
+// carries both, read in one library call and stamped with when it was taken.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "affinity_matrix.hpp"
+#include "cpu_map.hpp"
+#include "cpulist.hpp"
+
+namespace vcpumap {
+
+/// What a vcpu is doing. Xen reports `online`, `running` and `blocked` as three booleans,
+/// and running and blocked can both be set (a vcpu caught blocking on its CPU). The
+/// mapping, see vcpu_state_from_flags: not online → offline; running (whatever blocked
+/// says) → running; blocked → blocked; online and neither → runnable (waiting for a CPU;
+/// libvirt's Xen driver wrongly called this OFFLINE). `unknown` is for backends that
+/// cannot tell.
+enum class VcpuState { offline, running, blocked, runnable, unknown };
+
+constexpr VcpuState vcpu_state_from_flags(bool online, bool running, bool blocked) noexcept {
+  if (!online) return VcpuState::offline;
+  if (running) return VcpuState::running;
+  if (blocked) return VcpuState::blocked;
+  return VcpuState::runnable;
+}
+
+constexpr std::string_view to_string(VcpuState s) noexcept {
+  switch (s) {
+    case VcpuState::offline: return "offline";
+    case VcpuState::running: return "running";
+    case VcpuState::blocked: return "blocked";
+    case VcpuState::runnable: return "runnable";
+    case VcpuState::unknown: return "unknown";
+  }
+  return "unknown";
+}
+
+/// Runtime data of one vcpu.
+struct VcpuMetrics {
+  unsigned vcpu = 0;
+  VcpuState state = VcpuState::unknown;
+  std::chrono::nanoseconds cpu_time{0};
+  /// The physical CPU the vcpu last ran on; empty when offline or unknown.
+  std::optional<unsigned> cpu;
+  friend bool operator==(const VcpuMetrics&, const VcpuMetrics&) = default;
+};
+
+/// A domain's id. A distinct type, so a vcpu number is never taken for a domain.
+enum class DomainId : std::uint32_t {};
+/// The control domain (Xen's domain 0, "Domain-0"): name it explicitly, nothing is implied.
+inline constexpr DomainId control_domain{0};
+constexpr std::uint32_t to_integer(DomainId id) noexcept { return static_cast<std::uint32_t>(id); }
+
+struct DomainFlags {
+  bool running = false;
+  bool blocked = false;
+  bool paused = false;
+  bool shutdown = false;
+  bool dying = false;
+  friend bool operator==(const DomainFlags&, const DomainFlags&) = default;
+};
+
+struct DomainInfo {
+  DomainId id{};
+  std::string name;
+  DomainFlags flags;
+  unsigned online_vcpus = 0;
+  /// Vcpus the domain can have (Xen: max_vcpu_id + 1; 0 for a domain with no vcpus).
+  unsigned max_vcpus = 0;
+  std::chrono::nanoseconds cpu_time{0};
+  friend bool operator==(const DomainInfo&, const DomainInfo&) = default;
+};
+
+/// The host's CPUs and topology. Every CpuMap here has the host's universe, max CPU id + 1
+/// (never the online count: with CPUs offline or SMT off, ids have holes).
+struct HostInfo {
+  CpuMap possible;  // every id the hypervisor could bring up
+  CpuMap present;   // physically there
+  CpuMap online;    // usable now
+  unsigned threads_per_core = 1;
+  unsigned cores_per_socket = 1;
+  unsigned sockets = 1;
+  std::vector<CpuMap> numa_nodes;  // the CPUs of each node, by node id
+  /// CPU -> socket and CPU -> node, by CPU id; empty optionals for CPUs not present.
+  std::vector<std::optional<unsigned>> cpu_socket;
+  std::vector<std::optional<unsigned>> cpu_node;
+
+  /// The number of CPU ids: the universe of every host-wide CpuMap.
+  std::size_t cpu_universe() const noexcept { return possible.size(); }
+
+  /// Options that read cpulists for this host: its universe ("all", "^N" and "N-" work)
+  /// and its NUMA nodes ("node:1", "nodes:0-1", "^node:0"). The options borrow this
+  /// HostInfo's node maps: keep it alive while they are used.
+  ParseOptions parse_options(Dialect dialect = Dialect::standard) const {
+    ParseOptions o;
+    o.dialect = dialect;
+    o.universe = cpu_universe();
+    o.numa_nodes = numa_nodes;
+    return o;
+  }
+  /// Reads a cpulist for this host (see parse_options); throws ParseError.
+  CpuMap parse(std::string_view cpulist, Dialect dialect = Dialect::standard) const {
+    return CpuMap::parse(cpulist, parse_options(dialect));
+  }
+};
+
+/// Which parts of a domain a snapshot reads. Affinity costs a privileged call per vcpu on
+/// Xen, so asking for metrics only skips it.
+enum class SnapshotScope { metrics_only, full };
+
+/// One domain's vcpus as of `taken_at`: metrics of every vcpu (indexed by vcpu number,
+/// offline ones included) and, for SnapshotScope::full, its affinity matrices, all
+/// max_vcpus rows × host-universe columns.
+///
+/// effective is Xen's rule for where a vcpu may actually run: hard ∩ soft ∩ online when
+/// that is not empty, else hard ∩ online (the scheduler ignores a soft affinity that
+/// leaves nothing). Xen itself also stores soft ∩ hard as the "effective soft" it writes
+/// back on a pin; that can be empty, and is reported in PinResult.
+struct DomainSnapshot {
+  DomainInfo domain;
+  std::vector<VcpuMetrics> vcpus;
+  AffinityMatrix hard;
+  AffinityMatrix soft;
+  AffinityMatrix effective;
+  SnapshotScope scope = SnapshotScope::full;
+  std::chrono::system_clock::time_point taken_at;
+};
+
+/// The whole host in one call: what `xm vcpu-list` / `xl vcpu-list` print.
+struct HostSnapshot {
+  HostInfo host;
+  std::vector<DomainSnapshot> domains;
+  std::chrono::system_clock::time_point taken_at;
+};
+
+/// Xen's effective affinity of every vcpu (see DomainSnapshot).
+inline AffinityMatrix effective_affinity(const AffinityMatrix& hard, const AffinityMatrix& soft, const CpuMap& online) {
+  AffinityMatrix effective = hard & soft;
+  effective.restrict_to(online);
+  AffinityMatrix hard_online = hard;
+  hard_online.restrict_to(online);
+  for (std::size_t v = 0; v < effective.rows(); ++v)
+    if (effective.row_empty(v)) effective.set_row(v, hard_online.row(v));
+  return effective;
+}
+
+}  // namespace vcpumap
+
+template <>
+struct fmt::formatter<vcpumap::VcpuState> : fmt::formatter<std::string_view> {
+  template <class FormatContext>
+  auto format(vcpumap::VcpuState s, FormatContext& ctx) const -> decltype(ctx.out()) {
+    return fmt::formatter<std::string_view>::format(vcpumap::to_string(s), ctx);
+  }
+};
+
+template <>
+struct fmt::formatter<vcpumap::DomainId> : fmt::formatter<std::uint32_t> {
+  template <class FormatContext>
+  auto format(vcpumap::DomainId id, FormatContext& ctx) const -> decltype(ctx.out()) {
+    return fmt::formatter<std::uint32_t>::format(vcpumap::to_integer(id), ctx);
+  }
+};

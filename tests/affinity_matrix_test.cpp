@@ -1,0 +1,127 @@
+#include <vcpumap/affinity_matrix.hpp>
+
+#include <random>
+
+#include <catch2/catch.hpp>
+
+#include "random_maps.hpp"
+
+#if VCPUMAP_TEST_LIBVIRT
+#include <libvirt/libvirt.h>
+#endif
+
+using vcpumap::AffinityMatrix;
+using vcpumap::CpuMap;
+using vcpumap::VcpuSet;
+
+TEST_CASE("shape, bits, rows and columns", "[matrix]") {
+  AffinityMatrix m(3, 70);
+  CHECK(m.rows() == 3);
+  CHECK(m.cols() == 70);
+  CHECK(m.row_words() == 2);
+  m.set(0, 0).set(0, 69).set(2, 69);
+  CHECK(m.test(0, 69));
+  CHECK(!m.test(1, 69));
+  CHECK(m.row(0) == CpuMap(70, {0, 69}));
+  CHECK(m.row(1) == CpuMap(70));
+  CHECK(m.column(69) == VcpuSet(3, {0, 2}));
+  CHECK(m.column(5) == VcpuSet(3));
+  m.reset(0, 69);
+  CHECK(m.column(69) == VcpuSet(3, {2}));
+  CHECK(m.row_empty(1));
+  CHECK(!m.row_empty(2));
+
+  const AffinityMatrix any = AffinityMatrix::full(4, 16);
+  for (std::size_t v = 0; v < 4; ++v) CHECK(any.row(v) == CpuMap::full(16));
+  CHECK(any.column(15) == VcpuSet::full(4));
+
+  const AffinityMatrix none(0, 0);  // a domain with no vcpus
+  CHECK(none.rows() == 0);
+  CHECK(none.to_cpumaps().empty());
+}
+
+TEST_CASE("out-of-range indexes throw naming vcpu and CPU", "[matrix][errors]") {
+  AffinityMatrix m(2, 8);
+  REQUIRE_THROWS_WITH(m.set(2, 0), "vcpu 2 is beyond the matrix's 2 vcpus");
+  REQUIRE_THROWS_WITH(m.set(1, 8), "vcpu 1: CPU 8 is beyond the matrix's 8 CPUs");
+  REQUIRE_THROWS_WITH(m.row(5), "vcpu 5 is beyond the matrix's 2 vcpus");
+  REQUIRE_THROWS_WITH(m.column(8), "CPU 8 is beyond the matrix's 8 CPUs");
+  REQUIRE_THROWS_WITH(m.set_row(0, CpuMap(16, {3, 9})), "vcpu 0: CPU 9 is beyond the matrix's 8 CPUs");
+  CHECK(m.row(0).empty());  // nothing half-changed
+  m.set_row(1, CpuMap(16, {3}));  // a wider map is fine when its CPUs fit
+  CHECK(m.row(1) == CpuMap(8, {3}));
+  REQUIRE_THROWS_WITH(m & AffinityMatrix(3, 8), "matrices of 2x8 and 3x8 do not combine");
+}
+
+TEST_CASE("set_row keeps other rows and the padding clear", "[matrix]") {
+  std::mt19937_64 rng(3);
+  for (int i = 0; i < 300; ++i) {
+    const std::size_t rows = 1 + rng() % 20, cols = 1 + rng() % 300;
+    AffinityMatrix m(rows, cols);
+    std::vector<CpuMap> expect;
+    for (std::size_t v = 0; v < rows; ++v) {
+      expect.push_back(vcpumap::test::random_set(rng, cols));
+      m.set_row(v, expect.back());
+    }
+    for (std::size_t v = 0; v < rows; ++v) REQUIRE(m.row(v) == expect[v]);
+    for (std::size_t c = 0; c < cols; ++c) {
+      const VcpuSet col = m.column(c);
+      for (std::size_t v = 0; v < rows; ++v) REQUIRE(col.test(v) == expect[v].test(c));
+    }
+    REQUIRE(AffinityMatrix::from_cpumaps(m.to_cpumaps(), rows, cols) == m);
+    const AffinityMatrix copy = m;
+    REQUIRE(copy == m);
+  }
+}
+
+TEST_CASE("and, or and restriction to a CPU set", "[matrix]") {
+  AffinityMatrix a(2, 8), b(2, 8);
+  a.set_row(0, CpuMap(8, {0, 1, 2})).set_row(1, CpuMap(8, {4, 5}));
+  b.set_row(0, CpuMap(8, {2, 3})).set_row(1, CpuMap(8, {5}));
+  CHECK((a & b).row(0) == CpuMap(8, {2}));
+  CHECK((a | b).row(0) == CpuMap(8, {0, 1, 2, 3}));
+  a.restrict_to(CpuMap(8, {1, 5}));
+  CHECK(a.row(0) == CpuMap(8, {1}));
+  CHECK(a.row(1) == CpuMap(8, {5}));
+}
+
+TEST_CASE("libvirt cpumaps layout", "[matrix][bytes]") {
+  AffinityMatrix m(2, 12);
+  m.set_row(0, CpuMap(12, {0, 9})).set_row(1, CpuMap(12, {3, 11}));
+  const auto maps = m.to_cpumaps();
+  CHECK(maps == std::vector<std::uint8_t>{0x01, 0x02, 0x08, 0x08});
+  // A longer maplen pads with zeros; a shorter one must still hold every CPU.
+  CHECK(m.to_cpumaps(3) == std::vector<std::uint8_t>{0x01, 0x02, 0x00, 0x08, 0x08, 0x00});
+  REQUIRE_THROWS_WITH(m.to_cpumaps(1), "vcpu 0: CPU 9 does not fit in a 1-byte map");
+  CHECK(AffinityMatrix::from_cpumaps(maps, 2, 12) == m);
+  const std::uint8_t beyond[] = {0x00, 0x00, 0x00, 0x10};
+  REQUIRE_THROWS_WITH(AffinityMatrix::from_cpumaps(beyond, 2, 12),
+                      "vcpu 1: byte map sets CPU 12, beyond the 12 CPUs of the universe");
+  REQUIRE_THROWS_WITH(AffinityMatrix::from_cpumaps(beyond, 3, 12), "cpumaps of 4 bytes cannot hold 3 rows of 2 bytes");
+#if VCPUMAP_TEST_LIBVIRT
+  const int maplen = VIR_CPU_MAPLEN(12);
+  std::vector<unsigned char> theirs(2 * static_cast<std::size_t>(maplen), 0);
+  VIR_USE_CPU(VIR_GET_CPUMAP(theirs.data(), maplen, 0), 0);
+  VIR_USE_CPU(VIR_GET_CPUMAP(theirs.data(), maplen, 0), 9);
+  VIR_USE_CPU(VIR_GET_CPUMAP(theirs.data(), maplen, 1), 3);
+  VIR_USE_CPU(VIR_GET_CPUMAP(theirs.data(), maplen, 1), 11);
+  CHECK(std::equal(maps.begin(), maps.end(), theirs.begin(), theirs.end()));
+  for (int c = 0; c < 12; ++c) CHECK(static_cast<bool>(VIR_CPU_USABLE(maps.data(), maplen, 1, c)) == m.test(1, c));
+#endif
+}
+
+TEST_CASE("fmt prints one row per vcpu, or a y- grid", "[matrix][format]") {
+  AffinityMatrix m(2, 4);
+  m.set_row(0, CpuMap(4, {0, 1, 2, 3})).set_row(1, CpuMap(4, {2}));
+  CHECK(fmt::format("{}", m) == "0: 0-3\n1: 2\n");
+  CHECK(fmt::format("{:y}", m) == "yyyy\n--y-\n");
+  CHECK_THROWS_AS(fmt::format(fmt::runtime("{:q}"), m), fmt::format_error);
+}
+
+TEST_CASE("4096 vcpus on 16384 CPUs", "[matrix]") {
+  AffinityMatrix m(4096, 16384);
+  for (std::size_t v = 0; v < 4096; ++v) m.set(v, (v * 4) % 16384);
+  CHECK(m.column(0).count() == 1);
+  CHECK(m.row(4095) == CpuMap(16384, {16380}));
+  CHECK(AffinityMatrix::from_cpumaps(m.to_cpumaps(), 4096, 16384) == m);
+}

@@ -1,0 +1,351 @@
+// The mock backend, and through it the Hypervisor contract every backend keeps.
+#include <vcpumap/mock.hpp>
+
+#include <catch2/catch.hpp>
+
+using namespace vcpumap;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr DomainId xperf2{3};
+
+/// A 16-CPU host, 2 NUMA nodes, CPUs 14-15 offline, and one domain of `vcpus` vcpus.
+MockHypervisor host16(unsigned vcpus = 4) {
+  auto hv = MockHypervisor::from_fixture(
+      "host cpus=16 online=0-13 threads_per_core=2 cores_per_socket=4 sockets=2\n"
+      "node 0 0-7\n"
+      "node 1 8-15\n");
+  DomainInfo d;
+  d.id = DomainId{7};
+  d.name = "guest";
+  d.max_vcpus = vcpus;
+  std::vector<VcpuMetrics> m;
+  for (unsigned v = 0; v < vcpus; ++v) m.push_back({v, VcpuState::blocked, std::chrono::nanoseconds(v * 1000), v % 14});
+  hv.add_domain(d, m);
+  return hv;
+}
+
+AffinityMatrix hard_of(MockHypervisor& hv, DomainId id) { return hv.snapshot(id).hard; }
+
+}  // namespace
+
+TEST_CASE("the demo host is the 2006 thread's", "[mock]") {
+  MockHypervisor hv = MockHypervisor::demo();
+  const HostSnapshot all = hv.snapshot_all();
+  REQUIRE(all.domains.size() == 3);
+  CHECK(all.host.cpu_universe() == 4);
+  const DomainSnapshot& dom0 = all.domains[0];
+  CHECK(dom0.domain.id == control_domain);
+  CHECK(dom0.domain.name == "Domain-0");
+  CHECK(dom0.vcpus.size() == 4);
+  CHECK(dom0.vcpus[0].cpu_time == 636800000000ns);
+  CHECK(dom0.vcpus[2].state == VcpuState::running);
+  CHECK(dom0.vcpus[3].cpu == 3u);
+  const DomainSnapshot& x2 = all.domains[2];
+  CHECK(x2.domain.id == xperf2);
+  CHECK(x2.domain.name == "xperf2");
+  CHECK(x2.vcpus[2].cpu == 0u);
+  CHECK(x2.vcpus[3].cpu_time == 17800000000ns);
+  CHECK(x2.hard == AffinityMatrix::full(4, 4));  // "any cpu"
+  CHECK(x2.soft == AffinityMatrix::full(4, 4));
+  CHECK(all.domains[1].domain.name == "xperf1");
+  CHECK(all.taken_at == MockHypervisor::epoch());
+  // host info 3 + domain list 1 + 2 per vcpu (9 vcpus)
+  CHECK(hv.last_call_count() == 3 + 1 + 2 * 9);
+}
+
+TEST_CASE("a snapshot costs 1 + 2V calls, 1 + V for metrics only", "[mock][calls]") {
+  MockHypervisor hv = host16(64);
+  const DomainSnapshot full = hv.snapshot(DomainId{7});
+  CHECK(hv.last_call_count() == 1 + 2 * 64);
+  CHECK(full.hard.rows() == 64);
+  CHECK(full.hard.cols() == 16);
+  const DomainSnapshot metrics = hv.snapshot(DomainId{7}, SnapshotScope::metrics_only);
+  CHECK(hv.last_call_count() == 1 + 64);
+  CHECK(metrics.scope == SnapshotScope::metrics_only);
+  CHECK(metrics.vcpus == full.vcpus);
+  (void)hv.host_info();
+  CHECK(hv.last_call_count() == 3);
+  (void)hv.list_domains();
+  CHECK(hv.last_call_count() == 1);
+}
+
+TEST_CASE("host info: maps sized by max CPU id + 1, present != online", "[mock][host]") {
+  MockHypervisor hv = host16();
+  const HostInfo host = hv.host_info();
+  CHECK(host.possible.size() == 16);
+  CHECK(host.present.size() == 16);
+  CHECK(host.online.size() == 16);  // never the online count (14)
+  CHECK(host.online == CpuMap::parse("0-13", {.universe = 16}));
+  CHECK(host.numa_nodes.size() == 2);
+  CHECK(host.cpu_node[9] == 1u);
+  CHECK(host.cpu_socket[9] == 1u);
+  CHECK(host.threads_per_core == 2);
+  hv.set_cpu_online(3, false);
+  CHECK(!hv.host_info().online.test(3));
+  // Effective affinity leaves offline CPUs out.
+  const DomainSnapshot s = hv.snapshot(DomainId{7});
+  CHECK(s.effective.row(0) == CpuMap::parse("0-2,4-13", {.universe = 16}));
+}
+
+TEST_CASE("pin one vcpu: hard, soft, both; Xen's effective maps come back", "[mock][pin]") {
+  MockHypervisor hv = host16();
+  const HostInfo host = hv.host_info();
+  const DomainId g{7};
+  PinResult r = hv.pin_vcpu(g, 1, {.hard = host.parse("2-3,14"), .soft = std::nullopt, .force = false});
+  CHECK(hv.last_call_count() == 2);
+  CHECK(r.hard == host.parse("2-3"));  // 14 is offline: not effective
+  CHECK(r.soft == host.parse("2-3"));  // soft "all" ∩ effective hard
+  CHECK(hard_of(hv, g).row(1) == host.parse("2-3,14"));  // the stored map is the requested one
+
+  // Soft only (xl vcpu-pin crashed on this): hard stays.
+  r = hv.pin_vcpu(g, 1, {.hard = std::nullopt, .soft = host.parse("8-9")});
+  CHECK(r.hard == host.parse("2-3"));
+  CHECK(r.soft.empty());  // soft ∩ hard is empty: allowed, as in Xen
+  CHECK(hv.snapshot(g).soft.row(1) == host.parse("8-9"));
+  CHECK(hv.snapshot(g).effective.row(1) == host.parse("2-3"));  // soft ignored when it leaves nothing
+
+  r = hv.pin_vcpu(g, 0, {.hard = host.parse("node:1"), .soft = host.parse("8"), .force = true});
+  CHECK(r.hard == host.parse("8-13"));
+  CHECK(r.soft == host.parse("8"));
+}
+
+TEST_CASE("bad pins are rejected before any change, with typed errors", "[mock][pin][errors]") {
+  MockHypervisor hv = host16();
+  const DomainId g{7};
+  const AffinityMatrix before = hard_of(hv, g);
+  auto code_of = [&](DomainId id, unsigned vcpu, VcpuPin pin) {
+    try {
+      (void)hv.pin_vcpu(id, vcpu, pin);
+    } catch (const Error& e) {
+      return std::pair{e.code(), std::string(e.what())};
+    }
+    FAIL("no error");
+    return std::pair{ErrorCode::internal, std::string()};
+  };
+  auto [c1, m1] = code_of(g, 4, {.hard = CpuMap(16, {1})});
+  CHECK(c1 == ErrorCode::invalid_argument);
+  CHECK(m1 == "domain 7 (guest): vcpu 4 is beyond its 4 vcpus");
+  auto [c2, m2] = code_of(g, 0, {.hard = CpuMap(16)});
+  CHECK(m2 == "domain 7 (guest): vcpu 0: empty hard affinity");
+  auto [c3, m3] = code_of(g, 0, {.hard = CpuMap(40, {1, 33})});
+  CHECK(m3 == "domain 7 (guest): vcpu 0: hard affinity 1,33 names CPU 33, beyond the host's 16 CPUs");
+  auto [c4, m4] = code_of(g, 0, {.hard = CpuMap(16, {14, 15})});
+  CHECK(m4 == "domain 7 (guest): vcpu 0: hard affinity 14-15 holds no online CPU (online: 0-13)");
+  auto [c5, m5] = code_of(DomainId{99}, 0, {.hard = CpuMap(16, {1})});
+  CHECK(c5 == ErrorCode::not_found);
+  CHECK(m5 == "domain 99: no such domain");
+  auto [c6, m6] = code_of(g, 0, {});
+  CHECK(m6 == "domain 7 (guest): vcpu 0: a pin needs a hard or a soft map");
+  CHECK(hard_of(hv, g) == before);
+}
+
+TEST_CASE("not-present CPUs are refused", "[mock][pin][errors]") {
+  auto hv = MockHypervisor::from_fixture("host cpus=8 present=0-5 online=0-3\ndomain 1 g vcpus=1\n");
+  REQUIRE_THROWS_WITH(hv.pin_vcpu(DomainId{1}, 0, {.hard = CpuMap(8, {0, 6, 7})}),
+                      "domain 1 (g): vcpu 0: hard affinity names CPUs 6-7 that are not present");
+  // Present but offline CPUs may be named, as long as one is online.
+  CHECK(hv.pin_vcpu(DomainId{1}, 0, {.hard = CpuMap(8, {3, 4})}).hard == CpuMap(8, {3}));
+}
+
+TEST_CASE("whole-matrix pin: validated first, applied, effective maps returned", "[mock][matrix-pin]") {
+  MockHypervisor hv = host16(4);
+  const HostInfo host = hv.host_info();
+  const DomainId g{7};
+  AffinityMatrix hard(4, 16);
+  for (unsigned v = 0; v < 4; ++v) hard.set(v, v).set(v, v + 8);
+  const MatrixPinResult r = hv.pin_matrix(g, {.hard = hard, .soft = std::nullopt});
+  CHECK(hv.last_call_count() == (1 + 2 * 4) + 4);
+  CHECK(r.hard == hard);
+  CHECK(hard_of(hv, g) == hard);
+
+  // One bad row: nothing is applied, and no set call is made.
+  AffinityMatrix bad = AffinityMatrix::full(4, 16);
+  bad.set_row(2, CpuMap(16));
+  const std::size_t calls_before = hv.total_calls();
+  REQUIRE_THROWS_WITH(hv.pin_matrix(g, {.hard = bad}), "domain 7 (guest): vcpu 2: empty hard affinity");
+  CHECK(hv.total_calls() - calls_before == 1 + 2 * 4);  // the read, no setaffinity
+  CHECK(hard_of(hv, g) == hard);
+  REQUIRE_THROWS_WITH(hv.pin_matrix(g, {.hard = AffinityMatrix::full(3, 16)}),
+                      "domain 7 (guest): the matrix has 3 rows for 4 vcpus");
+  AffinityMatrix wide = AffinityMatrix::full(4, 20);
+  REQUIRE_THROWS_WITH(hv.pin_matrix(g, {.hard = wide}), "domain 7 (guest): vcpu 0: CPU 19 is beyond the host's 16 CPUs");
+  CHECK(hard_of(hv, g) == hard);
+}
+
+TEST_CASE("whole-matrix pin rolls back exactly when vcpu k fails", "[mock][matrix-pin][rollback]") {
+  constexpr unsigned n = 8;
+  for (unsigned k : {0u, 1u, 3u, 7u}) {
+    MockHypervisor hv = host16(n);
+    const DomainId g{7};
+    // Distinct starting rows so a wrong restore shows.
+    for (unsigned v = 0; v < n; ++v) hv.set_affinity(g, v, CpuMap(16, {v, v + 1}), CpuMap(16, {v}));
+    const DomainSnapshot before = hv.snapshot(g);
+    AffinityMatrix hard(n, 16), soft(n, 16);
+    for (unsigned v = 0; v < n; ++v) hard.set(v, 13 - v), soft.set(v, 13 - v);
+    // The read takes 1 + 2n calls; the set of vcpu k is call 1 + 2n + k + 1.
+    hv.fail_call(1 + 2 * n + k + 1, ErrorCode::busy);
+    try {
+      (void)hv.pin_matrix(g, {.hard = hard, .soft = soft});
+      FAIL("no PinError");
+    } catch (const PinError& e) {
+      CHECK(e.failed_vcpu() == k);
+      CHECK(e.rolled_back());
+      CHECK(e.code() == ErrorCode::busy);
+      CHECK_THAT(e.what(), Catch::Contains(fmt::format("pin failed at vcpu {}", k)));
+    }
+    const DomainSnapshot after = hv.snapshot(g);
+    CHECK(after.hard == before.hard);
+    CHECK(after.soft == before.soft);
+  }
+}
+
+TEST_CASE("a rollback that fails too is reported, not hidden", "[mock][matrix-pin][rollback]") {
+  MockHypervisor hv = host16(4);
+  const DomainId g{7};
+  hv.fail_call(1 + 8 + 3, ErrorCode::busy);      // vcpu 2's set fails
+  hv.fail_call(1 + 8 + 3 + 1, ErrorCode::busy);  // then restoring vcpu 0 fails
+  try {
+    (void)hv.pin_matrix(g, {.hard = AffinityMatrix::full(4, 16)});
+    FAIL("no PinError");
+  } catch (const PinError& e) {
+    CHECK(e.code() == ErrorCode::internal);
+    CHECK(!e.rolled_back());
+    CHECK(e.failed_vcpu() == 2);
+    CHECK_THAT(e.what(), Catch::Contains("restoring vcpus 0 failed"));
+  }
+}
+
+TEST_CASE("a domain vanishing mid-listing: a clean error or a consistent snapshot", "[mock][vanish]") {
+  SECTION("snapshot_all leaves it out, never torn") {
+    MockHypervisor hv = MockHypervisor::demo();
+    // Calls: 3 host, 1 list, Domain-0 8, xperf1 2, xperf2 from call 15 on.
+    hv.vanish_after(xperf2, 15);
+    const HostSnapshot all = hv.snapshot_all();
+    REQUIRE(all.domains.size() == 2);
+    CHECK(all.domains[0].domain.name == "Domain-0");
+    CHECK(all.domains[1].domain.name == "xperf1");
+    for (const auto& d : all.domains) {
+      CHECK(d.hard.rows() == d.domain.max_vcpus);
+      CHECK(d.vcpus.size() == d.domain.max_vcpus);
+    }
+  }
+  SECTION("snapshot of the vanished domain is not_found") {
+    MockHypervisor hv = MockHypervisor::demo();
+    hv.vanish_after(xperf2, 3);
+    try {
+      (void)hv.snapshot(xperf2);
+      FAIL("no error");
+    } catch (const Error& e) {
+      CHECK(e.code() == ErrorCode::not_found);
+      CHECK(std::string(e.what()) == "domain 3: no such domain");
+    }
+  }
+  SECTION("a pin racing a destroy") {
+    MockHypervisor hv = MockHypervisor::demo();
+    hv.vanish_after(xperf2, 1);
+    REQUIRE_THROWS_WITH(hv.pin_vcpu(xperf2, 0, {.hard = CpuMap(4, {1})}), "domain 3: no such domain");
+  }
+}
+
+TEST_CASE("injected failures surface with their code", "[mock][faults]") {
+  MockHypervisor hv = MockHypervisor::demo();
+  hv.fail_call(2, ErrorCode::permission_denied);
+  try {
+    (void)hv.host_info();
+    FAIL("no error");
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::permission_denied);
+    CHECK(std::string(e.what()) == "mock: injected failure of call 2 (cputopoinfo)");
+  }
+  CHECK(hv.host_info().cpu_universe() == 4);  // one-shot
+}
+
+TEST_CASE("a domain with no vcpus", "[mock][regression]") {
+  // xl tried to allocate ~4 billion entries for such a domain (max_vcpu_id "invalid").
+  MockHypervisor hv = MockHypervisor::from_fixture("host cpus=8\ndomain 5 empty vcpus=0\n");
+  const DomainSnapshot s = hv.snapshot(DomainId{5});
+  CHECK(s.vcpus.empty());
+  CHECK(s.hard.rows() == 0);
+  CHECK(s.hard.cols() == 8);
+  CHECK(hv.last_call_count() == 1);
+  CHECK(hv.snapshot_all().domains.size() == 1);
+  const MatrixPinResult r = hv.pin_matrix(DomainId{5}, {.hard = AffinityMatrix(0, 8)});
+  CHECK(r.hard.rows() == 0);
+}
+
+TEST_CASE("hosts with more than 8 CPUs print the right maps", "[mock][regression]") {
+  // xl vcpu-list printed wrong maps on hosts with more than 8 CPUs.
+  MockHypervisor hv = host16();
+  const HostInfo host = hv.host_info();
+  (void)hv.pin_vcpu(DomainId{7}, 2, {.hard = host.parse("7-9,12")});
+  CHECK(hv.snapshot(DomainId{7}).hard.row(2).to_string() == "7-9,12");
+}
+
+TEST_CASE("a runnable vcpu is not offline, and every vcpu is reported", "[mock][regression]") {
+  // libvirt's Xen driver reported runnable vcpus as OFFLINE and the requested count.
+  auto hv = MockHypervisor::from_fixture(
+      "host cpus=4\ndomain 2 g vcpus=3\nvcpu 0 state=runnable cpu=1\nvcpu 1 state=running cpu=2\n");
+  const DomainSnapshot s = hv.snapshot(DomainId{2});
+  REQUIRE(s.vcpus.size() == 3);
+  CHECK(s.vcpus[0].state == VcpuState::runnable);
+  CHECK(s.vcpus[0].cpu == 1u);
+  CHECK(s.vcpus[2].state == VcpuState::offline);
+  CHECK(!s.vcpus[2].cpu);
+  CHECK(s.domain.online_vcpus == 2);
+  CHECK(s.domain.max_vcpus == 3);
+}
+
+TEST_CASE("the virtual clock advances running vcpus only", "[mock][clock]") {
+  MockHypervisor hv = MockHypervisor::demo();
+  hv.advance(2500ms);
+  const DomainSnapshot dom0 = hv.snapshot(control_domain);
+  CHECK(dom0.vcpus[2].cpu_time == 319500000000ns + 2500ms);  // running
+  CHECK(dom0.vcpus[0].cpu_time == 636800000000ns);           // blocked
+  CHECK(dom0.domain.cpu_time == (636800000000ns + 396800000000ns + 319500000000ns + 369400000000ns + 2500ms));
+  CHECK(dom0.taken_at == MockHypervisor::epoch() + 2500ms);
+}
+
+TEST_CASE("16384 CPUs and 4096 vcpus", "[mock][large]") {
+  auto hv = MockHypervisor::from_fixture("host cpus=16384 online=0-16000\nnode 0 0-8191\nnode 1 8192-16383\n");
+  DomainInfo big;
+  big.id = DomainId{1};
+  big.name = "big";
+  big.max_vcpus = 4096;
+  hv.add_domain(big);
+  const HostInfo host = hv.host_info();
+  AffinityMatrix hard(4096, 16384);
+  for (std::size_t v = 0; v < 4096; ++v) hard.set(v, v * 3);
+  const MatrixPinResult r = hv.pin_matrix(DomainId{1}, {.hard = hard});
+  CHECK(r.hard.row(4095) == host.parse("12285"));
+  const DomainSnapshot s = hv.snapshot(DomainId{1});
+  CHECK(s.hard == hard);
+  CHECK(hv.last_call_count() == 1 + 2 * 4096);
+  CHECK(s.effective.column(16002).empty());  // offline
+}
+
+TEST_CASE("fixtures: errors name the line", "[mock][fixture]") {
+  auto error_of = [](std::string_view text) {
+    try {
+      (void)MockHypervisor::from_fixture(text);
+    } catch (const Error& e) {
+      CHECK(e.code() == ErrorCode::invalid_argument);
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  CHECK(error_of("host cpus=4\nfrob 1\n") == "fixture line 2: unknown statement 'frob' (host, node, domain or vcpu)");
+  CHECK(error_of("host cpus=4 colour=red\n") == "fixture line 1: unknown key 'colour' for 'host'");
+  CHECK(error_of("host cpus=x\n") == "fixture line 1: cpus 'x' is not a number");
+  CHECK(error_of("host cpus=4\ndomain 1 a vcpus=2\nvcpu 2\n") == "fixture line 3: vcpu 2 is beyond the domain's 2 vcpus");
+  CHECK(error_of("host cpus=4\nvcpu 0\n") == "fixture line 2: 'vcpu' must follow a 'domain'");
+  CHECK(error_of("host cpus=4\ndomain 1 a\nvcpu 0 hard=0-9\n") ==
+        "fixture line 3: cpulist \"0-9\": column 3: CPU number beyond the universe");
+  CHECK(error_of("host cpus=4\ndomain 1 a\ndomain 1 b\n") == "fixture line 3: mock: domain 1 exists already");
+  CHECK(error_of("host cpus=4\ndomain 1 a\nvcpu 0 time=1.2345678901\n") ==
+        "fixture line 3: time '1.2345678901' needs 1 to 9 decimals");
+  CHECK(error_of("host cpus=4 online=0-5\n") == "fixture line 1: cpulist \"0-5\": column 3: CPU number beyond the universe");
+  REQUIRE_THROWS_WITH(MockHypervisor::from_fixture_file("/nonexistent/fixture"),
+                      "mock fixture /nonexistent/fixture: cannot open");
+}
