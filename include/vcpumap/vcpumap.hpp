@@ -9,3 +9,4 @@
 #include "hypervisor.hpp"
 #include "mock.hpp"
 #include "model.hpp"
+#include "version.hpp"
