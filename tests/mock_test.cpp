@@ -65,6 +65,8 @@ TEST_CASE("a snapshot costs 1 + 2V calls, 1 + V for metrics only", "[mock][calls
   CHECK(hv.last_call_count() == 1 + 64);
   CHECK(metrics.scope == SnapshotScope::metrics_only);
   CHECK(metrics.vcpus == full.vcpus);
+  CHECK(metrics.hard.rows() == 0);  // no affinity read, none reported
+  CHECK(metrics.effective.cols() == 0);
   (void)hv.host_info();
   CHECK(hv.last_call_count() == 3);
   (void)hv.list_domains();

@@ -19,6 +19,7 @@
 //   c%8 of byte v*maplen + c/8.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -85,9 +86,11 @@ class AffinityMatrix {
     if (auto top = cpus.last(); top && *top >= cols_)
       throw Error(ErrorCode::invalid_argument, "vcpu " + std::to_string(vcpu) + ": CPU " + std::to_string(*top) +
                                                    " is beyond the matrix's " + std::to_string(cols_) + " CPUs");
-    auto src = cpus.words();
-    detail::Block* dst = words_.data() + vcpu * stride_;
-    for (std::size_t i = 0; i < stride_; ++i) dst[i] = i < src.size() ? src[i] : 0;
+    const auto src = cpus.words();
+    const std::size_t n = stride_, k = std::min(n, src.size());
+    detail::Block* dst = words_.data() + vcpu * n;
+    std::memcpy(dst, src.data(), k * sizeof(detail::Block));
+    std::memset(dst + k, 0, (n - k) * sizeof(detail::Block));
     return *this;
   }
   /// The vcpus whose row holds CPU c.
@@ -108,9 +111,13 @@ class AffinityMatrix {
   friend AffinityMatrix operator|(AffinityMatrix a, const AffinityMatrix& b) { return a |= b; }
   /// Every row ANDed with `cpus` (e.g. the online CPUs).
   AffinityMatrix& restrict_to(const CpuMap& cpus) {
-    auto m = cpus.words();
-    for (std::size_t v = 0; v < rows_; ++v)
-      for (std::size_t i = 0; i < stride_; ++i) words_[v * stride_ + i] &= i < m.size() ? m[i] : 0;
+    const auto m = cpus.words();
+    const std::size_t n = stride_, rows = rows_, k = std::min(n, m.size());
+    detail::Block* w = words_.data();
+    for (std::size_t v = 0; v < rows; ++v, w += n) {
+      for (std::size_t i = 0; i < k; ++i) w[i] &= m[i];
+      for (std::size_t i = k; i < n; ++i) w[i] = 0;
+    }
     return *this;
   }
   bool row_empty(std::size_t vcpu) const {
@@ -155,6 +162,8 @@ class AffinityMatrix {
   }
 
   std::span<const detail::Block> words() const noexcept { return words_; }
+  /// The storage, writable: callers keep bits at or beyond cols() clear.
+  std::span<detail::Block> mutable_words() noexcept { return words_; }
 
  private:
   // The checks throw through [[noreturn]] helpers so the compiler knows the index is in
@@ -187,7 +196,10 @@ class AffinityMatrix {
       throw Error(ErrorCode::invalid_argument, "matrices of " + std::to_string(rows_) + "x" + std::to_string(cols_) +
                                                    " and " + std::to_string(o.rows_) + "x" + std::to_string(o.cols_) +
                                                    " do not combine");
-    for (std::size_t i = 0; i < words_.size(); ++i) words_[i] = op(words_[i], o.words_[i]);
+    detail::Block* a = words_.data();
+    const detail::Block* b = o.words_.data();
+    const std::size_t n = words_.size();
+    for (std::size_t i = 0; i < n; ++i) a[i] = op(a[i], b[i]);
     return *this;
   }
 

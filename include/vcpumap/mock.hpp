@@ -332,27 +332,30 @@ class MockHypervisor {
     DomainSnapshot s;
     s.domain = info;
     s.scope = scope;
-    s.vcpus.reserve(info.max_vcpus);
-    for (unsigned v = 0; v < info.max_vcpus; ++v) {
-      call("getvcpuinfo", info.id);
-      s.vcpus.push_back(domain(info.id).vcpus.at(v));
-    }
-    const std::size_t cols = host_.cpu_universe();
+    calls("getvcpuinfo", info.max_vcpus, info.id);
+    const MockDomain& d = domain(info.id);
+    s.vcpus.assign(d.vcpus.begin(), d.vcpus.begin() + info.max_vcpus);
     if (scope == SnapshotScope::full) {
-      s.hard = AffinityMatrix(info.max_vcpus, cols);
-      s.soft = AffinityMatrix(info.max_vcpus, cols);
-      for (unsigned v = 0; v < info.max_vcpus; ++v) {
-        call("getvcpuaffinity", info.id);
-        const MockDomain& d = domain(info.id);
-        s.hard.set_row(v, d.hard.row(v));
-        s.soft.set_row(v, d.soft.row(v));
-      }
+      calls("getvcpuaffinity", info.max_vcpus, info.id);
+      const MockDomain& d2 = domain(info.id);
+      s.hard = d2.hard;
+      s.soft = d2.soft;
       s.effective = effective_affinity(s.hard, s.soft, host_.online);
-    } else {
-      s.hard = s.soft = s.effective = AffinityMatrix(info.max_vcpus, cols);
     }
     s.taken_at = now();
     return s;
+  }
+  /// k backend calls about one domain: one at a time while faults or vanishings are pending
+  /// (they take effect at an exact call), else counted at once after one existence check.
+  void calls(std::string_view what, std::size_t k, DomainId about) {
+    if (!faults_.empty() || !vanishing_.empty()) {
+      for (std::size_t i = 0; i < k; ++i) call(what, about);
+      return;
+    }
+    if (k == 0) return;
+    calls_last_ += k;
+    calls_total_ += k;
+    if (!domains_.count(about)) throw Error(ErrorCode::not_found, fmt::format("domain {}: no such domain", about));
   }
 
   /// xc_vcpu_setaffinity: stores the requested maps, returns the effective ones.

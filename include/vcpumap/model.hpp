@@ -8,6 +8,7 @@
 // carries both, read in one library call and stamped with when it was taken.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -20,6 +21,7 @@
 #include "affinity_matrix.hpp"
 #include "cpu_map.hpp"
 #include "cpulist.hpp"
+#include "error.hpp"
 
 namespace vcpumap {
 
@@ -124,7 +126,7 @@ enum class SnapshotScope { metrics_only, full };
 
 /// One domain's vcpus as of `taken_at`: metrics of every vcpu (indexed by vcpu number,
 /// offline ones included) and, for SnapshotScope::full, its affinity matrices, all
-/// max_vcpus rows × host-universe columns.
+/// max_vcpus rows × host-universe columns (for metrics_only they are empty, 0×0).
 ///
 /// effective is Xen's rule for where a vcpu may actually run: hard ∩ soft ∩ online when
 /// that is not empty, else hard ∩ online (the scheduler ignores a soft affinity that
@@ -149,12 +151,27 @@ struct HostSnapshot {
 
 /// Xen's effective affinity of every vcpu (see DomainSnapshot).
 inline AffinityMatrix effective_affinity(const AffinityMatrix& hard, const AffinityMatrix& soft, const CpuMap& online) {
-  AffinityMatrix effective = hard & soft;
-  effective.restrict_to(online);
-  AffinityMatrix hard_online = hard;
-  hard_online.restrict_to(online);
-  for (std::size_t v = 0; v < effective.rows(); ++v)
-    if (effective.row_empty(v)) effective.set_row(v, hard_online.row(v));
+  if (hard.rows() != soft.rows() || hard.cols() != soft.cols())
+    throw Error(ErrorCode::invalid_argument, "effective_affinity: hard and soft matrices differ in shape");
+  AffinityMatrix effective(hard.rows(), hard.cols());
+  const std::size_t n = hard.row_words(), rows = hard.rows();
+  std::vector<detail::Block> mask(n, 0);
+  const auto on = online.words();
+  std::copy_n(on.begin(), std::min(n, on.size()), mask.begin());
+  const detail::Block* h = hard.words().data();
+  const detail::Block* s = soft.words().data();
+  const detail::Block* m = mask.data();
+  detail::Block* e = effective.mutable_words().data();
+  for (std::size_t v = 0; v < rows; ++v, h += n, s += n, e += n) {
+    detail::Block any = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      const detail::Block x = h[i] & s[i] & m[i];
+      e[i] = x;
+      any |= x;
+    }
+    if (!any)
+      for (std::size_t i = 0; i < n; ++i) e[i] = h[i] & m[i];
+  }
   return effective;
 }
 
