@@ -27,16 +27,17 @@
 namespace vcpumap {
 
 /// A pin of one vcpu: a new hard and/or soft affinity (at least one). force: Xen's
-/// XEN_VCPUAFFINITY_FORCE, which lets a pin break a cpupool's or the scheduler's
-/// objections (it never makes an empty hard map acceptable).
+/// XEN_VCPUAFFINITY_FORCE, which undoes a temporary pin override (SCHEDOP_pin_override)
+/// before setting; it never makes an empty hard map acceptable.
 struct VcpuPin {
   std::optional<CpuMap> hard = std::nullopt;
   std::optional<CpuMap> soft = std::nullopt;
   bool force = false;
 };
 
-/// What the hypervisor made of a pin: the effective maps it reports back (Xen writes
-/// hard ∩ online-in-cpupool and soft ∩ that; the soft one may be empty).
+/// What the hypervisor made of a pin: the effective maps (Xen writes back hard ∩ the
+/// cpupool's online CPUs and soft ∩ that, which may be empty, for the maps a pin sets;
+/// for a map the pin leaves alone the backend computes the same from the current map).
 struct PinResult {
   CpuMap hard;
   CpuMap soft;
@@ -99,9 +100,10 @@ inline std::string describe(const DomainInfo& d) {
   return d.name.empty() ? fmt::format("domain {}", d.id) : fmt::format("domain {} ({})", d.id, d.name);
 }
 
-/// Checks a single-vcpu pin against the host and the domain, as Xen would, before any
-/// call: vcpu in range, at least one map, CPUs within the host and present, a hard map
-/// with at least one online CPU.
+/// Checks a single-vcpu pin against the host and the domain before any call: vcpu in
+/// range, at least one map, CPUs within the host and present, a hard map with at least
+/// one online CPU. Stricter than Xen on one point: Xen silently drops CPU ids that are not
+/// present; vcpumap refuses them, since naming a CPU the host lacks is a mistake.
 inline void validate_pin(const HostInfo& host, const DomainInfo& domain, unsigned vcpu, const VcpuPin& pin) {
   const std::string who = describe(domain);
   if (vcpu >= domain.max_vcpus)

@@ -15,7 +15,8 @@
 //   format below). demo() is the host of the libvir-list thread.
 // - Counts backend calls as Xen would make them (see last_call_count): host_info 3
 //   (physinfo, cputopoinfo, numainfo); list_domains 1 per 1024 domains + 1; snapshot
-//   1 + V (metrics) + V (affinity, scope full); pin_vcpu 2 (domain info + setaffinity).
+//   1 + V (metrics) + V (affinity, scope full); pin_vcpu 2 (domain info + setaffinity)
+//   with both maps, 3 with one (Xen writes back only the maps it sets: the other is read).
 // - Fault injection: fail_call(k, code) fails the k-th backend call from now;
 //   vanish_after(domain, k) removes a domain after k more calls; set_cpu_online().
 // - Xen's rules: an empty hard map is rejected (EINVAL → invalid_argument), a vcpu beyond
@@ -225,6 +226,7 @@ class MockHypervisor {
     begin_operation();
     const DomainInfo info = read_info(id);
     detail::validate_pin(host_, info, vcpu, pin);
+    if (!pin.hard || !pin.soft) call("getvcpuaffinity", id);  // the map the pin leaves alone
     return set_affinity_call(id, vcpu, pin);
   }
 
@@ -522,7 +524,7 @@ class MockFixtureReader {
     flush_domain();
     if (!hv_) build_host();
     auto o = options(words, 2, {"vcpus", "flags", "time"});
-    pending_.emplace();
+    pending_ = PendingDomain{};
     DomainInfo& info = pending_->info;
     info.id = DomainId{static_cast<std::uint32_t>(number(words[1], "domain id"))};
     info.name = std::string(words[2]);

@@ -1,0 +1,120 @@
+// vcpumap/xen.hpp — XenHypervisor: the Hypervisor backend on a real Xen host (libxenctrl).
+//
+//   if (!vcpumap::XenHypervisor::available()) return;          // not in dom0 / no privcmd
+//   vcpumap::XenHypervisor xen;                                 // throws Error(hypervisor_unavailable)
+//   for (const auto& d : xen.snapshot_all().domains)
+//     fmt::print("{} {}\n", d.domain.name, d.hard);
+//   xen.pin_vcpu(vcpumap::DomainId{3}, 1, {.hard = xen.host_info().parse("2-3")});
+//
+// Link with vcpumap_xen_dep (meson) / -lvcpumap. This header includes no Xen header: the
+// libxenctrl calls live in one translation unit of libvcpumap (src/xen/xen_hypervisor.cpp).
+//
+// What each operation costs, in privileged libxenctrl calls (last_call_count()):
+//   constructor            3   physinfo, cputopoinfo, numainfo (+1 physinfo the first time in
+//                              a process: libxenctrl's xc_get_max_cpus caches its answer)
+//   host_info()            3   physinfo, cputopoinfo, numainfo
+//   list_domains()         ⌊N/1024⌋ + 1   getdomaininfolist in batches of 1024
+//   snapshot(d, full)      1 + 2V   getdomaininfolist(d, 1), V getvcpuinfo, V getvcpuaffinity
+//   snapshot(d, metrics)   1 + V
+//   snapshot_all(scope)    3 + ⌊N/1024⌋ + 1 + Σ 2V (or Σ V); a domain that vanished while
+//                          read costs 1 + its calls again (it is retried once, then left out)
+//   pin_vcpu               2 with a hard and a soft map (getdomaininfolist + setvcpuaffinity);
+//                          3 with one map (+ getvcpuaffinity: see PinResult below)
+//   pin_matrix             1 + 2V (the snapshot it may roll back to) + V setvcpuaffinity
+//                          (+ k restores when it fails at vcpu k)
+// Domain names come from xenstore (/local/domain/<id>/name), read over xenstored's unix
+// socket with a deadline (XenOptions::xenstore_timeout); they are not privileged calls and
+// are not counted. Without xenstored (or past the deadline) domain 0 is "Domain-0" and any
+// other domain is named by its id ("7"). /dev/xen/xenbus is never used: without xenstored
+// a read there blocks forever.
+//
+// Sizes: every host-wide CpuMap has max_cpu_id + 1 CPUs (never nr_cpus: ids have holes when
+// CPUs are offline or SMT is off). A domain whose max_vcpu_id is XEN_INVALID_MAX_VCPU_ID has
+// 0 vcpus. Replies beyond any Xen build (max_cpu_id >= 65536, max_vcpu_id >= 32768, a CPU
+// map bit beyond max_cpu_id, domain lists out of order) throw Error(internal) instead of
+// allocating or indexing on their word.
+//
+// Host data: snapshot() and the pins use the HostInfo read by the constructor or by the
+// latest host_info() / snapshot_all() (the universe, and the online CPUs of the effective
+// rule and of detail::validate_pin); call host_info() after CPUs went on- or offline.
+//
+// PinResult: Xen 4.17 writes the effective map back only for the maps a pin sets (hard ∩
+// the cpupool's online CPUs; soft ∩ that). For the map a pin leaves alone the result is
+// computed the same way from the vcpu's current map (read first: the extra call above),
+// with the host's online CPUs standing in for the cpupool's.
+//
+// Errors (vcpumap::Error, messages name the domain, vcpu and CPUs): errno ESRCH →
+// not_found ("domain 7: no such domain"), EPERM/EACCES → permission_denied, EINVAL →
+// invalid_argument, EBUSY/EAGAIN → busy, anything else → internal.
+//
+// Thread safety:
+// - Readers (host_info, list_domains, snapshot, snapshot_all) may run concurrently on one
+//   object from any number of threads. The handle is opened without
+//   XC_OPENFLAG_NON_REENTRANT, under which libxenctrl locks its hypercall-buffer cache and
+//   keeps errors per thread (tools/libs/ctrl/xc_hcall_buf.c, xc_private.c); the one
+//   unsynchronised static in the calls used here (xc_get_max_cpus's cache) is filled by the
+//   constructor before any other call. The cached HostInfo is guarded by a mutex.
+// - Writers (pin_vcpu, pin_matrix) are serialized by an internal mutex: pin_matrix holds it
+//   from the snapshot it may roll back to until its last restore, so two pins through one
+//   object never interleave. Readers do not wait for it: a concurrent snapshot may see a
+//   matrix pin half applied. Pins by other processes (xl, libvirt) are not serialized.
+// - last_call_count() is the count of the operation that finished last on this object, in
+//   any thread: read it from the thread that made the operation, with no other in flight.
+// - After fork() the child must not use an object created by the parent (libxenctrl's
+//   rule): create a new one.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <vector>
+
+#include "affinity_matrix.hpp"
+#include "cpu_map.hpp"
+#include "error.hpp"
+#include "hypervisor.hpp"
+#include "model.hpp"
+
+namespace vcpumap {
+
+/// Options of a XenHypervisor.
+struct XenOptions {
+  /// Read domain names from xenstore; false: "Domain-0" for domain 0, the id for others.
+  bool domain_names = true;
+  /// How long one operation may wait for xenstored in all; past it the remaining names
+  /// fall back as if xenstored were not running.
+  std::chrono::milliseconds xenstore_timeout{500};
+};
+
+class XenHypervisor {
+ public:
+  /// Opens the hypervisor interface (xc_interface_open) and reads the host. Throws
+  /// Error(hypervisor_unavailable) when the interface cannot be opened, and the mapped
+  /// Error when the host cannot be read (permission_denied outside the control domain).
+  XenHypervisor();
+  explicit XenHypervisor(XenOptions options);
+  ~XenHypervisor();
+  XenHypervisor(XenHypervisor&&) noexcept;
+  XenHypervisor& operator=(XenHypervisor&&) noexcept;
+  XenHypervisor(const XenHypervisor&) = delete;
+  XenHypervisor& operator=(const XenHypervisor&) = delete;
+
+  /// True when /dev/xen/privcmd can be opened read-write: the constructor can be expected
+  /// to work. Prints nothing and makes no hypercall.
+  static bool available() noexcept;
+
+  HostInfo host_info();
+  std::vector<DomainInfo> list_domains();
+  DomainSnapshot snapshot(DomainId domain, SnapshotScope scope = SnapshotScope::full);
+  HostSnapshot snapshot_all(SnapshotScope scope = SnapshotScope::full);
+  PinResult pin_vcpu(DomainId domain, unsigned vcpu, const VcpuPin& pin);
+  MatrixPinResult pin_matrix(DomainId domain, const MatrixPin& plan);
+  std::size_t last_call_count() const noexcept;
+
+ private:
+  struct Impl;
+  Impl& impl() const;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace vcpumap

@@ -1,0 +1,718 @@
+// src/xen/xen_hypervisor.cpp — XenHypervisor on libxenctrl (see include/vcpumap/xen.hpp).
+//
+// The only translation unit that includes xenctrl.h. It is compiled with -std=gnu++20:
+// xen/xen.h uses anonymous unions and refuses strict ISO modes. xenctrl.h has no
+// extern "C" guard of its own.
+//
+// tests/xen_fake compiles this file again against a fake libxenctrl (same C signatures):
+// keep every libxenctrl call here to functions that fake provides.
+#include "vcpumap/xen.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdarg>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+extern "C" {
+#include <xenctrl.h>
+#include <xen/io/xs_wire.h>
+}
+
+namespace vcpumap {
+
+static_assert(Hypervisor<XenHypervisor>);
+
+namespace {
+
+// ---- limits on what a reply may claim before anything is sized by it ----
+
+constexpr std::size_t domains_per_batch = 1024;  // what libxl and xl ask for
+constexpr std::size_t max_cpu_ids = 65536;       // Xen's NR_CPUS tops out at 16383
+constexpr std::size_t max_vcpus_per_domain = 32768;  // Xen 4.17: 8192 (x86 PV), 128 (HVM)
+constexpr std::size_t max_numa_nodes = 4096;     // Xen: MAX_NUMNODES, 64 by default
+
+// ---- libxenctrl's logger: keep it off stderr, remember the last message ----
+
+// The last error libxenctrl logged in this thread (xencall's reason when the open fails).
+thread_local char last_log[256];
+
+__attribute__((format(printf, 5, 0))) void quiet_vmessage(xentoollog_logger*, xentoollog_level level, int,
+                                                          const char* context, const char* format, va_list args) {
+  if (level < XTL_ERROR || format == nullptr) return;
+  int used = 0;
+  if (context != nullptr) used = std::snprintf(last_log, sizeof last_log, "%s: ", context);
+  if (used < 0 || static_cast<std::size_t>(used) >= sizeof last_log) used = 0;
+  std::vsnprintf(last_log + used, sizeof last_log - static_cast<std::size_t>(used), format, args);
+}
+void quiet_destroy(xentoollog_logger*) {}
+
+xentoollog_logger quiet_logger = {quiet_vmessage, nullptr, quiet_destroy};
+
+// ---- errors ----
+
+std::string errno_text(int err) {
+  if (err == 0) return "failed without an errno";
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
+  const char* name = strerrorname_np(err);
+  const char* desc = strerrordesc_np(err);
+  if (name != nullptr && desc != nullptr) return fmt::format("{} ({})", desc, name);
+#endif
+  return fmt::format("errno {}", err);
+}
+
+ErrorCode code_for(int err) {
+  switch (err) {
+    case ESRCH: return ErrorCode::not_found;
+    case EPERM:
+    case EACCES: return ErrorCode::permission_denied;
+    case EINVAL: return ErrorCode::invalid_argument;
+    case EBUSY:
+    case EAGAIN: return ErrorCode::busy;
+    default: return ErrorCode::internal;
+  }
+}
+
+std::string_view hint(int err) {
+  return err == EPERM || err == EACCES ? " (run as root in the control domain, dom0)" : "";
+}
+
+/// A failed host-wide call (physinfo, cputopoinfo, numainfo, the domain list).
+[[noreturn]] void raise_host(int err, std::string_view what) {
+  const ErrorCode code = err == ESRCH ? ErrorCode::internal : code_for(err);
+  throw Error(code, fmt::format("{}: {}{}", what, errno_text(err), hint(err)));
+}
+
+/// A failed call about one domain: `who` names it ("domain 3 (xperf2)"), `what` the call.
+[[noreturn]] void raise_domain(int err, std::string_view who, std::string_view what) {
+  if (err == ESRCH)
+    throw Error(ErrorCode::not_found, fmt::format("{}: no such domain (it vanished: {}: {})", who, what, errno_text(err)));
+  throw Error(code_for(err), fmt::format("{}: {}: {}{}", who, what, errno_text(err), hint(err)));
+}
+
+[[noreturn]] void raise_missing(std::uint32_t id) {
+  throw Error(ErrorCode::not_found, fmt::format("domain {}: no such domain", id));
+}
+
+std::chrono::nanoseconds to_ns(std::uint64_t ns) {
+  constexpr auto top = static_cast<std::uint64_t>(std::numeric_limits<std::chrono::nanoseconds::rep>::max());
+  return std::chrono::nanoseconds(static_cast<std::chrono::nanoseconds::rep>(std::min(ns, top)));
+}
+
+/// "hard affinity 0-3 and soft affinity 4-5, forced"
+std::string describe(const VcpuPin& pin) {
+  std::string text;
+  if (pin.hard) text = fmt::format("hard affinity {:a}", *pin.hard);
+  if (pin.soft) text += fmt::format("{}soft affinity {:a}", text.empty() ? "" : " and ", *pin.soft);
+  if (pin.force) text += ", forced";
+  return text;
+}
+
+DomainInfo to_info(const xc_domaininfo_t& d, std::string name) {
+  DomainInfo info;
+  info.id = DomainId{d.domain};
+  info.name = std::move(name);
+  info.flags.running = (d.flags & XEN_DOMINF_running) != 0;
+  info.flags.blocked = (d.flags & XEN_DOMINF_blocked) != 0;
+  info.flags.paused = (d.flags & XEN_DOMINF_paused) != 0;
+  info.flags.shutdown = (d.flags & XEN_DOMINF_shutdown) != 0;  // the code bits are noise otherwise
+  info.flags.dying = (d.flags & XEN_DOMINF_dying) != 0;
+  info.online_vcpus = d.nr_online_vcpus;
+  // XEN_INVALID_MAX_VCPU_ID (~0U): a domain with no vcpus (yet). Any other value + 1 fits.
+  info.max_vcpus = d.max_vcpu_id == XEN_INVALID_MAX_VCPU_ID ? 0u : d.max_vcpu_id + 1u;
+  info.cpu_time = to_ns(d.cpu_time);
+  return info;
+}
+
+// ---- xenstore: domain names over xenstored's unix socket, with a deadline ----
+
+/// Reads xenstore for one operation. It connects on the first read, to xenstored's socket
+/// only (libxenstore's xs_open falls back to /dev/xen/xenbus, where a read blocks for ever
+/// when no xenstored runs, and Xen 4.17 ignores XS_OPEN_SOCKETONLY). Any failure, or the
+/// deadline passing, turns every later read of the operation into "no value".
+class XenstoreReader {
+ public:
+  explicit XenstoreReader(const XenOptions& options)
+      : enabled_(options.domain_names),
+        deadline_(std::chrono::steady_clock::now() + options.xenstore_timeout) {}
+  ~XenstoreReader() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  XenstoreReader(const XenstoreReader&) = delete;
+  XenstoreReader& operator=(const XenstoreReader&) = delete;
+
+  /// The value at `path`, or nothing (no such node, or xenstored unavailable).
+  std::optional<std::string> read(const std::string& path) {
+    if (!enabled_ || failed_ || path.size() + 1 > XENSTORE_PAYLOAD_MAX) return std::nullopt;
+    if (fd_ < 0 && !connect()) return fail();
+    xsd_sockmsg request{};
+    request.type = XS_READ;
+    request.req_id = ++req_id_;
+    request.tx_id = 0;
+    request.len = static_cast<std::uint32_t>(path.size() + 1);
+    if (!send_all(&request, sizeof request) || !send_all(path.c_str(), path.size() + 1)) return fail();
+    for (;;) {
+      xsd_sockmsg reply{};
+      if (!receive(&reply, sizeof reply) || reply.len > XENSTORE_PAYLOAD_MAX) return fail();
+      std::string payload(reply.len, '\0');
+      if (!receive(payload.data(), payload.size())) return fail();
+      if (reply.type == XS_WATCH_EVENT || reply.req_id != request.req_id) continue;  // not ours
+      if (reply.type == XS_ERROR) return std::nullopt;                              // ENOENT, EACCES...
+      if (reply.type != XS_READ) return fail();
+      while (!payload.empty() && payload.back() == '\0') payload.pop_back();
+      return payload;
+    }
+  }
+
+ private:
+  static std::string socket_path() {
+    if (const char* path = std::getenv("XENSTORED_PATH")) return path;
+    const char* rundir = std::getenv("XENSTORED_RUNDIR");
+    return std::string(rundir != nullptr ? rundir : "/var/run/xenstored") + "/socket";
+  }
+  bool connect() {
+    const std::string path = socket_path();
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (path.empty() || path.size() >= sizeof addr.sun_path) return false;
+    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd_ < 0) return false;
+    // A unix socket connects at once or fails (ENOENT, ECONNREFUSED, ENOTSOCK for a device).
+    return ::connect(fd_, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
+  }
+  std::nullopt_t fail() {
+    failed_ = true;
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    return std::nullopt;
+  }
+  bool wait(short events) {
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline_ - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
+    pollfd p{fd_, events, 0};
+    int rc;
+    do rc = ::poll(&p, 1, static_cast<int>(std::min<std::chrono::milliseconds::rep>(left.count(), 1 << 30)));
+    while (rc < 0 && errno == EINTR);
+    return rc > 0 && (p.revents & events) != 0;
+  }
+  bool send_all(const void* data, std::size_t size) {
+    const auto* p = static_cast<const char*>(data);
+    while (size > 0) {
+      const ssize_t n = ::send(fd_, p, size, MSG_NOSIGNAL);
+      if (n > 0) {
+        p += n;
+        size -= static_cast<std::size_t>(n);
+      } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+        if (errno == EAGAIN && !wait(POLLOUT)) return false;
+      } else {
+        return false;
+      }
+    }
+    return true;
+  }
+  bool receive(void* data, std::size_t size) {
+    auto* p = static_cast<char*>(data);
+    while (size > 0) {
+      const ssize_t n = ::recv(fd_, p, size, 0);
+      if (n > 0) {
+        p += n;
+        size -= static_cast<std::size_t>(n);
+      } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+        if (errno == EAGAIN && !wait(POLLIN)) return false;
+      } else {
+        return false;  // EOF or error
+      }
+    }
+    return true;
+  }
+
+  bool enabled_;
+  std::chrono::steady_clock::time_point deadline_;
+  int fd_ = -1;
+  bool failed_ = false;
+  std::uint32_t req_id_ = 0;
+};
+
+/// The name of a domain: xenstore's /local/domain/<id>/name, else "Domain-0" or the id.
+std::string domain_name(XenstoreReader& xenstore, std::uint32_t id) {
+  if (auto name = xenstore.read(fmt::format("/local/domain/{}/name", id)); name && !name->empty()) return *name;
+  return id == 0 ? std::string("Domain-0") : std::to_string(id);
+}
+
+/// Counts the privileged calls of one public operation and publishes the count when the
+/// operation ends, thrown or not.
+struct Calls {
+  std::size_t n = 0;
+};
+class Operation {
+ public:
+  explicit Operation(std::atomic<std::size_t>& sink) : sink_(sink) {}
+  ~Operation() { sink_.store(calls.n, std::memory_order_relaxed); }
+  Operation(const Operation&) = delete;
+  Operation& operator=(const Operation&) = delete;
+  Calls calls;
+
+ private:
+  std::atomic<std::size_t>& sink_;
+};
+
+/// libxenctrl's xc_get_max_cpus caches its answer in a process-wide static, reading it with
+/// one physinfo the first time; the first construction in a process counts that call.
+std::atomic<bool> max_cpus_cached{false};
+
+}  // namespace
+
+// ---- the implementation ----
+
+struct XenHypervisor::Impl {
+  XenOptions options;
+  xc_interface* xch = nullptr;
+  std::size_t map_bytes = 0;  // libxenctrl's CPU map size: the buffers of the affinity calls
+  mutable std::mutex host_mutex;
+  std::shared_ptr<const HostInfo> host;
+  std::mutex pin_mutex;
+  std::atomic<std::size_t> last_calls{0};
+
+  Impl() = default;
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
+  ~Impl() {
+    if (xch != nullptr) xc_interface_close(xch);
+  }
+
+  std::shared_ptr<const HostInfo> cached_host() const {
+    std::lock_guard lock(host_mutex);
+    return host;
+  }
+  void store_host(const HostInfo& h) {
+    auto copy = std::make_shared<const HostInfo>(h);
+    std::lock_guard lock(host_mutex);
+    host = std::move(copy);
+  }
+
+  /// physinfo + cputopoinfo + numainfo.
+  HostInfo read_host(Calls& calls) {
+    xc_physinfo_t phys{};
+    ++calls.n;
+    errno = 0;
+    if (xc_physinfo(xch, &phys) != 0) raise_host(errno, "reading the host's CPUs (xc_physinfo)");
+    const std::size_t universe = std::size_t{phys.max_cpu_id} + 1;
+    if (universe > max_cpu_ids)
+      throw Error(ErrorCode::internal, fmt::format("xc_physinfo reports max_cpu_id {}: more CPU ids than any Xen "
+                                                   "build has ({})",
+                                                   phys.max_cpu_id, max_cpu_ids));
+    if (universe > map_bytes * 8)
+      throw Error(ErrorCode::internal,
+                  fmt::format("xc_physinfo reports max_cpu_id {} but libxenctrl's CPU maps hold {} CPUs ({} bytes): "
+                              "CPUs {}-{} could not be read or pinned",
+                              phys.max_cpu_id, map_bytes * 8, map_bytes, map_bytes * 8, phys.max_cpu_id));
+
+    // One entry per CPU id; Xen fills ids up to the last online CPU and says how many.
+    std::vector<xc_cputopo_t> topo(universe);
+    unsigned topo_count = static_cast<unsigned>(universe);
+    ++calls.n;
+    errno = 0;
+    if (xc_cputopoinfo(xch, &topo_count, topo.data()) != 0)
+      raise_host(errno, "reading the CPU topology (xc_cputopoinfo)");
+    const std::size_t topo_filled = std::min<std::size_t>(topo_count, universe);
+
+    // The nodes with memory (memsize XEN_INVALID_MEM_SZ: no such node); no distance matrix.
+    const std::size_t node_slots = std::min<std::size_t>(std::size_t{phys.max_node_id} + 1, max_numa_nodes);
+    std::vector<xc_meminfo_t> mem(node_slots);
+    unsigned node_count = static_cast<unsigned>(node_slots);
+    ++calls.n;
+    errno = 0;
+    if (xc_numainfo(xch, &node_count, mem.data(), nullptr) != 0)
+      raise_host(errno, "reading the NUMA nodes (xc_numainfo)");
+
+    HostInfo h;
+    h.possible = CpuMap::full(universe);
+    h.present = CpuMap(universe);
+    h.online = CpuMap(universe);
+    h.cpu_socket.assign(universe, std::nullopt);
+    h.cpu_node.assign(universe, std::nullopt);
+    std::size_t nodes = 0;
+    for (std::size_t n = 0; n < std::min<std::size_t>(node_count, node_slots); ++n)
+      if (mem[n].memsize != XEN_INVALID_MEM_SZ) nodes = n + 1;
+    std::vector<unsigned> sockets;
+    for (std::size_t cpu = 0; cpu < topo_filled; ++cpu) {
+      const xc_cputopo_t& t = topo[cpu];
+      // Xen reports core and socket of online CPUs only (an offline CPU loses its sibling
+      // info) and the node of every present one; absent CPUs have all three invalid.
+      // (XEN_SYSCTL_cputopoinfo in xen/common/sysctl.c; x86 remove_siblinginfo.)
+      const bool online = t.core != XEN_INVALID_CORE_ID && t.socket != XEN_INVALID_SOCKET_ID;
+      const bool has_node = t.node != XEN_INVALID_NODE_ID;
+      if (online) {
+        h.online.set(cpu);
+        h.cpu_socket[cpu] = t.socket;
+        sockets.push_back(t.socket);
+      }
+      if (online || has_node) h.present.set(cpu);
+      if (has_node && t.node < max_numa_nodes) {
+        h.cpu_node[cpu] = t.node;
+        nodes = std::max<std::size_t>(nodes, std::size_t{t.node} + 1);
+      }
+    }
+    // Xen describes CPU ids up to the last online one only. The ids beyond may be parked
+    // (smt=0 parks the last sibling), offline or hotplug slots: count them present and
+    // offline, as Xen accepts them in affinity maps (the effective rule drops them).
+    if (topo_filled < universe) h.present.set(topo_filled, universe - 1);
+    h.numa_nodes.assign(nodes, CpuMap(universe));
+    for (std::size_t cpu = 0; cpu < universe; ++cpu)
+      if (h.cpu_node[cpu]) h.numa_nodes[*h.cpu_node[cpu]].set(cpu);
+    std::sort(sockets.begin(), sockets.end());
+    h.sockets = std::max(1u, static_cast<unsigned>(std::unique(sockets.begin(), sockets.end()) - sockets.begin()));
+    h.threads_per_core = std::max(1u, phys.threads_per_core);
+    h.cores_per_socket = std::max(1u, phys.cores_per_socket);
+    return h;
+  }
+
+  /// Every domain, ascending by id, in batches of 1024.
+  std::vector<xc_domaininfo_t> list_raw(Calls& calls) {
+    std::vector<xc_domaininfo_t> all;
+    std::vector<xc_domaininfo_t> batch(domains_per_batch);
+    std::uint32_t first = 0;
+    for (;;) {
+      ++calls.n;
+      errno = 0;
+      const int n = xc_domain_getinfolist(xch, first, domains_per_batch, batch.data());
+      if (n < 0) raise_host(errno, fmt::format("listing the domains from id {} (xc_domain_getinfolist)", first));
+      if (static_cast<std::size_t>(n) > domains_per_batch)
+        throw Error(ErrorCode::internal, fmt::format("xc_domain_getinfolist returned {} domains for {} asked", n,
+                                                     domains_per_batch));
+      for (std::size_t i = 0; i < static_cast<std::size_t>(n); ++i) {
+        const std::uint32_t id = batch[i].domain;
+        if (id < first || (!all.empty() && id <= all.back().domain))
+          throw Error(ErrorCode::internal,
+                      fmt::format("xc_domain_getinfolist listed domain {} after domain {} (asked from id {}): "
+                                  "the list is not ascending",
+                                  id, all.empty() ? 0u : std::uint32_t{all.back().domain}, first));
+        all.push_back(batch[i]);
+      }
+      if (static_cast<std::size_t>(n) < domains_per_batch) break;
+      const std::uint32_t next = std::uint32_t{all.back().domain} + 1;
+      if (next >= DOMID_FIRST_RESERVED) break;  // and domid_t would wrap
+      first = next;
+    }
+    return all;
+  }
+
+  /// One domain's info: getdomaininfolist(id, 1) returns the next domain from id on, so
+  /// the id is checked. Nothing when there is no such domain.
+  std::optional<xc_domaininfo_t> domain_raw(Calls& calls, std::uint32_t id) {
+    if (id >= DOMID_FIRST_RESERVED) return std::nullopt;  // DOMID_SELF & co: never a domain here
+    xc_domaininfo_t d{};
+    ++calls.n;
+    errno = 0;
+    const int n = xc_domain_getinfolist(xch, id, 1, &d);
+    if (n < 0) {
+      if (errno == ESRCH) return std::nullopt;
+      raise_domain(errno, fmt::format("domain {}", id), "reading its info (xc_domain_getinfolist)");
+    }
+    if (n > 1)
+      throw Error(ErrorCode::internal, fmt::format("xc_domain_getinfolist returned {} domains for 1 asked", n));
+    if (n == 0 || d.domain != id) return std::nullopt;
+    return d;
+  }
+
+  DomainInfo require_domain(Calls& calls, DomainId domain, XenstoreReader& xenstore) {
+    const std::uint32_t id = to_integer(domain);
+    auto raw = domain_raw(calls, id);
+    if (!raw) raise_missing(id);
+    return to_info(*raw, domain_name(xenstore, id));
+  }
+
+  /// A CPU map Xen filled, as a set of the host's CPUs; a bit beyond them breaks Xen's word.
+  CpuMap from_xen(std::span<const std::uint8_t> bytes, std::size_t universe, std::string_view who, unsigned vcpu,
+                  std::string_view kind) const {
+    try {
+      return CpuMap::from_bytes(bytes, universe);
+    } catch (const Error& e) {
+      throw Error(ErrorCode::internal, fmt::format("{}: vcpu {}: Xen reported a {} affinity beyond the host's {} "
+                                                   "CPUs: {}",
+                                                   who, vcpu, kind, universe, e.what()));
+    }
+  }
+
+  /// The plain hard and soft maps of one vcpu (xc_vcpu_getaffinity, both in one call).
+  std::pair<CpuMap, CpuMap> get_affinity(Calls& calls, std::size_t universe, std::string_view who, std::uint32_t id,
+                                         unsigned vcpu, std::vector<std::uint8_t>& hard,
+                                         std::vector<std::uint8_t>& soft) {
+    std::fill(hard.begin(), hard.end(), 0);
+    std::fill(soft.begin(), soft.end(), 0);
+    ++calls.n;
+    errno = 0;
+    if (xc_vcpu_getaffinity(xch, id, static_cast<int>(vcpu), hard.data(), soft.data(),
+                            XEN_VCPUAFFINITY_HARD | XEN_VCPUAFFINITY_SOFT) != 0)
+      raise_domain(errno, who, fmt::format("vcpu {}: reading its affinity (xc_vcpu_getaffinity)", vcpu));
+    return {from_xen(hard, universe, who, vcpu, "hard"), from_xen(soft, universe, who, vcpu, "soft")};
+  }
+
+  /// V getvcpuinfo and, for scope full, V getvcpuaffinity. ESRCH: Error(not_found).
+  DomainSnapshot read_vcpus(Calls& calls, const HostInfo& host, DomainInfo info, SnapshotScope scope) {
+    const std::string who = detail::describe(info);
+    const std::uint32_t id = to_integer(info.id);
+    const std::size_t vcpus = info.max_vcpus;
+    const std::size_t universe = host.cpu_universe();
+    if (vcpus > max_vcpus_per_domain)
+      throw Error(ErrorCode::internal, fmt::format("{}: Xen reports max_vcpu_id {}: more vcpus than any Xen build "
+                                                   "allows ({})",
+                                                   who, vcpus - 1, max_vcpus_per_domain));
+    DomainSnapshot s;
+    s.scope = scope;
+    s.vcpus.reserve(vcpus);
+    for (unsigned v = 0; v < vcpus; ++v) {
+      xc_vcpuinfo_t vi{};
+      ++calls.n;
+      errno = 0;
+      if (xc_vcpu_getinfo(xch, id, v, &vi) != 0)
+        raise_domain(errno, who, fmt::format("vcpu {}: reading its state (xc_vcpu_getinfo)", v));
+      VcpuMetrics m;
+      m.vcpu = v;
+      m.state = vcpu_state_from_flags(vi.online != 0, vi.running != 0, vi.blocked != 0);
+      m.cpu_time = to_ns(vi.cpu_time);
+      if (vi.online != 0 && vi.cpu < universe) m.cpu = vi.cpu;  // Xen keeps the last CPU of offline vcpus
+      s.vcpus.push_back(m);
+    }
+    s.hard = AffinityMatrix(vcpus, universe);
+    s.soft = AffinityMatrix(vcpus, universe);
+    if (scope == SnapshotScope::full) {
+      std::vector<std::uint8_t> hard(map_bytes), soft(map_bytes);
+      for (unsigned v = 0; v < vcpus; ++v) {
+        auto [h, so] = get_affinity(calls, universe, who, id, v, hard, soft);
+        s.hard.set_row(v, h);
+        s.soft.set_row(v, so);
+      }
+      s.effective = effective_affinity(s.hard, s.soft, host.online);
+    } else {
+      s.effective = AffinityMatrix(vcpus, universe);
+    }
+    s.domain = std::move(info);
+    s.taken_at = std::chrono::system_clock::now();
+    return s;
+  }
+
+  /// xc_vcpu_setaffinity for a validated pin. Xen 4.17 writes the effective map back only
+  /// for the maps the flags name; the other one is computed from its current value: from
+  /// `current_hard` / `current_soft` when the caller knows them, else read first.
+  PinResult set_affinity(Calls& calls, const HostInfo& host, const DomainInfo& info, unsigned vcpu,
+                         const VcpuPin& pin, const CpuMap* current_hard, const CpuMap* current_soft) {
+    const std::string who = detail::describe(info);
+    const std::uint32_t id = to_integer(info.id);
+    const std::size_t universe = host.cpu_universe();
+    std::vector<std::uint8_t> hard(map_bytes), soft(map_bytes);
+
+    std::optional<CpuMap> kept_hard, kept_soft;  // the map the pin leaves alone
+    if ((!pin.hard && !current_hard) || (!pin.soft && !current_soft)) {
+      auto [h, s] = get_affinity(calls, universe, who, id, vcpu, hard, soft);
+      if (!pin.hard) kept_hard = std::move(h);
+      if (!pin.soft) kept_soft = std::move(s);
+    } else {
+      if (!pin.hard) kept_hard = *current_hard;
+      if (!pin.soft) kept_soft = *current_soft;
+    }
+
+    auto fill = [&](const CpuMap& map, std::vector<std::uint8_t>& buffer, std::string_view kind) {
+      try {
+        map.write_bytes(buffer);
+      } catch (const Error&) {
+        throw Error(ErrorCode::invalid_argument, fmt::format("{}: vcpu {}: {} affinity {} does not fit libxenctrl's "
+                                                             "maps of {} CPUs",
+                                                             who, vcpu, kind, map, map_bytes * 8));
+      }
+    };
+    std::fill(hard.begin(), hard.end(), 0);
+    std::fill(soft.begin(), soft.end(), 0);
+    std::uint32_t flags = 0;
+    if (pin.hard) {
+      fill(*pin.hard, hard, "hard");
+      flags |= XEN_VCPUAFFINITY_HARD;
+    }
+    if (pin.soft) {
+      fill(*pin.soft, soft, "soft");
+      flags |= XEN_VCPUAFFINITY_SOFT;
+    }
+    if (pin.force) flags |= XEN_VCPUAFFINITY_FORCE;
+    ++calls.n;
+    errno = 0;
+    if (xc_vcpu_setaffinity(xch, id, static_cast<int>(vcpu), hard.data(), soft.data(), flags) != 0)
+      raise_domain(errno, who, fmt::format("vcpu {}: setting {} (xc_vcpu_setaffinity)", vcpu, describe(pin)));
+
+    PinResult result;
+    if (pin.hard) {
+      result.hard = from_xen(hard, universe, who, vcpu, "hard");
+    } else {
+      result.hard = *kept_hard & host.online;
+      result.hard.resize(universe);
+    }
+    if (pin.soft) {
+      result.soft = from_xen(soft, universe, who, vcpu, "soft");
+    } else {
+      result.soft = *kept_soft & result.hard;
+      result.soft.resize(universe);
+    }
+    return result;
+  }
+};
+
+// ---- the public operations ----
+
+XenHypervisor::XenHypervisor() : XenHypervisor(XenOptions{}) {}
+
+XenHypervisor::XenHypervisor(XenOptions options) : impl_(std::make_unique<Impl>()) {
+  Impl& im = *impl_;
+  im.options = options;
+  Operation op(im.last_calls);
+  last_log[0] = '\0';
+  errno = 0;
+  im.xch = xc_interface_open(&quiet_logger, &quiet_logger, 0);
+  if (im.xch == nullptr) {
+    const int err = errno;
+    std::string why = last_log[0] != '\0' ? fmt::format("{}; {}", last_log, errno_text(err)) : errno_text(err);
+    throw Error(ErrorCode::hypervisor_unavailable,
+                fmt::format("cannot open the Xen control interface ({}): /dev/xen/privcmd missing or not usable: run "
+                            "in dom0 as root with the xen-privcmd module loaded and xenfs mounted",
+                            why));
+  }
+  // Prime libxenctrl's CPU count cache now, before any thread can race on it.
+  const bool first = !max_cpus_cached.exchange(true);
+  if (first) ++op.calls.n;
+  errno = 0;
+  const int bytes = xc_get_cpumap_size(im.xch);
+  if (bytes <= 0) {
+    if (first) max_cpus_cached.store(false);
+    raise_host(errno, "sizing CPU maps (xc_get_cpumap_size)");
+  }
+  im.map_bytes = static_cast<std::size_t>(bytes);
+  im.store_host(im.read_host(op.calls));
+}
+
+XenHypervisor::~XenHypervisor() = default;
+XenHypervisor::XenHypervisor(XenHypervisor&&) noexcept = default;
+XenHypervisor& XenHypervisor::operator=(XenHypervisor&&) noexcept = default;
+
+XenHypervisor::Impl& XenHypervisor::impl() const {
+  if (!impl_) throw Error(ErrorCode::internal, "XenHypervisor: use of a moved-from object");
+  return *impl_;
+}
+
+bool XenHypervisor::available() noexcept {
+  const int fd = ::open("/dev/xen/privcmd", O_RDWR | O_CLOEXEC);
+  if (fd < 0) return false;
+  ::close(fd);
+  return true;
+}
+
+HostInfo XenHypervisor::host_info() {
+  Impl& im = impl();
+  Operation op(im.last_calls);
+  HostInfo host = im.read_host(op.calls);
+  im.store_host(host);
+  return host;
+}
+
+std::vector<DomainInfo> XenHypervisor::list_domains() {
+  Impl& im = impl();
+  Operation op(im.last_calls);
+  const std::vector<xc_domaininfo_t> raw = im.list_raw(op.calls);
+  XenstoreReader xenstore(im.options);
+  std::vector<DomainInfo> out;
+  out.reserve(raw.size());
+  for (const xc_domaininfo_t& d : raw) out.push_back(to_info(d, domain_name(xenstore, d.domain)));
+  return out;
+}
+
+DomainSnapshot XenHypervisor::snapshot(DomainId domain, SnapshotScope scope) {
+  Impl& im = impl();
+  Operation op(im.last_calls);
+  const auto host = im.cached_host();
+  XenstoreReader xenstore(im.options);
+  DomainInfo info = im.require_domain(op.calls, domain, xenstore);
+  return im.read_vcpus(op.calls, *host, std::move(info), scope);  // vanishing midway: not_found
+}
+
+HostSnapshot XenHypervisor::snapshot_all(SnapshotScope scope) {
+  Impl& im = impl();
+  Operation op(im.last_calls);
+  HostSnapshot all;
+  all.host = im.read_host(op.calls);
+  im.store_host(all.host);
+  const std::vector<xc_domaininfo_t> raw = im.list_raw(op.calls);
+  XenstoreReader xenstore(im.options);
+  all.domains.reserve(raw.size());
+  for (const xc_domaininfo_t& d : raw) {
+    const DomainInfo info = to_info(d, domain_name(xenstore, d.domain));
+    try {
+      all.domains.push_back(im.read_vcpus(op.calls, all.host, info, scope));
+      continue;
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::not_found) throw;
+    }
+    // It vanished (ESRCH) while being read: once more from fresh info, else leave it out.
+    // What was read of it is dropped either way: no half-read domain is returned.
+    const auto again = im.domain_raw(op.calls, d.domain);
+    if (!again) continue;
+    try {
+      all.domains.push_back(im.read_vcpus(op.calls, all.host, to_info(*again, info.name), scope));
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::not_found) throw;
+    }
+  }
+  all.taken_at = std::chrono::system_clock::now();
+  return all;
+}
+
+PinResult XenHypervisor::pin_vcpu(DomainId domain, unsigned vcpu, const VcpuPin& pin) {
+  Impl& im = impl();
+  std::lock_guard lock(im.pin_mutex);
+  Operation op(im.last_calls);
+  const auto host = im.cached_host();
+  XenstoreReader xenstore(im.options);
+  const DomainInfo info = im.require_domain(op.calls, domain, xenstore);
+  detail::validate_pin(*host, info, vcpu, pin);
+  return im.set_affinity(op.calls, *host, info, vcpu, pin, nullptr, nullptr);
+}
+
+MatrixPinResult XenHypervisor::pin_matrix(DomainId domain, const MatrixPin& plan) {
+  Impl& im = impl();
+  std::lock_guard lock(im.pin_mutex);
+  Operation op(im.last_calls);
+  const auto host = im.cached_host();
+  XenstoreReader xenstore(im.options);
+  DomainInfo info = im.require_domain(op.calls, domain, xenstore);
+  const DomainSnapshot before = im.read_vcpus(op.calls, *host, std::move(info), SnapshotScope::full);
+  return detail::apply_matrix_pin(*host, before, plan, [&](unsigned vcpu, const VcpuPin& pin) {
+    const CpuMap hard = before.hard.row(vcpu);
+    const CpuMap soft = before.soft.row(vcpu);
+    return im.set_affinity(op.calls, *host, before.domain, vcpu, pin, &hard, &soft);
+  });
+}
+
+std::size_t XenHypervisor::last_call_count() const noexcept {
+  return impl_ ? impl_->last_calls.load(std::memory_order_relaxed) : 0;
+}
+
+}  // namespace vcpumap

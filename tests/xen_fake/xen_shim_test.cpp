@@ -1,0 +1,737 @@
+// tests/xen_fake/xen_shim_test.cpp — XenHypervisor (src/xen/xen_hypervisor.cpp, compiled
+// into this test) against the fake libxenctrl of fake_xen.cpp: call counts, error mapping,
+// domains vanishing, batching, hostile replies, pins and their rollback.
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include <vcpumap/xen.hpp>
+
+#include "fake_xen.hpp"
+
+using namespace vcpumap;
+using fake_xen::Call;
+
+namespace {
+
+constexpr std::uint32_t flag_hard = 1, flag_soft = 2, flag_force = 4;  // XEN_VCPUAFFINITY_*
+
+CpuMap cpus(std::size_t universe, std::string_view list) {
+  ParseOptions o;
+  o.universe = universe;
+  return CpuMap::parse(list, o);
+}
+
+bool contains(std::string_view text, std::string_view part) { return text.find(part) != std::string_view::npos; }
+
+template <class F>
+std::optional<Error> error_of(F&& f) {
+  try {
+    f();
+  } catch (const PinError&) {
+    throw;  // use pin_error_of
+  } catch (const Error& e) {
+    return e;
+  }
+  return std::nullopt;
+}
+
+template <class F>
+std::optional<PinError> pin_error_of(F&& f) {
+  try {
+    f();
+  } catch (const PinError& e) {
+    return e;
+  }
+  return std::nullopt;
+}
+
+/// The fake's plain hard/soft map of a vcpu as a CpuMap of `universe` CPUs.
+CpuMap fake_map(const std::vector<bool>& bits, std::size_t universe) {
+  CpuMap m(universe);
+  for (std::size_t i = 0; i < bits.size() && i < universe; ++i)
+    if (bits[i]) m.set(i);
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("constructor: an unusable interface is hypervisor_unavailable, quietly, naming what to check") {
+  fake_xen::reset(4);
+  fake_xen::host().open_fails = true;
+  auto e = error_of([] { XenHypervisor xen; });
+  REQUIRE(e);
+  CHECK(e->code() == ErrorCode::hypervisor_unavailable);
+  CHECK(contains(e->what(),
+                 "/dev/xen/privcmd missing or not usable: run in dom0 as root with the xen-privcmd module loaded "
+                 "and xenfs mounted"));
+  CHECK(contains(e->what(), "Could not obtain handle on privileged command interface"));  // from the logger
+  CHECK(contains(e->what(), "ENOENT"));
+  CHECK(fake_xen::open_handles() == 0);
+
+  SECTION("a host read refused after the open closes the handle again") {
+    fake_xen::reset(4);
+    fake_xen::inject({Call::physinfo, {}, {}, EPERM});
+    auto refused = error_of([] { XenHypervisor xen; });
+    REQUIRE(refused);
+    CHECK(refused->code() == ErrorCode::permission_denied);
+    CHECK(contains(refused->what(), "xc_physinfo"));
+    CHECK(contains(refused->what(), "dom0"));
+    CHECK(fake_xen::open_handles() == 0);
+  }
+  SECTION("libxenctrl unable to size CPU maps") {
+    fake_xen::reset(4);
+    fake_xen::host().cpumap_size_fails = true;
+    auto e = error_of([] { XenHypervisor xen; });
+    REQUIRE(e);
+    CHECK(e->code() == ErrorCode::permission_denied);
+    CHECK(contains(e->what(), "xc_get_cpumap_size"));
+    CHECK(fake_xen::open_handles() == 0);
+  }
+  SECTION("available() probes the device without throwing or printing") {
+    CHECK_NOTHROW(XenHypervisor::available());
+  }
+}
+
+TEST_CASE("constructor: the handle lives as long as the object, moves with it") {
+  fake_xen::reset(4);
+  {
+    XenHypervisor xen;
+    CHECK(xen.last_call_count() >= 3);  // physinfo, cputopoinfo, numainfo (+1 the first time)
+    CHECK(fake_xen::open_handles() == 1);
+    XenHypervisor moved = std::move(xen);
+    CHECK(fake_xen::open_handles() == 1);
+    auto e = error_of([&] { xen.host_info(); });  // NOLINT(bugprone-use-after-move): the point
+    REQUIRE(e);
+    CHECK(e->code() == ErrorCode::internal);
+    CHECK(xen.last_call_count() == 0);
+    CHECK(moved.host_info().cpu_universe() == 4);
+  }
+  CHECK(fake_xen::open_handles() == 0);
+}
+
+TEST_CASE("host_info: universe max_cpu_id + 1 with holes; topology from cputopoinfo and numainfo") {
+  fake_xen::reset(16);
+  auto& h = fake_xen::host();
+  h.threads_per_core = 2;
+  h.cores_per_socket = 4;
+  for (std::uint32_t i = 0; i < 16; ++i) h.cpus[i] = {true, true, (i / 2) % 4, i / 8, i / 8};
+  h.cpus[5].online = false;   // offline: no core/socket, keeps its node
+  h.cpus[9].present = false;  // absent: no topology at all
+  for (std::size_t i = 12; i < 16; ++i) h.cpus[i].online = false;  // beyond the last online: undescribed
+  XenHypervisor xen;
+  fake_xen::reset_counts();
+  const HostInfo host = xen.host_info();
+  CHECK(xen.last_call_count() == 3);
+  CHECK(fake_xen::calls(Call::physinfo) == 1);
+  CHECK(fake_xen::calls(Call::cputopoinfo) == 1);
+  CHECK(fake_xen::calls(Call::numainfo) == 1);
+  CHECK(fake_xen::total_calls() == 3);
+
+  CHECK(host.cpu_universe() == 16);  // not nr_cpus (10)
+  CHECK(host.possible == CpuMap::full(16));
+  CHECK(host.present == cpus(16, "0-8,10-15"));  // 12-15: Xen says nothing of them, so maybe parked
+  CHECK(host.online == cpus(16, "0-4,6-8,10-11"));
+  CHECK(host.sockets == 2);
+  CHECK(host.threads_per_core == 2);
+  CHECK(host.cores_per_socket == 4);
+  REQUIRE(host.numa_nodes.size() == 2);
+  CHECK(host.numa_nodes[0] == cpus(16, "0-7"));
+  CHECK(host.numa_nodes[1] == cpus(16, "8,10-11"));
+  REQUIRE(host.cpu_socket.size() == 16);
+  REQUIRE(host.cpu_node.size() == 16);
+  CHECK(host.cpu_socket[10] == 1u);
+  CHECK_FALSE(host.cpu_socket[5].has_value());
+  CHECK(host.cpu_node[5] == 0u);
+  CHECK_FALSE(host.cpu_socket[9].has_value());
+  CHECK_FALSE(host.cpu_node[9].has_value());
+  CHECK_FALSE(host.cpu_socket[12].has_value());
+  CHECK_FALSE(host.cpu_node[12].has_value());
+  CHECK(host.parse("node:1") == cpus(16, "8,10-11"));
+}
+
+TEST_CASE("host_info: hostile sizes are refused or clipped, never trusted") {
+  SECTION("max_cpu_id beyond libxenctrl's CPU maps") {
+    fake_xen::reset(8);
+    fake_xen::host().max_cpu_id = 63;  // the maps hold 8 CPUs
+    auto e = error_of([] { XenHypervisor xen; });
+    REQUIRE(e);
+    CHECK(e->code() == ErrorCode::internal);
+    CHECK(contains(e->what(), "max_cpu_id 63"));
+    CHECK(contains(e->what(), "hold 8 CPUs"));
+    CHECK(fake_xen::open_handles() == 0);
+  }
+  SECTION("max_cpu_id ~0: no wrap to 0, no 4-billion-bit maps") {
+    fake_xen::reset(8);
+    fake_xen::host().max_cpu_id = 0xffffffffu;
+    auto e = error_of([] { XenHypervisor xen; });
+    REQUIRE(e);
+    CHECK(e->code() == ErrorCode::internal);
+    CHECK(contains(e->what(), "max_cpu_id 4294967295"));
+  }
+  SECTION("cputopoinfo claiming more entries than asked") {
+    fake_xen::reset(8);
+    fake_xen::host().cputopo_count = 100000;
+    XenHypervisor xen;
+    CHECK(xen.host_info().online == CpuMap::full(8));
+  }
+  SECTION("maps larger than the universe are fine while Xen keeps their tail clear") {
+    fake_xen::reset(6);
+    fake_xen::host().map_cpus = 16;
+    fake_xen::add_domain(1, 1, "one");
+    XenHypervisor xen;
+    auto s = xen.snapshot(DomainId{1});
+    CHECK(s.hard.cols() == 6);
+    CHECK(s.hard.row(0) == CpuMap::full(6));
+    SECTION("a bit beyond max_cpu_id in a reply is Xen breaking its word") {
+      fake_xen::domain(1).vcpus[0].hard[0] = false;
+      fake_xen::domain(1).vcpus[0].hard.resize(16);
+      fake_xen::domain(1).vcpus[0].hard[12] = true;
+      auto e = error_of([&] { xen.snapshot(DomainId{1}); });
+      REQUIRE(e);
+      CHECK(e->code() == ErrorCode::internal);
+      CHECK(contains(e->what(), "domain 1 (one): vcpu 0: Xen reported a hard affinity beyond the host's 6 CPUs"));
+    }
+  }
+}
+
+TEST_CASE("snapshot: 1 + 2V calls for full, 1 + V for metrics; states, times, maps as Xen reports them") {
+  fake_xen::reset(8);
+  fake_xen::host().cpus[6].online = false;
+  auto& d = fake_xen::add_domain(3, 4, "xperf2");
+  d.running = true;
+  d.cpu_time = 50'000'000'000;
+  d.vcpus[0] = {true, true, true, 20'000'000'000, 2, fake_xen::all_cpus(), fake_xen::all_cpus()};  // running+blocked
+  d.vcpus[1] = {true, false, false, 18'200'000'000, 3, fake_xen::all_cpus(), fake_xen::all_cpus()};  // runnable
+  d.vcpus[2] = {false, false, false, 1'000, 5, fake_xen::all_cpus(), fake_xen::all_cpus()};          // offline
+  d.vcpus[3] = {true, false, true, 17'800'000'000, 1, fake_xen::cpus({0, 1}), fake_xen::cpus({1, 6})};
+  XenHypervisor xen;
+  fake_xen::reset_counts();
+
+  const DomainSnapshot s = xen.snapshot(DomainId{3});
+  CHECK(xen.last_call_count() == 1 + 2 * 4);
+  CHECK(fake_xen::total_calls() == 9);
+  CHECK(fake_xen::calls(Call::getinfolist) == 1);
+  CHECK(fake_xen::calls(Call::getvcpuinfo) == 4);
+  CHECK(fake_xen::calls(Call::getvcpuaffinity) == 4);
+
+  CHECK(s.scope == SnapshotScope::full);
+  CHECK(s.domain.id == DomainId{3});
+  CHECK(s.domain.name == "xperf2");
+  CHECK(s.domain.max_vcpus == 4);
+  CHECK(s.domain.online_vcpus == 3);
+  CHECK(s.domain.flags.running);
+  CHECK_FALSE(s.domain.flags.shutdown);  // the all-ones shutdown code bits are not the flag
+  CHECK(s.domain.cpu_time == std::chrono::seconds(50));
+  REQUIRE(s.vcpus.size() == 4);
+  CHECK(s.vcpus[0].state == VcpuState::running);
+  CHECK(s.vcpus[0].cpu == 2u);
+  CHECK(s.vcpus[0].cpu_time == std::chrono::milliseconds(20'000));
+  CHECK(s.vcpus[1].state == VcpuState::runnable);
+  CHECK(s.vcpus[2].state == VcpuState::offline);
+  CHECK_FALSE(s.vcpus[2].cpu.has_value());  // Xen's `cpu` of an offline vcpu is stale
+  CHECK(s.vcpus[3].state == VcpuState::blocked);
+  CHECK(s.vcpus[3].vcpu == 3);
+
+  REQUIRE(s.hard.rows() == 4);
+  REQUIRE(s.hard.cols() == 8);
+  CHECK(s.hard.row(3) == cpus(8, "0-1"));
+  CHECK(s.soft.row(3) == cpus(8, "1,6"));
+  CHECK(s.effective.row(0) == cpus(8, "0-5,7"));  // all ∩ all ∩ online
+  CHECK(s.effective.row(3) == cpus(8, "1"));       // hard ∩ soft ∩ online
+  CHECK(s.effective == effective_affinity(s.hard, s.soft, xen.host_info().online));
+
+  fake_xen::reset_counts();
+  const DomainSnapshot m = xen.snapshot(DomainId{3}, SnapshotScope::metrics_only);
+  CHECK(xen.last_call_count() == 1 + 4);
+  CHECK(fake_xen::calls(Call::getvcpuaffinity) == 0);
+  CHECK(m.scope == SnapshotScope::metrics_only);
+  CHECK(m.vcpus == s.vcpus);
+  CHECK(m.hard == AffinityMatrix(4, 8));
+  CHECK(m.effective == AffinityMatrix(4, 8));
+}
+
+TEST_CASE("snapshot: maps of hosts with more than 8 CPUs keep every bit in its place") {
+  fake_xen::reset(20);
+  auto& d = fake_xen::add_domain(2, 2, "wide");
+  d.vcpus[0].hard = fake_xen::cpus({0, 8, 9, 17, 19});
+  d.vcpus[1].soft = fake_xen::cpus({7, 15, 16});
+  XenHypervisor xen;
+  const DomainSnapshot s = xen.snapshot(DomainId{2});
+  CHECK(s.hard.row(0) == cpus(20, "0,8-9,17,19"));
+  CHECK(s.soft.row(1) == cpus(20, "7,15-16"));
+  CHECK(s.hard.row(1) == CpuMap::full(20));
+}
+
+TEST_CASE("domains with no vcpus: max_vcpu_id invalid means 0 vcpus; absurd ones are refused") {
+  fake_xen::reset(4);
+  fake_xen::add_domain(0, 1, "Domain-0");
+  fake_xen::add_domain(5, 0, "building");  // between createdomain and max_vcpus
+  XenHypervisor xen;
+  auto list = xen.list_domains();
+  REQUIRE(list.size() == 2);
+  CHECK(list[1].max_vcpus == 0);
+  fake_xen::reset_counts();
+  const DomainSnapshot s = xen.snapshot(DomainId{5});
+  CHECK(xen.last_call_count() == 1);
+  CHECK(s.vcpus.empty());
+  CHECK(s.hard.rows() == 0);
+  CHECK(s.effective.rows() == 0);
+
+  fake_xen::add_domain(6, 1, "liar").max_vcpu_id = 0xfffffffeu;
+  list = xen.list_domains();
+  REQUIRE(list.size() == 3);
+  CHECK(list[2].max_vcpus == 0xffffffffu);  // reported as is, nothing allocated by it
+  auto e = error_of([&] { xen.snapshot(DomainId{6}); });
+  REQUIRE(e);
+  CHECK(e->code() == ErrorCode::internal);
+  CHECK(contains(e->what(), "domain 6 (liar): Xen reports max_vcpu_id 4294967294"));
+  CHECK(xen.last_call_count() == 1);  // no vcpu call either
+  auto whole = error_of([&] { xen.snapshot_all(); });
+  REQUIRE(whole);
+  CHECK(whole->code() == ErrorCode::internal);
+}
+
+TEST_CASE("list_domains: batches of 1024 until a short one, ascending, names from xenstore") {
+  fake_xen::reset(4);
+  for (std::uint32_t id = 0; id < 2000; ++id)
+    fake_xen::add_domain(id, 1, id == 0 ? "Domain-0" : "guest" + std::to_string(id));
+  std::vector<std::uint32_t> firsts;
+  XenHypervisor xen;
+  fake_xen::on_call([&](Call call, std::uint32_t first, std::uint32_t) {
+    if (call == Call::getinfolist) firsts.push_back(first);
+  });
+  const auto list = xen.list_domains();
+  CHECK(xen.last_call_count() == 2);
+  CHECK(firsts == std::vector<std::uint32_t>{0, 1024});
+  REQUIRE(list.size() == 2000);
+  for (std::size_t i = 0; i < list.size(); ++i) REQUIRE(list[i].id == DomainId{static_cast<std::uint32_t>(i)});
+  CHECK(list[0].name == "Domain-0");
+  CHECK(list[1999].name == "guest1999");
+
+  SECTION("exactly 1024 domains: a second, empty batch") {
+    for (std::uint32_t id = 1024; id < 2000; ++id) fake_xen::remove_domain(id);
+    CHECK(xen.list_domains().size() == 1024);
+    CHECK(xen.last_call_count() == 2);
+  }
+  SECTION("1023 domains: one batch") {
+    for (std::uint32_t id = 1023; id < 2000; ++id) fake_xen::remove_domain(id);
+    CHECK(xen.list_domains().size() == 1023);
+    CHECK(xen.last_call_count() == 1);
+  }
+  SECTION("the whole host: 3 + 2 + 2000 * 2 calls") {
+    fake_xen::on_call(nullptr);
+    const HostSnapshot all = xen.snapshot_all();
+    CHECK(all.domains.size() == 2000);
+    CHECK(xen.last_call_count() == 3 + 2 + 2000 * 2);
+  }
+}
+
+TEST_CASE("list_domains: hostile lists are refused, not looped on") {
+  fake_xen::reset(4);
+  for (std::uint32_t id = 0; id < 5; ++id) fake_xen::add_domain(id, 1);
+  XenHypervisor xen;
+  SECTION("more domains than asked") {
+    fake_xen::host().getinfolist_extra = 2000;
+    auto e = error_of([&] { xen.list_domains(); });
+    REQUIRE(e);
+    CHECK(e->code() == ErrorCode::internal);
+    CHECK(contains(e->what(), "returned 2005 domains for 1024 asked"));
+  }
+  SECTION("out of order") {
+    fake_xen::host().getinfolist_descending = true;
+    auto e = error_of([&] { xen.list_domains(); });
+    REQUIRE(e);
+    CHECK(e->code() == ErrorCode::internal);
+    CHECK(contains(e->what(), "not ascending"));
+  }
+  SECTION("a single-domain query answered with several") {
+    fake_xen::host().getinfolist_extra = 1;
+    auto e = error_of([&] { xen.snapshot(DomainId{2}); });
+    REQUIRE(e);
+    CHECK(e->code() == ErrorCode::internal);
+  }
+}
+
+TEST_CASE("names: xenstored absent, silent or without the node; never blocking") {
+  fake_xen::reset(4);
+  fake_xen::add_domain(0, 1);  // no name node
+  fake_xen::add_domain(7, 1, "web");
+
+  SECTION("running: names, and the fallback for a domain without one") {
+    XenHypervisor xen;
+    const auto list = xen.list_domains();
+    CHECK(list[0].name == "Domain-0");
+    CHECK(list[1].name == "web");
+    CHECK(fake_xen::xenstore_reads() >= 2);
+  }
+  SECTION("absent: Domain-0 and the id") {
+    fake_xen::set_xenstored(fake_xen::Xenstored::absent);
+    XenHypervisor xen;
+    const auto list = xen.list_domains();
+    CHECK(list[0].name == "Domain-0");
+    CHECK(list[1].name == "7");
+    CHECK(xen.snapshot(DomainId{7}).domain.name == "7");
+  }
+  SECTION("silent: the operation waits at most the timeout, once") {
+    fake_xen::set_xenstored(fake_xen::Xenstored::silent);
+    XenOptions options;
+    options.xenstore_timeout = std::chrono::milliseconds(150);
+    XenHypervisor xen(options);
+    const auto start = std::chrono::steady_clock::now();
+    const auto list = xen.list_domains();
+    const auto took = std::chrono::steady_clock::now() - start;
+    CHECK(took < std::chrono::seconds(2));
+    CHECK(fake_xen::xenstore_reads() <= 1);  // the first read timed out; no more were tried
+    CHECK(list[1].name == "7");
+  }
+  SECTION("names off: no xenstore traffic") {
+    XenOptions options;
+    options.domain_names = false;
+    XenHypervisor xen(options);
+    CHECK(xen.list_domains()[1].name == "7");
+    CHECK(fake_xen::xenstore_reads() == 0);
+  }
+}
+
+TEST_CASE("errors: errno mapped to codes; messages name the domain, the vcpu and the CPUs") {
+  fake_xen::reset(8);
+  fake_xen::add_domain(3, 2, "xperf2");
+  XenHypervisor xen;
+
+  SECTION("no such domain") {
+    auto e = error_of([&] { xen.snapshot(DomainId{7}); });
+    REQUIRE(e);
+    CHECK(e->code() == ErrorCode::not_found);
+    CHECK(std::string(e->what()) == "domain 7: no such domain");
+    CHECK(xen.last_call_count() == 1);
+    auto pin = error_of([&] { xen.pin_vcpu(DomainId{7}, 0, {cpus(8, "1"), {}, false}); });
+    REQUIRE(pin);
+    CHECK(std::string(pin->what()) == "domain 7: no such domain");
+  }
+  SECTION("ids that are no domain: DOMID_SELF is not the caller, 65539 is not domain 3") {
+    auto self = error_of([&] { xen.snapshot(DomainId{0x7ff0}); });
+    REQUIRE(self);
+    CHECK(self->code() == ErrorCode::not_found);
+    CHECK(xen.last_call_count() == 0);
+    auto wrapped = error_of([&] { xen.pin_vcpu(DomainId{65536 + 3}, 0, {cpus(8, "1"), {}, false}); });
+    REQUIRE(wrapped);
+    CHECK(wrapped->code() == ErrorCode::not_found);
+    CHECK(fake_xen::calls(Call::setvcpuaffinity) == 0);
+  }
+  SECTION("EPERM and EACCES: permission_denied") {
+    fake_xen::inject({Call::getvcpuinfo, 3, 1, EPERM});
+    auto e = error_of([&] { xen.snapshot(DomainId{3}); });
+    REQUIRE(e);
+    CHECK(e->code() == ErrorCode::permission_denied);
+    CHECK(contains(e->what(), "domain 3 (xperf2): vcpu 1: reading its state (xc_vcpu_getinfo)"));
+    CHECK(contains(e->what(), "EPERM"));
+    CHECK(xen.last_call_count() == 3);  // counted up to the failure
+    fake_xen::inject({Call::getinfolist, {}, {}, EACCES});
+    auto list = error_of([&] { xen.list_domains(); });
+    REQUIRE(list);
+    CHECK(list->code() == ErrorCode::permission_denied);
+    CHECK(contains(list->what(), "xc_domain_getinfolist"));
+  }
+  SECTION("EBUSY and EAGAIN: busy") {
+    fake_xen::inject({Call::getvcpuaffinity, 3, 0, EBUSY});
+    auto busy = error_of([&] { xen.snapshot(DomainId{3}); });
+    REQUIRE(busy);
+    CHECK(busy->code() == ErrorCode::busy);
+    CHECK(contains(busy->what(), "vcpu 0: reading its affinity"));
+    fake_xen::inject({Call::physinfo, {}, {}, EAGAIN});
+    auto again = error_of([&] { xen.host_info(); });
+    REQUIRE(again);
+    CHECK(again->code() == ErrorCode::busy);
+  }
+  SECTION("EINVAL: invalid_argument, naming the CPUs of the pin") {
+    fake_xen::inject({Call::setvcpuaffinity, 3, 1, EINVAL});
+    auto e = error_of([&] { xen.pin_vcpu(DomainId{3}, 1, {cpus(8, "2-3"), cpus(8, "3"), true}); });
+    REQUIRE(e);
+    CHECK(e->code() == ErrorCode::invalid_argument);
+    CHECK(contains(e->what(), "domain 3 (xperf2): vcpu 1: setting hard affinity 2-3 and soft affinity 3, forced "
+                              "(xc_vcpu_setaffinity)"));
+    CHECK(contains(e->what(), "EINVAL"));
+  }
+  SECTION("anything else: internal") {
+    fake_xen::inject({Call::numainfo, {}, {}, EIO});
+    auto e = error_of([&] { xen.host_info(); });
+    REQUIRE(e);
+    CHECK(e->code() == ErrorCode::internal);
+    CHECK(contains(e->what(), "xc_numainfo"));
+  }
+}
+
+TEST_CASE("snapshot_all: a domain vanishing midway is retried once, then left out, never torn") {
+  fake_xen::reset(4);
+  fake_xen::add_domain(0, 2, "Domain-0");
+  fake_xen::add_domain(3, 4, "doomed");
+  fake_xen::add_domain(5, 2, "other");
+  XenHypervisor xen;
+
+  SECTION("destroyed while its affinity is read: left out") {
+    fake_xen::on_call([](Call call, std::uint32_t domain, std::uint32_t vcpu) {
+      if (call == Call::getvcpuaffinity && domain == 3 && vcpu == 2) fake_xen::remove_domain(3);
+    });
+    const HostSnapshot all = xen.snapshot_all();
+    REQUIRE(all.domains.size() == 2);
+    CHECK(all.domains[0].domain.id == DomainId{0});
+    CHECK(all.domains[1].domain.id == DomainId{5});
+    // host 3 + list 1 + dom0 4 + domain 3 (4 + 3, the third failing) + retry 1 + domain 5 4
+    CHECK(xen.last_call_count() == 3 + 1 + 4 + 7 + 1 + 4);
+  }
+  SECTION("a transient ESRCH: the retry reads it whole") {
+    fake_xen::domain(3).vcpus[2].hard = fake_xen::cpus({1});
+    fake_xen::inject({Call::getvcpuinfo, 3, 1, ESRCH});
+    const HostSnapshot all = xen.snapshot_all();
+    REQUIRE(all.domains.size() == 3);
+    const DomainSnapshot& s = all.domains[1];
+    CHECK(s.domain.name == "doomed");
+    CHECK(s.vcpus.size() == 4);
+    CHECK(s.hard.row(2) == cpus(4, "1"));
+    CHECK(xen.last_call_count() == 3 + 1 + 4 + 2 + 1 + 8 + 4);
+  }
+  SECTION("vanishing again during the retry: left out") {
+    fake_xen::inject({Call::getvcpuinfo, 3, 1, ESRCH, 0, 2});
+    const HostSnapshot all = xen.snapshot_all(SnapshotScope::metrics_only);
+    CHECK(all.domains.size() == 2);
+    CHECK(xen.last_call_count() == 3 + 1 + 2 + 2 + 1 + 2 + 2);
+  }
+  SECTION("snapshot of one domain that vanishes midway: not_found, nothing half read") {
+    fake_xen::on_call([](Call call, std::uint32_t domain, std::uint32_t vcpu) {
+      if (call == Call::getvcpuinfo && domain == 3 && vcpu == 3) fake_xen::remove_domain(3);
+    });
+    auto e = error_of([&] { xen.snapshot(DomainId{3}); });
+    REQUIRE(e);
+    CHECK(e->code() == ErrorCode::not_found);
+    CHECK(contains(e->what(), "domain 3 (doomed): no such domain"));
+  }
+  SECTION("other errors are not swallowed") {
+    fake_xen::inject({Call::getvcpuaffinity, 5, 0, EPERM});
+    auto e = error_of([&] { xen.snapshot_all(); });
+    REQUIRE(e);
+    CHECK(e->code() == ErrorCode::permission_denied);
+  }
+}
+
+TEST_CASE("pin_vcpu: validated before any call; the effective maps Xen writes back are returned") {
+  fake_xen::reset(8);
+  fake_xen::host().cpus[6].online = false;
+  fake_xen::host().cpus[7].online = false;
+  fake_xen::add_domain(3, 2, "xperf2");
+  XenHypervisor xen;
+  const auto& vcpu1 = [] { return fake_xen::domain(3).vcpus[1]; };
+
+  SECTION("hard and soft: 2 calls; hard ∩ online, soft ∩ that") {
+    fake_xen::reset_counts();
+    const PinResult r = xen.pin_vcpu(DomainId{3}, 1, {cpus(8, "4-7"), cpus(8, "5-6"), false});
+    CHECK(xen.last_call_count() == 2);
+    CHECK(fake_xen::calls(Call::setvcpuaffinity) == 1);
+    CHECK(fake_xen::last_setaffinity_flags() == (flag_hard | flag_soft));
+    CHECK(r.hard == cpus(8, "4-5"));
+    CHECK(r.soft == cpus(8, "5"));
+    CHECK(fake_map(vcpu1().hard, 8) == cpus(8, "4-7"));  // Xen keeps the plain maps
+    CHECK(fake_map(vcpu1().soft, 8) == cpus(8, "5-6"));
+
+    SECTION("soft only (the pin that crashed xl): 3 calls, hard left alone, soft may be empty") {
+      fake_xen::reset_counts();
+      const PinResult s = xen.pin_vcpu(DomainId{3}, 1, {std::nullopt, cpus(8, "0-1"), false});
+      CHECK(xen.last_call_count() == 3);
+      CHECK(fake_xen::calls(Call::getvcpuaffinity) == 1);
+      CHECK(fake_xen::last_setaffinity_flags() == flag_soft);
+      CHECK(fake_map(vcpu1().hard, 8) == cpus(8, "4-7"));
+      CHECK(s.hard == cpus(8, "4-5"));
+      CHECK(s.soft == CpuMap(8));  // 0-1 ∩ 4-5
+      CHECK(s.soft.size() == 8);
+    }
+    SECTION("hard only, forced: the soft map is kept and reported against the new hard") {
+      const PinResult h = xen.pin_vcpu(DomainId{3}, 1, {cpus(8, "0-5"), std::nullopt, true});
+      CHECK(xen.last_call_count() == 3);
+      CHECK(fake_xen::last_setaffinity_flags() == (flag_hard | flag_force));
+      CHECK(h.hard == cpus(8, "0-5"));
+      CHECK(h.soft == cpus(8, "5"));
+      CHECK(fake_map(vcpu1().soft, 8) == cpus(8, "5-6"));
+    }
+  }
+  SECTION("a cpupool narrower than the host: Xen's write-back is what is returned") {
+    fake_xen::domain(3).pool = fake_xen::cpus({0, 1, 2, 3});
+    const PinResult r = xen.pin_vcpu(DomainId{3}, 0, {cpus(8, "2-5"), cpus(8, "all"), false});
+    CHECK(r.hard == cpus(8, "2-3"));
+    CHECK(r.soft == cpus(8, "2-3"));
+  }
+  SECTION("maps of another universe are accepted when their CPUs fit") {
+    const PinResult r = xen.pin_vcpu(DomainId{3}, 0, {cpus(4, "1-2"), std::nullopt, false});
+    CHECK(r.hard == cpus(8, "1-2"));
+    CHECK(r.hard.size() == 8);
+  }
+  SECTION("rejected before any setaffinity") {
+    auto reject = [&](unsigned vcpu, VcpuPin pin, std::string_view text) {
+      fake_xen::reset_counts();
+      auto e = error_of([&] { xen.pin_vcpu(DomainId{3}, vcpu, pin); });
+      REQUIRE(e);
+      CHECK(e->code() == ErrorCode::invalid_argument);
+      CHECK(contains(e->what(), text));
+      CHECK(fake_xen::calls(Call::setvcpuaffinity) == 0);
+      CHECK(xen.last_call_count() == 1);
+    };
+    reject(9, {cpus(8, "1"), {}, false}, "domain 3 (xperf2): vcpu 9 is beyond its 2 vcpus");
+    reject(0, {cpus(16, "9"), {}, false}, "names CPU 9, beyond the host's 8 CPUs");
+    reject(0, {cpus(8, "6-7"), {}, false}, "holds no online CPU");
+    reject(0, {CpuMap(8), {}, false}, "empty hard affinity");
+    reject(0, {}, "a pin needs a hard or a soft map");
+  }
+  SECTION("Xen's own refusal: an empty intersection with the cpupool") {
+    fake_xen::domain(3).pool = fake_xen::cpus({0});
+    auto e = error_of([&] { xen.pin_vcpu(DomainId{3}, 0, {cpus(8, "2"), {}, false}); });
+    REQUIRE(e);
+    CHECK(e->code() == ErrorCode::invalid_argument);
+    CHECK(contains(e->what(), "setting hard affinity 2"));
+  }
+}
+
+TEST_CASE("pin_matrix: all or nothing; a failure at vcpu k restores vcpus 0..k-1") {
+  fake_xen::reset(8);
+  auto& d = fake_xen::add_domain(3, 4, "xperf2");
+  for (std::size_t v = 0; v < 4; ++v) d.vcpus[v].hard = fake_xen::cpus({v});
+  d.vcpus[1].soft = fake_xen::cpus({1, 2});
+  XenHypervisor xen;
+  const DomainSnapshot before = xen.snapshot(DomainId{3});
+  MatrixPin plan;
+  plan.hard = AffinityMatrix(4, 8);
+  plan.soft = AffinityMatrix(4, 8);
+  for (unsigned v = 0; v < 4; ++v) {
+    plan.hard->set_row(v, cpus(8, "4-7"));
+    plan.soft->set_row(v, cpus(8, "5"));
+  }
+
+  SECTION("success: 1 + 2V + V calls, the effective matrices") {
+    fake_xen::reset_counts();
+    const MatrixPinResult r = xen.pin_matrix(DomainId{3}, plan);
+    CHECK(xen.last_call_count() == 1 + 8 + 4);
+    CHECK(fake_xen::calls(Call::setvcpuaffinity) == 4);
+    CHECK(r.hard == *plan.hard);
+    CHECK(r.soft == *plan.soft);
+    CHECK(xen.snapshot(DomainId{3}).hard == *plan.hard);
+  }
+  SECTION("hard only: the soft rows come from the snapshot, no extra read") {
+    plan.soft.reset();
+    fake_xen::host().cpus[7].online = false;
+    xen.host_info();
+    fake_xen::reset_counts();
+    const MatrixPinResult r = xen.pin_matrix(DomainId{3}, plan);
+    CHECK(xen.last_call_count() == 1 + 8 + 4);
+    CHECK(fake_xen::last_setaffinity_flags() == flag_hard);
+    CHECK(r.hard.row(0) == cpus(8, "4-6"));
+    CHECK(r.soft.row(0) == cpus(8, "4-6"));  // soft "all" ∩ the new effective hard
+    CHECK(r.soft.row(1) == CpuMap(8));        // soft 1-2 ∩ 4-6
+  }
+  SECTION("failure at vcpu 2: vcpus 0-1 restored, the domain as before") {
+    fake_xen::inject({Call::setvcpuaffinity, 3, 2, EBUSY});
+    fake_xen::reset_counts();
+    auto e = pin_error_of([&] { xen.pin_matrix(DomainId{3}, plan); });
+    REQUIRE(e);
+    CHECK(e->code() == ErrorCode::busy);
+    CHECK(e->failed_vcpu() == 2);
+    CHECK(e->rolled_back());
+    CHECK(contains(e->what(), "pin failed at vcpu 2"));
+    CHECK(contains(e->what(), "vcpus 0-1 restored"));
+    CHECK(contains(e->what(), "EBUSY"));
+    CHECK(xen.last_call_count() == 1 + 8 + 3 + 2);  // snapshot, vcpus 0-2, two restores
+    CHECK(fake_xen::last_setaffinity_flags() == (flag_hard | flag_soft | flag_force));
+    const DomainSnapshot after = xen.snapshot(DomainId{3});
+    CHECK(after.hard == before.hard);
+    CHECK(after.soft == before.soft);
+  }
+  SECTION("failure at vcpu 0: nothing changed, nothing to restore") {
+    fake_xen::inject({Call::setvcpuaffinity, 3, 0, EPERM});
+    auto e = pin_error_of([&] { xen.pin_matrix(DomainId{3}, plan); });
+    REQUIRE(e);
+    CHECK(e->code() == ErrorCode::permission_denied);
+    CHECK(contains(e->what(), "nothing was changed"));
+    CHECK(xen.last_call_count() == 1 + 8 + 1);
+  }
+  SECTION("the domain vanishing midway: not_found, and the restores fail too") {
+    fake_xen::on_call([](Call call, std::uint32_t domain, std::uint32_t vcpu) {
+      if (call == Call::setvcpuaffinity && domain == 3 && vcpu == 1) fake_xen::remove_domain(3);
+    });
+    auto e = pin_error_of([&] { xen.pin_matrix(DomainId{3}, plan); });
+    REQUIRE(e);
+    CHECK(e->code() == ErrorCode::internal);  // vcpu 0 could not be restored: the domain is gone
+    CHECK_FALSE(e->rolled_back());
+    CHECK(contains(e->what(), "no such domain"));
+  }
+  SECTION("a failed restore is reported, not hidden") {
+    fake_xen::inject({Call::setvcpuaffinity, 3, 2, EBUSY});
+    fake_xen::inject({Call::setvcpuaffinity, 3, 0, EIO, 1});  // vcpu 0's pin works, its restore fails
+    auto e = pin_error_of([&] { xen.pin_matrix(DomainId{3}, plan); });
+    REQUIRE(e);
+    CHECK(e->code() == ErrorCode::internal);
+    CHECK_FALSE(e->rolled_back());
+    CHECK(contains(e->what(), "restoring vcpus 0 failed"));
+    CHECK(fake_map(fake_xen::domain(3).vcpus[1].hard, 8) == cpus(8, "1"));  // vcpu 1 was restored
+  }
+  SECTION("an invalid plan: no pin at all") {
+    plan.hard->set_row(3, CpuMap(8));
+    fake_xen::reset_counts();
+    auto e = error_of([&] { xen.pin_matrix(DomainId{3}, plan); });
+    REQUIRE(e);
+    CHECK(e->code() == ErrorCode::invalid_argument);
+    CHECK(fake_xen::calls(Call::setvcpuaffinity) == 0);
+  }
+}
+
+TEST_CASE("domain flags: shutdown decoded from XEN_DOMINF_shutdown only") {
+  fake_xen::reset(2);
+  auto& live = fake_xen::add_domain(1, 1, "live");
+  live.paused = true;
+  auto& dead = fake_xen::add_domain(2, 1, "dead");
+  dead.shutdown = true;
+  dead.shutdown_code = 0;  // poweroff: the code bits are all zero
+  dead.dying = true;
+  XenHypervisor xen;
+  const auto list = xen.list_domains();
+  REQUIRE(list.size() == 2);
+  CHECK(list[0].flags == DomainFlags{false, true, true, false, false});
+  CHECK(list[1].flags == DomainFlags{false, true, false, true, true});
+}
+
+TEST_CASE("threads: concurrent readers and pins on one object") {
+  fake_xen::reset(8);
+  for (std::uint32_t id = 0; id < 4; ++id) fake_xen::add_domain(id, 3, "d" + std::to_string(id));
+  XenHypervisor xen;
+  std::atomic<int> failures{0};
+  auto reader = [&] {
+    for (int i = 0; i < 40; ++i) {
+      try {
+        const HostSnapshot all = xen.snapshot_all();
+        if (all.domains.size() != 4 || all.domains[2].hard.rows() != 3) ++failures;
+        if (xen.snapshot(DomainId{1}, SnapshotScope::metrics_only).vcpus.size() != 3) ++failures;
+      } catch (const Error&) {
+        ++failures;
+      }
+    }
+  };
+  auto writer = [&] {
+    for (unsigned i = 0; i < 40; ++i) {
+      try {
+        const PinResult r = xen.pin_vcpu(DomainId{2}, i % 3, {cpus(8, i % 2 ? "0-3" : "4-7"), std::nullopt, false});
+        if (r.hard != cpus(8, i % 2 ? "0-3" : "4-7")) ++failures;
+        MatrixPin plan;
+        plan.hard = AffinityMatrix::full(3, 8);
+        (void)xen.pin_matrix(DomainId{3}, plan);
+      } catch (const Error&) {
+        ++failures;
+      }
+    }
+  };
+  std::thread a(reader), b(reader), c(writer);
+  a.join();
+  b.join();
+  c.join();
+  CHECK(failures == 0);
+}
