@@ -7,4 +7,4 @@ scripts/setup-debian.sh
 if [ -f _build/release/build.ninja ]; then meson setup --reconfigure _build/release --buildtype=release -Dtests=false >/dev/null
 else meson setup _build/release --buildtype=release -Dtests=false >/dev/null; fi
 ninja -C _build/release >/dev/null
-exec _build/release/examples/cpulist "$@" '0-3,^2,8-11'
+exec _build/release/examples/vcpu-list "$@"

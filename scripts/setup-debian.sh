@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(meson ninja-build g++ clang pkg-config libboost-dev libfmt-dev catch2
-          libbenchmark-dev libhwloc-dev libxen-dev libvirt-dev libclang-rt-14-dev python3)
+          libbenchmark-dev libhwloc-dev libxen-dev libvirt-dev libclang-rt-14-dev python3 librsvg2-bin)
 for arg in "$@"; do
   case "$arg" in
     --xen-test) packages+=(qemu-system-x86 busybox-static cpio xz-utils kmod) ;;

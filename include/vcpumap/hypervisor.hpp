@@ -188,10 +188,10 @@ MatrixPinResult apply_matrix_pin(const HostInfo& host, const DomainSnapshot& bef
                                    "have changed",
                                    who, v, failure.what(), fmt::join(stuck, ",")),
                        v, false);
-      throw PinError(failure.code(),
-                     v == 0 ? fmt::format("{}: pin failed at vcpu 0: {}; nothing was changed", who, failure.what())
-                            : fmt::format("{}: pin failed at vcpu {}: {}; vcpus 0-{} restored", who, v,
-                                          failure.what(), v - 1),
+      const std::string restored = v == 0   ? std::string("nothing was changed")
+                                   : v == 1 ? std::string("vcpu 0 restored")
+                                            : fmt::format("vcpus 0-{} restored", v - 1);
+      throw PinError(failure.code(), fmt::format("{}: pin failed at vcpu {}: {}; {}", who, v, failure.what(), restored),
                      v, true);
     }
   }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "affinity_matrix.hpp"
+#include "any_hypervisor.hpp"
 #include "cpu_map.hpp"
 #include "cpulist.hpp"
 #include "error.hpp"

@@ -1,0 +1,167 @@
+// vcpu-list — every vcpu of every domain, as `xl vcpu-list` prints them (or `xm vcpu-list`, or JSON).
+//
+//   $ vcpu-list --backend=mock
+//   Name                                ID  VCPU   CPU State   Time(s) Affinity (Hard / Soft)
+//   Domain-0                             0     0    0   -b-     636.8  all / all
+//
+// The whole host is read in one library call (snapshot_all), then filtered and printed.
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "backend.hpp"
+
+namespace {
+
+using namespace vcpumap;
+
+constexpr std::string_view usage =
+    "usage: vcpu-list [--xm | --json] [--watch SECONDS [--count N]] [backend options] [DOMAIN...]\n"
+    "Lists the vcpus of every domain, or of each DOMAIN (a name or an id): the CPU each is on,\n"
+    "its state, CPU time and affinity, as `xl vcpu-list` of Xen 4.17 prints them.\n"
+    "  --xm            the legacy `xm vcpu-list` table (hard affinity only, 'any cpu' for every CPU)\n"
+    "  --json          a JSON array, one object per vcpu: domain, id, vcpu, state, cpu (null when\n"
+    "                  offline), time_ns, hard, soft, effective (canonical cpulists)\n"
+    "  --watch SECONDS reprint every SECONDS with each vcpu's CPU use since the previous sample\n"
+    "                  (CPU% column, JSON \"util\"); on the mock, running vcpus accrue real time\n"
+    "  --count N       with --watch: stop after N samples\n";
+
+enum class Layout { xl, xm, json };
+
+/// What xl prints for the time: it converts the nanoseconds to a float first.
+double xl_seconds(std::chrono::nanoseconds t) { return static_cast<double>(static_cast<float>(t.count())) / 1e9; }
+
+/// "r--", "-b-", "--p" (Xen's running, blocked, online flags; a runnable vcpu shows "---").
+std::string state_chars(VcpuState s) {
+  if (s == VcpuState::offline) return "--p";
+  return fmt::format("{}{}-", s == VcpuState::running ? 'r' : '-', s == VcpuState::blocked ? 'b' : '-');
+}
+
+std::string json_string(std::string_view text) {
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '"' || c == '\\')
+      out += fmt::format("\\{}", c);
+    else if (static_cast<unsigned char>(c) < 0x20)
+      out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
+    else
+      out += c;
+  }
+  return out + '"';
+}
+
+void print_header(Layout layout, bool watch) {
+  if (layout == Layout::xl)
+    fmt::print("{:<32} {:>5} {:>5} {:>5} {:>5} {:>9}{} {}\n", "Name", "ID", "VCPU", "CPU", "State", "Time(s)",
+               watch ? fmt::format(" {:>5}", "CPU%") : "", "Affinity (Hard / Soft)");
+  else if (layout == Layout::xm)
+    fmt::print("Name                              ID  VCPU  CPU  State  Time(s){}  CPU Affinity\n",
+               watch ? fmt::format(" {:>5}", "CPU%") : "");
+  else
+    fmt::print("[\n");
+}
+
+void print_vcpu(Layout layout, const DomainSnapshot& d, const VcpuMetrics& m, std::optional<double> util, bool watch,
+                bool last) {
+  const CpuMap hard = d.hard.row(m.vcpu), soft = d.soft.row(m.vcpu);
+  const std::string cpu = m.cpu && m.state != VcpuState::offline ? std::to_string(*m.cpu) : "-";
+  const std::string use = !watch ? "" : util ? fmt::format(" {:5.1f}", *util) : fmt::format(" {:>5}", "-");
+  if (layout == Layout::xl) {  // xl_vcpu.c: "%-32s %5u %5u" "%5u %3c%c%c " "%9.1f  " hard " / " soft
+    fmt::print("{:<32} {:>5} {:>5}{:>5}   {} {:9.1f}{}  {:a} / {:a}\n", d.domain.name, d.domain.id, m.vcpu, cpu,
+               state_chars(m.state), xl_seconds(m.cpu_time), use.empty() ? "" : " " + use, hard, soft);
+  } else if (layout == Layout::xm) {  // xm: "%-32s %3d %5d %4s %5s %9.1f  %s"
+    const std::string affinity = hard.all() ? "any cpu" : hard.empty() ? "no cpus" : hard.to_string();
+    fmt::print("{:<32} {:>3} {:>5} {:>4} {:>5} {:9.1f}{}  {}\n", d.domain.name, d.domain.id, m.vcpu, cpu,
+               state_chars(m.state), static_cast<double>(m.cpu_time.count()) / 1e9, use, affinity);
+  } else {
+    fmt::print(
+        "{{\"domain\": {}, \"id\": {}, \"vcpu\": {}, \"state\": \"{}\", \"cpu\": {}, \"time_ns\": {}, "
+        "\"hard\": \"{}\", \"soft\": \"{}\", \"effective\": \"{}\"{}}}{}\n",
+        json_string(d.domain.name), d.domain.id, m.vcpu, m.state, cpu == "-" ? "null" : cpu, m.cpu_time.count(), hard,
+        soft, d.effective.row(m.vcpu),
+        !watch ? ""
+        : util ? fmt::format(", \"util\": {:.1f}", *util)
+               : ", \"util\": null",
+        last ? "" : ",");
+  }
+}
+
+/// CPU time and when it was read, per (domain, vcpu): the previous sample of --watch.
+using Sample = std::map<std::pair<std::uint32_t, unsigned>,
+                        std::pair<std::chrono::nanoseconds, std::chrono::system_clock::time_point>>;
+
+int list(int argc, char** argv) {
+  examples::Args args(argc, argv);
+  examples::Backend backend;
+  Layout layout = Layout::xl;
+  std::optional<double> watch;
+  std::optional<unsigned> count;
+  std::vector<std::string> filter;
+  while (args.next()) {
+    if (backend.parse(args)) continue;
+    if (args.is("--xm") || args.is("--json")) {
+      const Layout chosen = args.is("--xm") ? Layout::xm : Layout::json;
+      if (layout != Layout::xl && layout != chosen) throw examples::Usage("--xm and --json exclude each other");
+      layout = chosen;
+    } else if (auto secs = args.value("--watch")) {
+      watch = examples::parse_seconds("--watch", *secs);
+    } else if (auto n = args.value("--count")) {
+      count = examples::parse_count("--count", *n);
+      if (*count == 0) throw examples::Usage("--count needs at least 1 sample");
+    } else if (args.positional()) {
+      filter.push_back(args.current());
+    } else {
+      args.unknown();
+    }
+  }
+  if (count && !watch) throw examples::Usage("--count goes with --watch");
+
+  AnyHypervisor hv = backend.open("vcpu-list", watch.has_value());
+  Sample previous;
+  for (unsigned n = 0; !count || n < *count; ++n) {
+    if (n > 0) {
+      std::this_thread::sleep_for(std::chrono::duration<double>(*watch));
+      fmt::print("\n");
+    }
+    HostSnapshot host = hv.snapshot_all();
+    std::vector<const DomainSnapshot*> shown;
+    for (const DomainSnapshot& d : host.domains) shown.push_back(&d);
+    if (!filter.empty()) {
+      shown.clear();
+      for (const std::string& which : filter)
+        shown.push_back(&host.domains[examples::find_domain(
+            host.domains, which, [](const DomainSnapshot& d) -> const DomainInfo& { return d.domain; })]);
+    }
+    std::size_t rows = 0, printed = 0;
+    for (const DomainSnapshot* d : shown) rows += d->vcpus.size();
+    Sample current;
+    print_header(layout, watch.has_value());
+    for (const DomainSnapshot* d : shown) {
+      for (const VcpuMetrics& m : d->vcpus) {
+        const auto key = std::pair{to_integer(d->domain.id), m.vcpu};
+        std::optional<double> util;
+        if (auto it = previous.find(key); it != previous.end() && d->taken_at > it->second.second)
+          util = 100.0 * static_cast<double>((m.cpu_time - it->second.first).count()) /
+                 static_cast<double>(
+                     std::chrono::duration_cast<std::chrono::nanoseconds>(d->taken_at - it->second.second).count());
+        current[key] = {m.cpu_time, d->taken_at};
+        print_vcpu(layout, *d, m, util, watch.has_value(), ++printed == rows);
+      }
+    }
+    if (layout == Layout::json) fmt::print("]\n");
+    std::fflush(stdout);
+    previous = std::move(current);
+    if (!watch) break;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return examples::run("vcpu-list", usage, [&] { return list(argc, argv); });
+}

@@ -1,0 +1,154 @@
+// vcpu-matrix — one domain's VCPU×CPU affinity matrix as a grid in the terminal, or as an SVG.
+//
+//   $ vcpu-matrix --hard xperf2
+//   $ vcpu-matrix --svg xperf2.svg xperf2
+//
+// Rows are vcpus, columns CPUs grouped by NUMA node and socket; a mark shows where each vcpu
+// runs; the last line counts the vcpus that may use each CPU, so shared CPUs stand out.
+#include <algorithm>
+#include <fstream>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "backend.hpp"
+#include "matrix_picture.hpp"
+
+namespace {
+
+using namespace vcpumap;
+
+constexpr std::string_view usage =
+    "usage: vcpu-matrix [--hard | --soft | --effective] [--svg FILE] [backend options] DOMAIN\n"
+    "Shows the VCPU×CPU matrix of DOMAIN (a name or an id): rows are vcpus, columns CPUs grouped\n"
+    "by NUMA node and socket. Default: the effective affinity (where each vcpu may run now).\n"
+    "  --hard, --soft, --effective  which affinity to show\n"
+    "  --svg FILE   write the picture as SVG to FILE instead (a heat map when cells get small)\n"
+    "Grid: '#' allowed, '.' not, 'x' allowed but the CPU is offline, ' ' offline; 'R' where the\n"
+    "vcpu runs, 'o' where it last ran (blocked or waiting). Above 128 CPUs a column stands for\n"
+    "several CPUs: '#' all allowed, '+' some. Last line: vcpus allowed on each CPU ('*' = 10+).\n";
+
+char count_glyph(std::size_t n) { return n == 0 ? '.' : n < 10 ? static_cast<char>('0' + n) : '*'; }
+
+void print_grid(const examples::MatrixPicture& p) {
+  const std::size_t ncpu = p.host.cpu_universe(), rows = p.map.rows();
+  const std::size_t per_column = ncpu <= 128 ? 1 : examples::pow2_at_least(static_cast<double>(ncpu) / 128);
+  const auto groups = examples::column_groups(p.host, per_column);
+  const auto share = examples::vcpus_per_cpu(p.map);
+  const std::string label_pad(fmt::format("vcpu {}", rows ? rows - 1 : 0).size() + 2, ' ');
+
+  fmt::print("{}: {} affinity, {} vcpus x {} CPUs{}\n", examples::describe(p.domain.domain), p.kind, rows, ncpu,
+             per_column > 1 ? fmt::format(" ({} CPUs per column)", per_column) : "");
+  // One line per heading: each group's text starts over its first column and may run on
+  // until the next group that has a text.
+  auto heading = [&](auto text_of) {
+    std::vector<std::pair<std::size_t, std::string>> texts;  // (column, text)
+    std::size_t column = label_pad.size();
+    for (std::size_t i = 0; i < groups.size(); column += groups[i].columns.size() + 1, ++i)
+      if (std::string text = text_of(groups[i], i); !text.empty()) texts.emplace_back(column, std::move(text));
+    std::string line = label_pad;
+    for (std::size_t t = 0; t < texts.size(); ++t) {
+      const std::size_t end = t + 1 < texts.size() ? texts[t + 1].first - 1 : std::string::npos;
+      line.resize(texts[t].first, ' ');
+      line += texts[t].second.substr(0, end - texts[t].first);
+    }
+    if (line.size() > label_pad.size()) fmt::print("{}\n", line);
+  };
+  heading([&](const examples::ColumnGroup& g, std::size_t i) -> std::string {
+    if (!g.node) return "absent";
+    return i == 0 || groups[i - 1].node != g.node ? fmt::format("node {}", *g.node) : "";
+  });
+  if (p.host.sockets > 1)
+    heading([](const examples::ColumnGroup& g, std::size_t) {
+      return g.socket ? fmt::format("socket {}", *g.socket) : std::string();
+    });
+  if (per_column == 1) {
+    const std::size_t digits = std::to_string(ncpu ? ncpu - 1 : 0).size();
+    for (std::size_t d = 0; d < digits; ++d)
+      heading([&](const examples::ColumnGroup& g, std::size_t) {
+        std::string text;
+        for (const auto& column : g.columns) {
+          const std::string number = fmt::format("{:>{}}", column.front(), digits);
+          text += number[d];
+        }
+        return text;
+      });
+  } else {
+    heading([](const examples::ColumnGroup& g, std::size_t) { return fmt::format("{}", g.columns.front().front()); });
+  }
+
+  for (std::size_t v = 0; v < rows; ++v) {
+    const CpuMap row = p.map.row(v);
+    const VcpuMetrics* m = v < p.domain.vcpus.size() ? &p.domain.vcpus[v] : nullptr;
+    const bool offline = !m || m->state == VcpuState::offline;
+    std::string line = fmt::format("{:<{}}", fmt::format("vcpu {}", v), label_pad.size());
+    for (const auto& g : groups) {
+      for (const auto& column : g.columns) {
+        std::size_t allowed = 0;
+        for (std::size_t cpu : column) allowed += row.test(cpu);
+        char glyph = allowed == 0 ? '.' : allowed < column.size() ? '+' : '#';
+        if (per_column == 1 && !p.host.online.test(column.front())) glyph = allowed ? 'x' : ' ';
+        if (!offline && m->cpu && std::find(column.begin(), column.end(), *m->cpu) != column.end())
+          glyph = m->state == VcpuState::running ? 'R' : 'o';
+        line += glyph;
+      }
+      line += ' ';
+    }
+    fmt::print("{} {:a}{}\n", line, row, offline ? " (offline)" : "");
+  }
+  std::string line = fmt::format("{:<{}}", "shared", label_pad.size());
+  for (const auto& g : groups) {
+    for (const auto& column : g.columns) {
+      std::size_t n = 0;
+      for (std::size_t cpu : column) n = std::max(n, share[cpu]);
+      line += count_glyph(n);
+    }
+    line += ' ';
+  }
+  fmt::print("{} vcpus allowed on each CPU\n", line);
+}
+
+int matrix(int argc, char** argv) {
+  examples::Args args(argc, argv);
+  examples::Backend backend;
+  std::string kind = "effective";
+  std::optional<std::string> svg;
+  std::vector<std::string> words;
+  while (args.next()) {
+    if (backend.parse(args)) continue;
+    if (args.is("--hard") || args.is("--soft") || args.is("--effective"))
+      kind = args.current().substr(2);
+    else if (auto file = args.value("--svg"))
+      svg = *file;
+    else if (args.positional())
+      words.push_back(args.current());
+    else
+      args.unknown();
+  }
+  if (words.size() != 1) throw examples::Usage(words.empty() ? "needs a DOMAIN" : "takes one DOMAIN");
+
+  AnyHypervisor hv = backend.open("vcpu-matrix");
+  const HostInfo host = hv.host_info();
+  const std::vector<DomainInfo> domains = hv.list_domains();
+  const DomainInfo& which = domains[examples::find_domain(domains, words[0])];
+  const DomainSnapshot d = examples::about(which, [&] { return hv.snapshot(which.id, SnapshotScope::full); });
+  const AffinityMatrix& map = kind == "hard" ? d.hard : kind == "soft" ? d.soft : d.effective;
+  const examples::MatrixPicture picture{host, d, map, kind};
+  if (!svg) {
+    print_grid(picture);
+    return 0;
+  }
+  std::ofstream out(*svg, std::ios::trunc);
+  out << examples::to_svg(picture);
+  if (!out.flush()) throw Error(ErrorCode::invalid_argument, fmt::format("cannot write {}", *svg));
+  fmt::print("{}: {} affinity of {} vcpus x {} CPUs written to {}\n", examples::describe(d.domain), kind, map.rows(),
+             map.cols(), *svg);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return examples::run("vcpu-matrix", usage, [&] { return matrix(argc, argv); });
+}

@@ -1,0 +1,130 @@
+// vcpu-pin — pin vcpus with `xl vcpu-pin`'s syntax, several vcpus all or nothing.
+//
+//   $ vcpu-pin xperf2 all node:0 -        # every vcpu of xperf2 on node 0, soft affinity kept
+//   $ vcpu-pin --dry-run 0 2 '^1' 2-3     # what Domain-0's vcpu 2 would get, nothing applied
+//
+// One vcpu goes through pin_vcpu; a list of vcpus or `all` through pin_matrix, which applies
+// every row or, when one fails, restores the others and changes nothing.
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "backend.hpp"
+
+namespace {
+
+using namespace vcpumap;
+
+constexpr std::string_view usage =
+    "usage: vcpu-pin [-f] [--dry-run] [backend options] DOMAIN VCPUS HARD [SOFT]\n"
+    "Sets the hard and/or soft affinity of vcpus of DOMAIN (a name or an id), as `xl vcpu-pin`,\n"
+    "and prints the effective affinity the hypervisor reports back.\n"
+    "  VCPUS       a vcpu number, a list of vcpus (0-3,^2) or 'all'\n"
+    "  HARD, SOFT  a cpulist: 0-3,^2  all  node:1  nodes:0-1  ^node:0 ...; '-' keeps the current\n"
+    "              map (SOFT absent: kept too)\n"
+    "Several vcpus are pinned all or nothing: if one fails, the others are restored.\n"
+    "  -f, --force  let the pin override the cpupool's or scheduler's objections (Xen's FORCE)\n"
+    "  --dry-run    print the hard, soft and effective affinity every vcpu would have; change nothing\n";
+
+/// A new affinity argument: nothing for "-".
+std::optional<CpuMap> parse_map(const HostInfo& host, const std::string& whom, std::string_view kind,
+                                std::string_view text) {
+  if (text == "-") return std::nullopt;
+  return examples::parse_set<CpuMap>(fmt::format("{} affinity", kind), text, host.parse_options(),
+                                     [&](std::size_t cpu) {
+                                       return fmt::format("{}: {} affinity {} names CPU {}, beyond the host's {} CPUs",
+                                                          whom, kind, text, cpu, host.cpu_universe());
+                                     });
+}
+
+/// What Xen would refuse of a pin, checked for --dry-run (a real pin is checked by the backend).
+void check_pin(const HostInfo& host, const DomainInfo& d, std::size_t vcpu, const std::optional<CpuMap>& hard,
+               const std::optional<CpuMap>& soft) {
+  const std::string who = fmt::format("{}: vcpu {}:", examples::describe(d), vcpu);
+  for (const auto& [kind, map] : {std::pair{"hard", &hard}, std::pair{"soft", &soft}})
+    if (*map && (**map - host.present).any())
+      throw Error(ErrorCode::invalid_argument,
+                  fmt::format("{} {} affinity names CPUs {} that are not present", who, kind, **map - host.present));
+  if (hard && hard->empty()) throw Error(ErrorCode::invalid_argument, fmt::format("{} empty hard affinity", who));
+  if (hard && !hard->intersects(host.online))
+    throw Error(ErrorCode::invalid_argument,
+                fmt::format("{} hard affinity {} holds no online CPU (online: {})", who, *hard, host.online));
+}
+
+int pin(int argc, char** argv) {
+  examples::Args args(argc, argv);
+  examples::Backend backend;
+  bool force = false, dry_run = false;
+  std::vector<std::string> words;
+  while (args.next()) {
+    if (backend.parse(args)) continue;
+    if (args.is("-f") || args.is("--force"))
+      force = true;
+    else if (args.is("--dry-run"))
+      dry_run = true;
+    else if (args.positional())
+      words.push_back(args.current());
+    else
+      args.unknown();
+  }
+  if (words.size() < 3) throw examples::Usage("needs DOMAIN VCPUS HARD [SOFT]");
+  if (words.size() > 4) throw examples::Usage(fmt::format("unexpected argument '{}'", words[4]));
+
+  AnyHypervisor hv = backend.open("vcpu-pin");
+  const HostInfo host = hv.host_info();
+  const std::vector<DomainInfo> domains = hv.list_domains();
+  const DomainInfo domain = domains[examples::find_domain(domains, words[0])];
+  const std::string who = examples::describe(domain);
+
+  const bool every = words[1] == "all";
+  const VcpuSet vcpus = every
+                            ? VcpuSet::full(domain.max_vcpus)
+                            : examples::parse_set<VcpuSet>(
+                                  "vcpus", words[1], ParseOptions{.universe = domain.max_vcpus}, [&](std::size_t v) {
+                                    return fmt::format("{}: vcpu {} is beyond its {} vcpus", who, v, domain.max_vcpus);
+                                  });
+  if (vcpus.empty()) throw Error(ErrorCode::invalid_argument, fmt::format("{}: no vcpu to pin", who));
+  const std::string whom = fmt::format("{}: vcpu{} {}", who, vcpus.count() > 1 ? "s" : "", vcpus);
+  const std::optional<CpuMap> hard = parse_map(host, whom, "hard", words[2]);
+  const std::optional<CpuMap> soft = words.size() > 3 ? parse_map(host, whom, "soft", words[3]) : std::nullopt;
+  if (!hard && !soft) throw examples::Usage("nothing to pin: HARD and SOFT are both '-'");
+
+  if (!every && vcpus.count() == 1 && !dry_run) {
+    const unsigned v = static_cast<unsigned>(*vcpus.first());
+    const PinResult r = examples::about(domain, [&] { return hv.pin_vcpu(domain.id, v, VcpuPin{hard, soft, force}); });
+    fmt::print("{}: effective affinity (hard / soft) reported back:\nvcpu {}: {:a} / {:a}\n", who, v, r.hard, r.soft);
+    return 0;
+  }
+
+  // Several vcpus: the whole matrices, the chosen rows replaced, the others as they are.
+  const DomainSnapshot before = examples::about(domain, [&] { return hv.snapshot(domain.id, SnapshotScope::full); });
+  MatrixPin plan{before.hard, before.soft, force};
+  for (std::size_t v : vcpus) {
+    if (hard) plan.hard->set_row(v, *hard);
+    if (soft) plan.soft->set_row(v, *soft);
+  }
+  if (dry_run) {
+    for (std::size_t v : vcpus) check_pin(host, domain, v, hard, soft);
+    const AffinityMatrix effective = effective_affinity(*plan.hard, *plan.soft, host.online);
+    fmt::print("{}: dry run, nothing applied; the pin would give (hard / soft, effective):\n", who);
+    for (unsigned v = 0; v < domain.max_vcpus; ++v) {
+      const bool changed = plan.hard->row(v) != before.hard.row(v) || plan.soft->row(v) != before.soft.row(v);
+      fmt::print("vcpu {}: {:a} / {:a}, effective {}{}\n", v, plan.hard->row(v), plan.soft->row(v), effective.row(v),
+                 changed ? "  (changed)" : "");
+    }
+    return 0;
+  }
+  if (!hard) plan.hard.reset();  // only what was asked is pinned: Xen keeps the other map
+  if (!soft) plan.soft.reset();
+  const MatrixPinResult r = examples::about(domain, [&] { return hv.pin_matrix(domain.id, plan); });
+  fmt::print("{}: effective affinity (hard / soft) reported back:\n", who);
+  for (std::size_t v : vcpus) fmt::print("vcpu {}: {:a} / {:a}\n", v, r.hard.row(v), r.soft.row(v));
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return examples::run("vcpu-pin", usage, [&] { return pin(argc, argv); });
+}

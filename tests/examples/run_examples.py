@@ -1,0 +1,468 @@
+#!/usr/bin/env python3
+"""Tests of the example tools (vcpu-list, vcpu-pin, vcpu-matrix, vcpu-balance).
+
+    run_examples.py --list                          the test names, one a line (for meson)
+    run_examples.py NAME LIST PIN MATRIX BALANCE    run test NAME with the tools' paths
+
+Exit 0 pass, 1 fail, 77 skip. Golden files live in golden/ next to this script; with
+VCPUMAP_UPDATE_GOLDEN=1 a golden test rewrites its file instead of comparing (never the
+xm table of the 2006 thread, which is the reference itself). Pictures (SVG, PNG) are left in
+$EXAMPLES_TEST_OUTPUT (default: a temporary directory) for a person to look at.
+
+The mock backend runs in each process from a fixture; --persist writes the host back to the
+fixture file, which is how these tests see what a command changed (or did not change).
+"""
+import json
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+GOLDEN = os.path.join(HERE, "golden")
+BIG = os.path.join(HERE, "big-host.txt")
+XM_2006 = "xm-vcpu-list-2006.txt"  # verbatim from the libvir-list thread: never regenerated
+TESTS = {}
+TOOLS = {}
+
+
+def test(fn):
+    TESTS[fn.__name__.replace("_", "-")] = fn
+    return fn
+
+
+class Skip(Exception):
+    pass
+
+
+def check(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+def run(tool, *args, env=None, code=0):
+    """Runs a tool; checks the exit code; returns (stdout, stderr)."""
+    full_env = dict(os.environ)
+    full_env.pop("VCPUMAP_MOCK_FAIL_CALL", None)
+    full_env.update(env or {})
+    p = subprocess.run([TOOLS[tool], *args], capture_output=True, text=True, env=full_env, timeout=120)
+    if code is not None and p.returncode != code:
+        raise AssertionError(f"{tool} {' '.join(args)}: exit {p.returncode}, expected {code}\n"
+                             f"stdout:\n{p.stdout}stderr:\n{p.stderr}")
+    return p.stdout, p.stderr
+
+
+def run_code(tool, *args, env=None):
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    p = subprocess.run([TOOLS[tool], *args], capture_output=True, text=True, env=full_env, timeout=120)
+    return p.returncode, p.stdout, p.stderr
+
+
+def golden(name, text):
+    path = os.path.join(GOLDEN, name)
+    if os.environ.get("VCPUMAP_UPDATE_GOLDEN") == "1" and name != XM_2006:
+        with open(path, "w") as f:
+            f.write(text)
+        return
+    with open(path) as f:
+        expected = f.read()
+    if text != expected:
+        import difflib
+        diff = "".join(difflib.unified_diff(expected.splitlines(True), text.splitlines(True), name, "actual"))
+        raise AssertionError(f"output differs from golden/{name}:\n{diff}")
+
+
+def output_dir():
+    d = os.environ.get("EXAMPLES_TEST_OUTPUT") or tempfile.mkdtemp(prefix="vcpumap-examples-")
+    os.makedirs(d, exist_ok=True)
+    return d
+
+
+def scratch_fixture(source=BIG):
+    """A copy of a fixture, normalised by one --persist round (so files compare as written)."""
+    d = tempfile.mkdtemp(prefix="vcpumap-fixture-")
+    path = os.path.join(d, "host.txt")
+    shutil.copy(source, path)
+    run("list", "--fixture", path, "--persist")
+    return path
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+# ---- golden outputs ----
+
+MOCK = ["--backend=mock"]
+GOLDEN_RUNS = {
+    "list-xl-demo": ("list", MOCK),
+    "list-xl-big": ("list", ["--fixture", BIG]),
+    "list-xm-big": ("list", ["--xm", "--fixture", BIG]),
+    "list-filter": ("list", MOCK + ["xperf2", "1"]),
+    "pin-all": ("pin", MOCK + ["xperf2", "all", "2-3"]),
+    "pin-one": ("pin", MOCK + ["Domain-0", "2", "^1", "2-3"]),
+    "pin-soft-only": ("pin", MOCK + ["-f", "3", "0-1", "-", "1"]),
+    "pin-node": ("pin", ["--fixture", BIG, "web", "all", "node:1", "nodes:1"]),
+    "pin-dry-run": ("pin", MOCK + ["--dry-run", "xperf2", "0-1", "node:0", "^3"]),
+    "pin-dry-run-big": ("pin", ["--fixture", BIG, "--dry-run", "db", "all", "^node:0", "-"]),
+    "matrix-demo": ("matrix", MOCK + ["Domain-0"]),
+    "matrix-big-effective": ("matrix", ["--fixture", BIG, "web"]),
+    "matrix-big-hard": ("matrix", ["--fixture", BIG, "--hard", "0"]),
+    "matrix-big-soft": ("matrix", ["--fixture", BIG, "--soft", "analytics-batch-worker-with-a-long-name"]),
+    "balance-demo": ("balance", MOCK),
+    "balance-big": ("balance", ["--fixture", BIG]),
+}
+
+
+def golden_test(name, tool, args):
+    def body():
+        out, err = run(tool, *args)
+        check(err == "", f"unexpected stderr: {err!r}")
+        golden(name + ".txt", out)
+    body.__name__ = name.replace("-", "_")
+    return body
+
+
+for _name, (_tool, _args) in GOLDEN_RUNS.items():
+    test(golden_test(_name, _tool, _args))
+
+
+@test
+def list_xm_demo():
+    """On the demo host, --xm is byte for byte the table of the 2006 thread."""
+    out, err = run("list", "--backend=mock", "--xm")
+    check(err == "", f"unexpected stderr: {err!r}")
+    golden(XM_2006, out)
+
+
+@test
+def list_auto_falls_back():
+    """auto without a usable Xen: the demo host, and one line on stderr saying so."""
+    if os.path.exists("/dev/xen/privcmd"):
+        raise Skip("/dev/xen/privcmd exists: auto would use Xen")
+    out, err = run("list")
+    lines = err.splitlines()
+    check(len(lines) == 1 and re.fullmatch(r"vcpu-list: .*: using the built-in demo host .*", lines[0]),
+          f"stderr should be one line naming the demo host: {err!r}")
+    golden("list-xl-demo.txt", out)
+    out, err = run("list", "--backend=xen", code=1)
+    check(len(err.splitlines()) == 1 and "vcpu-list:" in err, f"--backend=xen without Xen: {err!r}")
+
+
+# ---- JSON ----
+
+CPULIST = re.compile(r"(\d+(-\d+)?(,\d+(-\d+)?)*)?")
+
+
+def check_json(args, table_args):
+    out, _ = run("list", "--json", *args)
+    vcpus = json.loads(out)
+    table, _ = run("list", *table_args)
+    rows = table.splitlines()[1:]
+    check(len(vcpus) == len(rows), f"{len(vcpus)} JSON objects for {len(rows)} table rows")
+    keys = {"domain", "id", "vcpu", "state", "cpu", "time_ns", "hard", "soft", "effective"}
+    for obj, row in zip(vcpus, rows):
+        check(set(obj) == keys, f"keys {sorted(obj)}")
+        check(isinstance(obj["domain"], str) and isinstance(obj["id"], int) and isinstance(obj["vcpu"], int), obj)
+        check(obj["state"] in {"offline", "running", "blocked", "runnable", "unknown"}, obj)
+        check((obj["cpu"] is None) == (obj["state"] == "offline"), f"cpu null exactly when offline: {obj}")
+        check(isinstance(obj["time_ns"], int) and obj["time_ns"] >= 0, obj)
+        for k in ("hard", "soft", "effective"):
+            check(CPULIST.fullmatch(obj[k]), f"{k} is not a canonical cpulist: {obj}")
+        fields = row.split()
+        check(fields[0] == obj["domain"] and int(fields[1]) == obj["id"] and int(fields[2]) == obj["vcpu"],
+              f"JSON {obj} vs table row {row!r}")
+        check(fields[3] == ("-" if obj["cpu"] is None else str(obj["cpu"])), f"cpu: {obj} vs {row!r}")
+    return vcpus
+
+
+@test
+def list_json_demo():
+    vcpus = check_json(MOCK, MOCK)
+    check(len(vcpus) == 9 and vcpus[2]["state"] == "running" and vcpus[0]["time_ns"] == 636_800_000_000, vcpus[:3])
+    check(all(v["hard"] == "0-3" and v["effective"] == "0-3" for v in vcpus), "demo affinity is 0-3")
+
+
+@test
+def list_json_big():
+    vcpus = check_json(["--fixture", BIG], ["--fixture", BIG])
+    by = {(v["domain"], v["vcpu"]): v for v in vcpus}
+    check(by[("web", 0)]["hard"] == "0-7" and by[("web", 0)]["effective"] == "2-3", by[("web", 0)])
+    # soft ∩ hard ∩ online empty: effective falls back to hard ∩ online
+    check(by[("analytics-batch-worker-with-a-long-name", 2)]["effective"] == "0-5,8-13", "effective of a none soft")
+    check(by[("db", 3)]["cpu"] is None and by[("db", 3)]["state"] == "offline", by[("db", 3)])
+    check(not any(v["domain"] == "empty" for v in vcpus), "a domain with no vcpus has no rows")
+
+
+# ---- --watch ----
+
+@test
+def list_watch():
+    out, _ = run("list", "--backend=mock", "--watch", "0.05", "--count", "3", "Domain-0")
+    samples = out.split("\n\n")
+    check(len(samples) == 3, f"3 samples, got {len(samples)}")
+    for i, sample in enumerate(samples):
+        rows = sample.strip("\n").splitlines()
+        check(rows[0].split()[-6:-4] == ["Time(s)", "CPU%"], f"header {rows[0]!r}")
+        check(len(rows) == 5, f"4 vcpus of Domain-0: {rows}")
+        use = [r.split()[6] for r in rows[1:]]
+        check(use == (["-"] * 4 if i == 0 else ["0.0", "0.0", "100.0", "0.0"]), f"sample {i} CPU%: {use}")
+    out, _ = run("list", "--backend=mock", "--json", "--watch", "0.01", "--count", "2", "xperf1")
+    first, second = (json.loads(s) for s in out.split("\n\n"))
+    check(first[0]["util"] is None and second[0]["util"] == 0.0, f"util {first} {second}")
+
+
+# ---- errors and exit codes ----
+
+ERRORS = [
+    # (tool, args, exit code, what the one line on stderr must contain)
+    ("list", ["--bogus"], 2, "unknown option '--bogus'"),
+    ("list", ["--xm", "--json"], 2, "--xm and --json"),
+    ("list", ["--count", "2"], 2, "--count goes with --watch"),
+    ("list", ["--watch", "soon"], 2, "--watch needs a number"),
+    ("list", ["--watch"], 2, "--watch needs a value"),
+    ("list", ["--watch", "1", "--count", "0"], 2, "--count"),
+    ("list", ["--backend=kvm"], 2, "--backend is auto, xen or mock"),
+    ("list", ["--backend=xen", "--fixture", BIG], 2, "--fixture is for the mock"),
+    ("list", ["--persist"], 2, "--persist needs --fixture"),
+    ("list", ["--backend=mock", "nosuch"], 1, "no such domain 'nosuch'"),
+    ("list", ["--backend=mock", "2"], 1, "no such domain '2'"),
+    ("list", ["--fixture", "/nonexistent/host.txt"], 1, "/nonexistent/host.txt: cannot open"),
+    ("pin", ["--backend=mock"], 2, "needs DOMAIN VCPUS HARD"),
+    ("pin", ["--backend=mock", "xperf2", "0"], 2, "needs DOMAIN VCPUS HARD"),
+    ("pin", ["--backend=mock", "xperf2", "0", "1", "2", "3"], 2, "unexpected argument '3'"),
+    ("pin", ["--backend=mock", "--bogus", "xperf2", "0", "1"], 2, "unknown option '--bogus'"),
+    ("pin", ["--backend=mock", "nosuch", "0", "1"], 1, "no such domain 'nosuch'"),
+    ("pin", ["--backend=mock", "xperf2", "9", "1"], 1, "domain 3 (xperf2): vcpu 9 is beyond its 4 vcpus"),
+    ("pin", ["--backend=mock", "xperf2", "2-5", "1"], 1, "domain 3 (xperf2): vcpu 5 is beyond its 4 vcpus"),
+    ("pin", ["--backend=mock", "xperf2", "x", "1"], 2, "vcpus: cpulist \"x\""),
+    ("pin", ["--backend=mock", "xperf2", "0", "7"], 1, "domain 3 (xperf2): vcpu 0: hard affinity 7 names CPU 7"),
+    ("pin", ["--backend=mock", "xperf2", "all", "-", "0-9"], 1, "vcpus 0-3: soft affinity 0-9 names CPU 9"),
+    ("pin", ["--backend=mock", "xperf2", "0", "1-x"], 2, "hard affinity: cpulist \"1-x\": column 3"),
+    ("pin", ["--backend=mock", "xperf2", "0", "node:1"], 2, "no such NUMA node"),
+    ("pin", ["--backend=mock", "xperf2", "0", "-", "-"], 2, "nothing to pin"),
+    ("pin", ["--backend=mock", "xperf2", "0", ""], 1, "domain 3 (xperf2): vcpu 0: empty hard affinity"),
+    ("pin", ["--backend=mock", "--dry-run", "xperf2", "0", ""], 1, "domain 3 (xperf2): vcpu 0: empty hard affinity"),
+    ("pin", ["--fixture", BIG, "web", "1", "6-7"], 1, "domain 4 (web): vcpu 1: hard affinity 6-7 holds no online CPU"),
+    ("pin", ["--fixture", BIG, "web", "all", "6-7"], 1, "domain 4 (web): vcpu 0: hard affinity 6-7 holds no online CPU"),
+    ("pin", ["--fixture", BIG, "--dry-run", "web", "1", "6-7"], 1, "domain 4 (web): vcpu 1: hard affinity 6-7 holds no online CPU"),
+    ("pin", ["--fixture", BIG, "empty", "all", "1"], 1, "domain 30 (empty): no vcpu to pin"),
+    ("matrix", ["--backend=mock"], 2, "needs a DOMAIN"),
+    ("matrix", ["--backend=mock", "0", "1"], 2, "takes one DOMAIN"),
+    ("matrix", ["--backend=mock", "--svg"], 2, "--svg needs a value"),
+    ("matrix", ["--backend=mock", "nosuch"], 1, "no such domain 'nosuch'"),
+    ("matrix", ["--backend=mock", "--svg", "/nonexistent/dir/m.svg", "0"], 1, "cannot write /nonexistent/dir/m.svg"),
+    ("balance", ["--backend=mock", "--bogus"], 2, "unknown option '--bogus'"),
+    ("balance", ["--backend=mock", "nosuch"], 1, "no such domain 'nosuch'"),
+]
+
+
+@test
+def errors():
+    failures = []
+    for tool, args, code, needle in ERRORS:
+        got, out, err = run_code(tool, *args)
+        lines = err.splitlines()
+        if got != code or len(lines) != 1 or needle not in lines[0] or not lines[0].startswith("vcpu-"):
+            failures.append(f"{tool} {args}: exit {got} (expected {code}), stderr {err!r} (expected one line with {needle!r})")
+    check(not failures, "\n".join(failures))
+
+
+@test
+def bad_fixture():
+    d = tempfile.mkdtemp(prefix="vcpumap-fixture-")
+    path = os.path.join(d, "bad.txt")
+    with open(path, "w") as f:
+        f.write("host cpus=4\ndomain 1 a vcpus=2\nvcpu 5 state=blocked\n")
+    for tool in ("list", "pin", "matrix", "balance"):
+        args = ["--fixture", path] + {"list": [], "pin": ["a", "0", "1"], "matrix": ["a"], "balance": []}[tool]
+        _, err = run(tool, *args, code=1)
+        check(re.fullmatch(r"vcpu-\w+: .*bad\.txt: fixture line 3: vcpu 5 is beyond .*\n", err), f"{tool}: {err!r}")
+
+
+@test
+def help():
+    for tool, name in (("list", "vcpu-list"), ("pin", "vcpu-pin"), ("matrix", "vcpu-matrix"), ("balance", "vcpu-balance")):
+        for flag in ("--help", "-h"):
+            out, err = run(tool, "--backend=mock", flag)
+            check(out.startswith(f"usage: {name} ") and "--backend=auto|xen|mock" in out and err == "", f"{name} {flag}")
+
+
+# ---- pins change what they should, and nothing else ----
+
+@test
+def pin_persists():
+    host = scratch_fixture()
+    out, _ = run("pin", "--fixture", host, "--persist", "web", "0-1", "8-9", "8")
+    check(out.splitlines()[1:] == ["vcpu 0: 8-9 / 8", "vcpu 1: 8-9 / 8"], f"reported back: {out!r}")
+    out, _ = run("list", "--fixture", host, "web")
+    check([" ".join(r.split()[6:]) for r in out.splitlines()[1:3]] == ["8-9 / 8", "8-9 / 8"], out)
+    check([" ".join(r.split()[6:]) for r in out.splitlines()[3:5]] == ["0-7 / 4-5", "0-7 / 4-5"], out)
+
+
+@test
+def dry_run_changes_nothing():
+    host = scratch_fixture()
+    before = read(host)
+    for args in (["web", "all", "8-9"], ["web", "1", "-", "0"], ["db", "0-2", "node:0", "node:0"],
+                 ["0", "all", "^0"], ["web", "1", "6-7"], ["web", "9", "1"]):
+        run_code("pin", "--fixture", host, "--persist", "--dry-run", *args)
+        check(read(host) == before, f"--dry-run {args} changed the host")
+    out, _ = run("pin", "--fixture", host, "--persist", "--dry-run", "web", "all", "8-9")
+    check("nothing applied" in out.splitlines()[0] and out.count("(changed)") == 6, out)
+
+
+def every_failure_point(tool, args, expect_message):
+    """Fails backend call K = 1, 2, ... in turn: every failing run leaves the host as it was;
+    once K is past the command's calls, it succeeds. Returns the messages of the failures."""
+    host = scratch_fixture()
+    before = read(host)
+    messages = []
+    for k in range(1, 200):
+        code, out, err = run_code(tool, "--fixture", host, "--persist", *args, env={"VCPUMAP_MOCK_FAIL_CALL": str(k)})
+        if code == 0:
+            check(read(host) != before, f"{tool} {args} succeeded but changed nothing")
+            break
+        check(code == 1 and len(err.splitlines()) == 1, f"K={k}: exit {code}, stderr {err!r}")
+        check(read(host) == before, f"K={k}: the failed {tool} changed the host: {err}")
+        messages.append(err)
+    else:
+        raise AssertionError(f"{tool} {args} never succeeded")
+    check(any(re.search(expect_message, m) for m in messages), f"no failure matched {expect_message!r}: {messages}")
+
+
+@test
+def pin_all_or_nothing():
+    every_failure_point("pin", ["web", "all", "8-9"],
+                        r"domain 4 \(web\): pin failed at vcpu 3: .*; vcpus 0-2 restored")
+
+
+@test
+def balance_all_or_nothing():
+    every_failure_point("balance", ["--apply"],
+                        r"domain 7 \(db\): pin failed at vcpu \d: .*; domains 0,4 restored")
+
+
+@test
+def balance_apply():
+    host = scratch_fixture(BIG)
+    out, _ = run("balance", "--fixture", host, "--persist", "--apply")
+    check("applying" in out and "effective hard affinity by vcpu" in out, out)
+    out, _ = run("balance", "--fixture", host)
+    check(out.rstrip().endswith("0 vcpus to re-pin in 4 domains; nothing applied (use --apply)"), out)
+    listing, _ = run("list", "--fixture", host, "--json")
+    for name in ("Domain-0", "web", "db", "analytics-batch-worker-with-a-long-name"):
+        hard = [v["hard"] for v in json.loads(listing) if v["domain"] == name]
+        check(len(set(hard)) == len(hard) and all(re.fullmatch(r"\d+", h) for h in hard), f"{name}: {hard}")
+
+
+# ---- pictures ----
+
+def huge_fixture():
+    """512 vcpus x 4096 CPUs: 4 sockets x 2 NUMA nodes of 512 CPUs, CPUs 2048-2111 offline."""
+    out = ["host cpus=4096 online=0-2047,2112-4095 threads_per_core=2 cores_per_socket=512 sockets=4"]
+    out += [f"node {n} {512 * n}-{512 * n + 511}" for n in range(8)]
+    out.append("domain 1 huge vcpus=512 flags=running")
+    for v in range(512):
+        if v < 128:
+            hard, cpu = f"{4 * v}-{4 * v + 3}", 4 * v          # 1:1 blocks on node 0
+        elif v < 256:
+            hard, cpu = "nodes:1-2", 512 + 8 * (v - 128)      # 128 vcpus share nodes 1-2
+        elif v < 384:
+            lo = 1536 + 12 * (v - 256)
+            hard, cpu = f"{lo}-{lo + 7}", lo                  # a wider diagonal over nodes 3-5
+        elif v < 448:
+            hard, cpu = "all", 3072 + 8 * (v - 384)           # unpinned
+        else:
+            hard, cpu = "node:7", 3584 + 8 * (v - 448)        # 64 vcpus share node 7
+        state = "offline" if v >= 500 else "running" if v % 7 == 0 else "blocked"
+        out.append(f"vcpu {v} state={state} cpu={cpu} time_ns={v * 1000003} hard={hard}")
+    return "\n".join(out) + "\n"
+
+
+def check_svg(path, title, min_size=(300, 150)):
+    root = ET.parse(path).getroot()  # well-formed, or this raises
+    ns = "{http://www.w3.org/2000/svg}"
+    check(root.tag == ns + "svg", f"root element {root.tag}")
+    w, h = float(root.get("width")), float(root.get("height"))
+    check(w >= min_size[0] and h >= min_size[1] and w <= 4000 and h <= 4000, f"size {w}x{h}")
+    texts = " ".join("".join(t.itertext()) for t in root.iter(ns + "text"))
+    check(title in texts, f"title {title!r} not in the SVG's text")
+    check(len(list(root.iter(ns + "rect"))) > 10, "no cells")
+    rsvg = shutil.which("rsvg-convert")
+    if rsvg:
+        png = path[:-4] + ".png"
+        subprocess.run([rsvg, "-o", png, path], check=True, timeout=120)
+        with open(png, "rb") as f:
+            head = f.read(24)
+        check(head[:8] == b"\x89PNG\r\n\x1a\n", "rsvg-convert wrote no PNG")
+        pw, ph = struct.unpack(">II", head[16:24])
+        check((pw, ph) == (round(w), round(h)), f"PNG {pw}x{ph} for an SVG of {w}x{h}")
+    return root, texts
+
+
+@test
+def svg_demo():
+    path = os.path.join(output_dir(), "matrix-demo.svg")
+    out, _ = run("matrix", "--backend=mock", "--svg", path, "xperf2")
+    check(out == f"domain 3 (xperf2): effective affinity of 4 vcpus x 4 CPUs written to {path}\n", out)
+    root, texts = check_svg(path, "domain 3 (xperf2): effective affinity")
+    check("vcpu 3" in texts and "node 0" in texts, texts)
+    circles = list(root.iter("{http://www.w3.org/2000/svg}circle"))
+    check(len(circles) == 4 + 2, f"a mark per online vcpu (+2 in the legend): {len(circles)}")
+
+
+@test
+def svg_big():
+    for kind, domain in (("--hard", "web"), ("--soft", "analytics-batch-worker-with-a-long-name"), ("--effective", "db")):
+        path = os.path.join(output_dir(), f"matrix-big-{kind[2:]}-{domain[:9]}.svg")
+        run("matrix", "--fixture", BIG, kind, "--svg", path, domain)
+        check_svg(path, f"{kind[2:]} affinity")
+
+
+@test
+def svg_huge():
+    d = output_dir()
+    fixture = os.path.join(d, "huge-host.txt")
+    with open(fixture, "w") as f:
+        f.write(huge_fixture())
+    path = os.path.join(d, "matrix-512x4096.svg")
+    run("matrix", "--fixture", fixture, "--hard", "--svg", path, "huge")
+    check(os.path.getsize(path) < 2_000_000, f"SVG of {os.path.getsize(path)} bytes")
+    _, texts = check_svg(path, "domain 1 (huge): hard affinity", (800, 600))
+    check("512 vcpus (rows) × 4096 CPUs (columns), 8 NUMA nodes; heat map" in texts, texts[:300])
+    check("node 7 · socket 3" in texts and "vcpu 496" in texts, "node and vcpu labels")
+    # The terminal grid folds the CPUs too: one line per vcpu, 128 columns + gaps.
+    out, _ = run("matrix", "--fixture", fixture, "--hard", "huge")
+    rows = [r for r in out.splitlines() if r.startswith("vcpu ")]
+    check(len(rows) == 512 and "(32 CPUs per column)" in out.splitlines()[0], out.splitlines()[0])
+    check(all(len(r.split("  ")[0]) < 200 for r in rows), "grid lines stay short")
+
+
+def main():
+    if sys.argv[1:] == ["--list"]:
+        print("\n".join(TESTS))
+        return 0
+    if len(sys.argv) != 6 or sys.argv[1] not in TESTS:
+        print(__doc__, file=sys.stderr)
+        return 2
+    TOOLS.update(zip(("list", "pin", "matrix", "balance"), sys.argv[2:]))
+    try:
+        TESTS[sys.argv[1]]()
+    except Skip as e:
+        print(f"skipped: {e}")
+        return 77
+    except AssertionError as e:
+        print(f"FAIL: {e}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
