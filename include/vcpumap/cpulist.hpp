@@ -213,7 +213,8 @@ class CpulistReader {
       saw_inclusion_ = true;
     }
     std::size_t lo = 0, hi = 0;
-    if (at("all") || at("none")) {
+    const bool word = pos_ < text_.size() && text_[pos_] >= 'a' && text_[pos_] <= 'z';
+    if (word && (at("all") || at("none"))) {
       if (strict()) return fail(pos_, "'all'/'none' in a strict cpulist");
       const bool all = at("all");
       pos_ += all ? 3 : 4;
@@ -224,7 +225,7 @@ class CpulistReader {
       hi = out_.size() - 1;
       return apply(exclude, lo, hi, 1, 1);
     }
-    if (at("node:") || at("nodes:")) return read_nodes(exclude);
+    if (word && (at("node:") || at("nodes:"))) return read_nodes(exclude);
 
     const std::size_t lo_pos = pos_;
     if (Failure f = read_cpu(lo)) return f;
