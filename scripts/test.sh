@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian 12 machine: installs what is missing, then
-#   1. g++ 12, warnings as errors: unit tests, example tests, the real-Xen test (suite xen);
-#   2. clang 14 with ASan+UBSan (any report fails): the same tests but xen;
+#   1. g++ 12, warnings as errors: unit tests, example tests, install + consumer builds
+#      (suite consumers), the real-Xen test (suite xen);
+#   2. clang 14 with ASan+UBSan (any report fails): the unit and example tests;
 #   3. clang libFuzzer targets, each run for fuzz_seconds with the round-trip checks.
 # Usage: scripts/test.sh [--quick]   (--quick skips the fuzzers and the real-Xen boot)
 set -euo pipefail
@@ -37,7 +38,7 @@ CXX=clang++ configure _build/clang-asan -Dwerror=true -Db_sanitize=address,undef
   -Dcpp_args=-fno-sanitize-recover=all -Dbenchmarks=disabled
 ninja -C _build/clang-asan
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  meson test -C _build/clang-asan --print-errorlogs --no-suite fuzz --no-suite xen
+  meson test -C _build/clang-asan --print-errorlogs --no-suite fuzz --no-suite xen --no-suite consumers
 
 if [ "$quick" = 0 ]; then
   step "libFuzzer targets"
