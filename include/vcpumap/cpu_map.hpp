@@ -211,7 +211,9 @@ class BasicCpuSet {
     grow_to(o.size());
     auto a = detail::blocks(bits_);
     auto b = o.words();
-    for (size_type i = 0; i < a.size(); ++i) a[i] &= i < b.size() ? b[i] : 0;
+    const size_type n = std::min(a.size(), b.size());
+    for (size_type i = 0; i < n; ++i) a[i] &= b[i];
+    for (size_type i = n; i < a.size(); ++i) a[i] = 0;
     return *this;
   }
   BasicCpuSet& operator|=(const BasicCpuSet& o) { return combine(o, [](auto x, auto y) { return x | y; }); }
@@ -324,8 +326,13 @@ class BasicCpuSet {
       return iterator(w.data(), w.size(), w.size(), 0);
     }
     void settle() noexcept {
-      while (word_ == 0 && ++index_ < nwords_) word_ = words_[index_];
-      if (word_ == 0) index_ = nwords_;
+      while (word_ == 0) {
+        if (++index_ >= nwords_) {
+          index_ = nwords_;
+          return;
+        }
+        word_ = words_[index_];
+      }
     }
 
     const detail::Block* words_ = nullptr;

@@ -165,6 +165,7 @@ class CpulistReader {
       return read_yn();
 
     text_ = text_.substr(0, end);  // columns stay those of the caller's text
+    if (!strict() && read_plain_list(begin)) return std::nullopt;
     pos_ = begin;
     bool first_item = true;
     for (;;) {
@@ -187,6 +188,54 @@ class CpulistReader {
       for (std::size_t i = 0; i < o.size() && i < x.size(); ++i) o[i] &= ~x[i];
     }
     return std::nullopt;
+  }
+
+  /// The common shape, "N[-M](,N[-M])*" with nothing else, in one tight loop. Returns
+  /// false, with nothing read, for any other text: the general reader then reads it (and
+  /// reports its errors with their columns).
+  bool read_plain_list(std::size_t begin) {
+    const char* p = text_.data() + begin;
+    const char* const end = text_.data() + text_.size();
+    const std::size_t limit = bound();
+    auto number = [&](std::size_t& value) {
+      const char* const start = p;
+      std::size_t v = 0;
+      while (p != end && static_cast<unsigned char>(*p - '0') < 10) v = v * 10 + static_cast<std::size_t>(*p++ - '0');
+      value = v;
+      return p != start && p - start <= 18 && v < limit;
+    };
+    auto give_up = [&] {
+      for (Block& w : blocks(out_)) w = 0;
+      named_ = 0;
+      return false;
+    };
+    std::size_t top = 0;
+    std::span<Block> words = blocks(out_);
+    std::size_t nbits = out_.size();  // a local: stores through `words` could alias the member
+    for (;;) {
+      std::size_t lo = 0, hi = 0;
+      if (!number(lo)) return give_up();
+      hi = lo;
+      if (p != end && *p == '-') {
+        ++p;
+        if (!number(hi) || hi < lo) return give_up();
+      }
+      if (hi >= nbits) {  // only without a universe: bound() kept hi below it
+        out_.resize(std::max(hi + 1, 2 * nbits));
+        words = blocks(out_);
+        nbits = out_.size();
+      }
+      if (lo == hi)
+        words[lo / block_bits] |= Block{1} << (lo % block_bits);
+      else
+        set_range(words, lo, hi);
+      top = std::max(top, hi + 1);
+      if (p == end) break;
+      if (*p != ',') return give_up();
+      ++p;
+    }
+    named_ = top;
+    return true;
   }
 
   void skip_spaces() noexcept {
@@ -267,6 +316,7 @@ class CpulistReader {
     name(hi);
     if (&target == &excluded_ && excluded_.size() < out_.size()) excluded_.resize(out_.size());
     auto w = blocks(target);
+    if (used >= group) used = group = hi - lo + 1;  // no stride: one range
     for (std::size_t start = lo; start <= hi; start += group) {
       const std::size_t stop = std::min(hi, start + used - 1);
       if (exclude && &target == &out_)
