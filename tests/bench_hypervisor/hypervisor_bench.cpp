@@ -41,6 +41,8 @@
 #include <vcpumap/mock.hpp>
 #include <vcpumap/model.hpp>
 
+#include "../bench/ratio_reporter.hpp"
+
 #include <benchmark/benchmark.h>
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
@@ -443,50 +445,6 @@ void bench_copy_memcpy(benchmark::State& state, CopyCase* c) {
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * c->bytes));
 }
 
-// ---------------------------------------------------------------------------------------
-// The ratio table: a ConsoleReporter that also keeps each benchmark's time.
-
-class RatioReporter : public benchmark::ConsoleReporter {
- public:
-  using benchmark::ConsoleReporter::ConsoleReporter;
-
-  void ReportRuns(const std::vector<Run>& runs) override {
-    benchmark::ConsoleReporter::ReportRuns(runs);
-    for (const Run& r : runs) {
-      if (r.error_occurred) continue;
-      const std::string name = r.run_name.function_name;
-      const double ns = r.GetAdjustedCPUTime() * to_ns(r.time_unit);
-      if (r.run_type == Run::RT_Aggregate) {
-        if (r.aggregate_name == "median") median_[name] = ns;
-      } else {
-        samples_[name].push_back(ns);
-      }
-    }
-  }
-
-  /// The time of a benchmark in ns per iteration (the median over repetitions), or NaN.
-  double time(const std::string& name) const {
-    if (auto it = median_.find(name); it != median_.end()) return it->second;
-    auto it = samples_.find(name);
-    if (it == samples_.end() || it->second.empty()) return std::nan("");
-    std::vector<double> v = it->second;
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
-  }
-
- private:
-  static double to_ns(benchmark::TimeUnit u) {
-    switch (u) {
-      case benchmark::kNanosecond: return 1;
-      case benchmark::kMicrosecond: return 1e3;
-      case benchmark::kMillisecond: return 1e6;
-      case benchmark::kSecond: return 1e9;
-    }
-    return 1;
-  }
-  std::map<std::string, double> median_;
-  std::map<std::string, std::vector<double>> samples_;
-};
 
 std::string us(double ns) { return std::isnan(ns) ? "-" : fmt::format("{:.3f}", ns / 1e3); }
 std::string ratio(double x) { return std::isnan(x) ? "-" : fmt::format("{:.2f}", x); }
