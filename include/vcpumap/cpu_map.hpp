@@ -307,8 +307,10 @@ class BasicCpuSet {
       ++*this;
       return old;
     }
+    // The word first: it is non-zero for every iterator but end, and settle() has just
+    // tested it, so the usual `it != end` costs no extra compare.
     friend bool operator==(const iterator& a, const iterator& b) noexcept {
-      return a.index_ == b.index_ && a.word_ == b.word_;
+      return a.word_ == b.word_ && a.index_ == b.index_;
     }
 
    private:
