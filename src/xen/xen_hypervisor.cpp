@@ -497,9 +497,9 @@ struct XenHypervisor::Impl {
       if (vi.online != 0 && vi.cpu < universe) m.cpu = vi.cpu;  // Xen keeps the last CPU of offline vcpus
       s.vcpus.push_back(m);
     }
-    s.hard = AffinityMatrix(vcpus, universe);
-    s.soft = AffinityMatrix(vcpus, universe);
-    if (scope == SnapshotScope::full) {
+    if (scope == SnapshotScope::full) {  // metrics only: the matrices stay empty (0x0)
+      s.hard = AffinityMatrix(vcpus, universe);
+      s.soft = AffinityMatrix(vcpus, universe);
       std::vector<std::uint8_t> hard(map_bytes), soft(map_bytes);
       for (unsigned v = 0; v < vcpus; ++v) {
         auto [h, so] = get_affinity(calls, universe, who, id, v, hard, soft);
@@ -507,8 +507,6 @@ struct XenHypervisor::Impl {
         s.soft.set_row(v, so);
       }
       s.effective = effective_affinity(s.hard, s.soft, host.online);
-    } else {
-      s.effective = AffinityMatrix(vcpus, universe);
     }
     s.domain = std::move(info);
     s.taken_at = std::chrono::system_clock::now();
