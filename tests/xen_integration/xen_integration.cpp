@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdarg>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <sstream>
 #include <string>
@@ -330,6 +331,27 @@ int main() {
       }
       check(lines > 1 && same == lines && !std::getline(a, la),
             fmt::format("vcpu-list matches xl vcpu-list ({} of {} lines)", same, lines));
+    }
+    // The other example tools against the real hypervisor (each is present when examples are built).
+    if (access("/usr/bin/vcpu-pin", X_OK) == 0) {
+      const int rc = std::system("vcpu-pin --backend=xen guest1 all 0-1 - >/dev/null 2>&1");
+      const auto pinned = xl_vcpu_list("guest1");
+      check(rc == 0 && pinned.size() == 2 && pinned[0].hard == "0-1" && pinned[1].hard == "0-1",
+            "vcpu-pin guest1 all 0-1: seen by xl");
+      const int dry = std::system("vcpu-pin --backend=xen --dry-run guest1 0 3 >/dev/null 2>&1");
+      check(dry == 0 && xl_vcpu_list("guest1")[0].hard == "0-1", "vcpu-pin --dry-run changes nothing");
+      check(std::system("vcpu-pin --backend=xen guest1 0 9 >/dev/null 2>&1") != 0, "vcpu-pin to a CPU beyond the host fails");
+    }
+    if (access("/usr/bin/vcpu-matrix", X_OK) == 0)
+      check(run("vcpu-matrix --backend=xen --hard guest1 2>&1").find("vcpu 1") != std::string::npos,
+            "vcpu-matrix shows guest1's vcpus");
+    if (access("/usr/bin/vcpu-balance", X_OK) == 0) {
+      const int rc = std::system("vcpu-balance --backend=xen --apply guest1 >/dev/null 2>&1");
+      const auto balanced = xl_vcpu_list("guest1");
+      check(rc == 0 && balanced.size() == 2 && balanced[0].hard != balanced[1].hard &&
+                balanced[0].hard.find_first_of(",-") == std::string::npos,
+            fmt::format("vcpu-balance --apply gives each guest1 vcpu its own CPU: {} and {}",
+                        balanced.empty() ? "?" : balanced[0].hard, balanced.size() < 2 ? "?" : balanced[1].hard));
     }
     benchmark();
   } catch (const std::exception& e) {
