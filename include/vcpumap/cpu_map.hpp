@@ -221,10 +221,12 @@ class BasicCpuSet {
   /// Difference: removes the members of o.
   BasicCpuSet& operator-=(const BasicCpuSet& o) { return combine(o, [](auto x, auto y) { return x & ~y; }); }
 
-  friend BasicCpuSet operator&(BasicCpuSet a, const BasicCpuSet& b) { return a &= b; }
-  friend BasicCpuSet operator|(BasicCpuSet a, const BasicCpuSet& b) { return a |= b; }
-  friend BasicCpuSet operator^(BasicCpuSet a, const BasicCpuSet& b) { return a ^= b; }
-  friend BasicCpuSet operator-(BasicCpuSet a, const BasicCpuSet& b) { return a -= b; }
+  // `a op= b; return a;`, not `return a op= b;`: that returns a reference, which
+  // copy-constructs the result (a second allocation and copy); a by-value parameter moves.
+  friend BasicCpuSet operator&(BasicCpuSet a, const BasicCpuSet& b) { a &= b; return a; }
+  friend BasicCpuSet operator|(BasicCpuSet a, const BasicCpuSet& b) { a |= b; return a; }
+  friend BasicCpuSet operator^(BasicCpuSet a, const BasicCpuSet& b) { a ^= b; return a; }
+  friend BasicCpuSet operator-(BasicCpuSet a, const BasicCpuSet& b) { a -= b; return a; }
   /// Complement within the universe.
   friend BasicCpuSet operator~(BasicCpuSet a) {
     auto w = detail::blocks(a.bits_);

