@@ -223,7 +223,9 @@ class PersistedMock {
   HostInfo host_info() { return mock_.host_info(); }
   std::vector<DomainInfo> list_domains() { return mock_.list_domains(); }
   DomainSnapshot snapshot(DomainId d, SnapshotScope s) { return mock_.snapshot(d, s); }
+  void snapshot(DomainId d, SnapshotScope s, DomainSnapshot& into) { mock_.snapshot(d, s, into); }
   HostSnapshot snapshot_all(SnapshotScope s) { return mock_.snapshot_all(s); }
+  void snapshot_all(SnapshotScope s, HostSnapshot& into) { mock_.snapshot_all(s, into); }
   PinResult pin_vcpu(DomainId d, unsigned v, const VcpuPin& p) { return mock_.pin_vcpu(d, v, p); }
   MatrixPinResult pin_matrix(DomainId d, const MatrixPin& p) { return mock_.pin_matrix(d, p); }
   std::size_t last_call_count() const noexcept { return mock_.last_call_count(); }

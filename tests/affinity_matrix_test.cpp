@@ -125,3 +125,19 @@ TEST_CASE("4096 vcpus on 16384 CPUs", "[matrix]") {
   CHECK(m.row(4095) == CpuMap(16384, {16380}));
   CHECK(AffinityMatrix::from_cpumaps(m.to_cpumaps(), 4096, 16384) == m);
 }
+
+TEST_CASE("reshape: any shape, every bit clear, storage reused when large enough", "[matrix]") {
+  AffinityMatrix m = AffinityMatrix::full(8, 130);  // 3 words a row
+  const auto* storage = m.words().data();
+  m.reshape(4, 64);
+  CHECK((m.rows() == 4 && m.cols() == 64 && m.row_words() == 1));
+  CHECK(m == AffinityMatrix(4, 64));
+  CHECK(m.words().data() == storage);
+  m.set(3, 63);
+  m.reshape(2, 70);
+  CHECK(m == AffinityMatrix(2, 70));
+  m.reshape(0, 0);
+  CHECK((m.rows() == 0 && m.cols() == 0 && m.words().empty()));
+  CHECK(m == AffinityMatrix());
+  CHECK_THROWS_WITH(m.set(0, 0), "vcpu 0 is beyond the matrix's 0 vcpus");
+}

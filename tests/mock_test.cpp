@@ -351,3 +351,71 @@ TEST_CASE("fixtures: errors name the line", "[mock][fixture]") {
   REQUIRE_THROWS_WITH(MockHypervisor::from_fixture_file("/nonexistent/fixture"),
                       "mock fixture /nonexistent/fixture: cannot open");
 }
+
+TEST_CASE("snapshots into caller storage: the same data, no new allocation, cleared on error", "[mock][into]") {
+  MockHypervisor hv = host16(64);
+  const DomainSnapshot fresh = hv.snapshot(DomainId{7});
+  DomainSnapshot into;
+  hv.snapshot(DomainId{7}, SnapshotScope::full, into);
+  CHECK(hv.last_call_count() == 1 + 2 * 64);
+  CHECK(into.domain == fresh.domain);
+  CHECK(into.vcpus == fresh.vcpus);
+  CHECK((into.hard == fresh.hard && into.soft == fresh.soft && into.effective == fresh.effective));
+  CHECK(into.taken_at == fresh.taken_at);
+
+  // Refilled: same storage, new data.
+  const auto* hard = into.hard.words().data();
+  const auto* effective = into.effective.words().data();
+  const auto* vcpus = into.vcpus.data();
+  hv.set_affinity(DomainId{7}, 5, CpuMap(16, {9}), CpuMap(16, {9}));
+  hv.snapshot(DomainId{7}, SnapshotScope::full, into);
+  CHECK(into.hard.row(5) == CpuMap(16, {9}));
+  CHECK(into.effective.row(5) == CpuMap(16, {9}));
+  CHECK((into.hard.words().data() == hard && into.effective.words().data() == effective && into.vcpus.data() == vcpus));
+
+  // Metrics only into a full snapshot: the matrices become 0x0.
+  hv.snapshot(DomainId{7}, SnapshotScope::metrics_only, into);
+  CHECK(into.scope == SnapshotScope::metrics_only);
+  CHECK((into.hard.rows() == 0 && into.soft.rows() == 0 && into.effective.rows() == 0));
+  CHECK(into.vcpus == fresh.vcpus);
+
+  // A failure part-way leaves it cleared, never half old, half new.
+  hv.snapshot(DomainId{7}, SnapshotScope::full, into);
+  hv.fail_call(1 + 64 + 3, ErrorCode::busy);  // the 3rd getvcpuaffinity
+  CHECK_THROWS_AS(hv.snapshot(DomainId{7}, SnapshotScope::full, into), Error);
+  CHECK(into.vcpus.empty());
+  CHECK(into.domain == DomainInfo{});
+  CHECK((into.hard.rows() == 0 && into.effective.rows() == 0));
+  REQUIRE_THROWS_WITH(hv.snapshot(DomainId{99}, SnapshotScope::full, into), "domain 99: no such domain");
+  CHECK(into.vcpus.empty());
+}
+
+TEST_CASE("snapshot_all into caller storage: equal to a fresh one, slots reused, vanished domains dropped",
+          "[mock][into]") {
+  MockHypervisor hv = MockHypervisor::demo();
+  HostSnapshot into;
+  hv.snapshot_all(SnapshotScope::full, into);
+  const HostSnapshot fresh = hv.snapshot_all();
+  REQUIRE(into.domains.size() == 3);
+  for (std::size_t i = 0; i < 3; ++i) {
+    CHECK(into.domains[i].domain == fresh.domains[i].domain);
+    CHECK(into.domains[i].vcpus == fresh.domains[i].vcpus);
+    CHECK(into.domains[i].effective == fresh.domains[i].effective);
+  }
+  CHECK(into.host.online == fresh.host.online);
+
+  // xperf1 (the 2nd domain) vanishes while read: xperf2 takes its slot, the last is dropped.
+  const auto* first = into.domains[0].hard.words().data();
+  hv.vanish_after(DomainId{1}, 3 + 1 + 8 + 1);  // host, list, Domain-0, xperf1's getvcpuinfo
+  hv.snapshot_all(SnapshotScope::full, into);
+  REQUIRE(into.domains.size() == 2);
+  CHECK(into.domains[0].hard.words().data() == first);
+  CHECK(into.domains[1].domain.name == "xperf2");
+  CHECK(into.domains[1].vcpus == fresh.domains[2].vcpus);
+  CHECK(into.domains[1].hard == fresh.domains[2].hard);
+
+  hv.fail_call(2, ErrorCode::permission_denied);
+  CHECK_THROWS_AS(hv.snapshot_all(SnapshotScope::full, into), Error);
+  CHECK(into.domains.empty());
+  CHECK(into.host.cpu_universe() == 0);
+}

@@ -49,3 +49,53 @@ TEST_CASE("effective affinity follows Xen's rule", "[model]") {
   CHECK(eff.row(1) == CpuMap(8, {0, 1}));  // soft leaves nothing: hard ∩ online
   CHECK(eff.row(2) == CpuMap(8, {5}));     // soft only offline CPUs: hard ∩ online
 }
+
+TEST_CASE("effective affinity into a matrix: reuses it, any online width, no aliasing", "[model]") {
+  const CpuMap online(8, {0, 1, 2, 3, 4, 5});
+  AffinityMatrix hard(2, 8), soft(2, 8);
+  hard.set_row(0, CpuMap(8, {0, 1, 2, 3})).set_row(1, CpuMap(8, {5, 6, 7}));
+  soft.set_row(0, CpuMap(8, {2, 3, 4})).set_row(1, CpuMap(8, {6, 7}));
+  const AffinityMatrix expect = effective_affinity(hard, soft, online);
+
+  AffinityMatrix into(2, 8);
+  into.set(1, 7);  // stale bits are overwritten
+  const auto* storage = into.words().data();
+  effective_affinity(hard, soft, online, into);
+  CHECK(into == expect);
+  CHECK(into.words().data() == storage);  // same shape: no new allocation
+
+  AffinityMatrix reshaped(40, 200);  // another shape: takes the inputs' shape
+  effective_affinity(hard, soft, online, reshaped);
+  CHECK(reshaped == expect);
+
+  // online maps narrower or wider than the matrices: missing columns are offline.
+  effective_affinity(hard, soft, CpuMap(3, {0, 1, 2}), into);
+  CHECK(into.row(0) == CpuMap(8, {2}));
+  CHECK(into.row(1).empty());
+  effective_affinity(hard, soft, CpuMap(300, {3, 6, 299}), into);
+  CHECK(into.row(0) == CpuMap(8, {3}));
+  CHECK(into.row(1) == CpuMap(8, {6}));
+
+  CHECK_THROWS_WITH(effective_affinity(hard, soft, online, hard),
+                    "effective_affinity: the result cannot be one of the inputs");
+  CHECK_THROWS_WITH(effective_affinity(hard, AffinityMatrix(3, 8), online, into),
+                    "effective_affinity: hard and soft matrices differ in shape");
+}
+
+TEST_CASE("clear() empties a snapshot and keeps its storage", "[model]") {
+  DomainSnapshot s;
+  s.domain.name = "guest";
+  s.domain.max_vcpus = 2;
+  s.vcpus.resize(2);
+  s.hard = AffinityMatrix::full(2, 64);
+  s.scope = SnapshotScope::metrics_only;
+  const auto capacity = s.vcpus.capacity();
+  s.clear();
+  CHECK(s.domain == DomainInfo{});
+  CHECK(s.vcpus.empty());
+  CHECK(s.vcpus.capacity() == capacity);
+  CHECK((s.hard.rows() == 0 && s.hard.cols() == 0 && s.hard.words().empty()));
+  CHECK(s.scope == SnapshotScope::full);
+  s.hard.reshape(2, 64);
+  CHECK(s.hard == AffinityMatrix(2, 64));  // no stale bits come back
+}

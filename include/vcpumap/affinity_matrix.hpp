@@ -13,6 +13,7 @@
 // - column(c) returns the VcpuSet of the vcpus whose row holds CPU c.
 // - Indexes out of range throw vcpumap::Error (invalid_argument) naming vcpu/CPU and the
 //   matrix's shape; set_row with a map holding CPUs >= cols() throws and changes nothing.
+// - Copy-assignment and reshape() reuse the storage when it is large enough.
 // - Equality compares the shape and every bit. & and | combine matrices of equal shape.
 // - libvirt's "cpumaps" layout (virDomainGetVcpuPinInfo, virDomainGetVcpus): rows of
 //   maplen bytes, VIR_CPU_MAPLEN(cols) = (cols+7)/8 by default; CPU c of vcpu v is bit
@@ -45,6 +46,18 @@ class AffinityMatrix {
     AffinityMatrix m(rows, cols);
     for (std::size_t v = 0; v < rows; ++v) m.set_row(v, CpuMap::full(cols));
     return m;
+  }
+
+  /// Makes this a rows x cols matrix with every bit clear, reusing the storage when it is
+  /// large enough (a matrix refilled in a loop allocates once). reshape(0, 0) empties it
+  /// and keeps the storage.
+  AffinityMatrix& reshape(std::size_t rows, std::size_t cols) {
+    const std::size_t stride = detail::blocks_for(cols);
+    words_.assign(rows * stride, 0);
+    rows_ = rows;
+    cols_ = cols;
+    stride_ = stride;
+    return *this;
   }
 
   std::size_t rows() const noexcept { return rows_; }

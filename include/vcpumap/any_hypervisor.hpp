@@ -68,7 +68,9 @@ class AnyHypervisor {
   DomainSnapshot snapshot(DomainId domain, SnapshotScope scope = SnapshotScope::full) {
     return get().snapshot(domain, scope);
   }
+  void snapshot(DomainId domain, SnapshotScope scope, DomainSnapshot& into) { get().snapshot(domain, scope, into); }
   HostSnapshot snapshot_all(SnapshotScope scope = SnapshotScope::full) { return get().snapshot_all(scope); }
+  void snapshot_all(SnapshotScope scope, HostSnapshot& into) { get().snapshot_all(scope, into); }
   PinResult pin_vcpu(DomainId domain, unsigned vcpu, const VcpuPin& pin) { return get().pin_vcpu(domain, vcpu, pin); }
   MatrixPinResult pin_matrix(DomainId domain, const MatrixPin& plan) { return get().pin_matrix(domain, plan); }
   /// 0 for an empty AnyHypervisor.
@@ -80,7 +82,9 @@ class AnyHypervisor {
     virtual HostInfo host_info() = 0;
     virtual std::vector<DomainInfo> list_domains() = 0;
     virtual DomainSnapshot snapshot(DomainId, SnapshotScope) = 0;
+    virtual void snapshot(DomainId, SnapshotScope, DomainSnapshot&) = 0;
     virtual HostSnapshot snapshot_all(SnapshotScope) = 0;
+    virtual void snapshot_all(SnapshotScope, HostSnapshot&) = 0;
     virtual PinResult pin_vcpu(DomainId, unsigned, const VcpuPin&) = 0;
     virtual MatrixPinResult pin_matrix(DomainId, const MatrixPin&) = 0;
     virtual std::size_t last_call_count() const noexcept = 0;
@@ -94,7 +98,9 @@ class AnyHypervisor {
     HostInfo host_info() override { return hv.host_info(); }
     std::vector<DomainInfo> list_domains() override { return hv.list_domains(); }
     DomainSnapshot snapshot(DomainId d, SnapshotScope s) override { return hv.snapshot(d, s); }
+    void snapshot(DomainId d, SnapshotScope s, DomainSnapshot& into) override { hv.snapshot(d, s, into); }
     HostSnapshot snapshot_all(SnapshotScope s) override { return hv.snapshot_all(s); }
+    void snapshot_all(SnapshotScope s, HostSnapshot& into) override { hv.snapshot_all(s, into); }
     PinResult pin_vcpu(DomainId d, unsigned v, const VcpuPin& p) override { return hv.pin_vcpu(d, v, p); }
     MatrixPinResult pin_matrix(DomainId d, const MatrixPin& p) override { return hv.pin_matrix(d, p); }
     std::size_t last_call_count() const noexcept override { return static_cast<std::size_t>(hv.last_call_count()); }

@@ -75,15 +75,22 @@ class PinError : public Error {
 // clang-format off
 template <class H>
 concept Hypervisor = requires(H& hv, const H& chv, DomainId domain, unsigned vcpu, const VcpuPin& pin,
-                              const MatrixPin& plan, SnapshotScope scope) {
+                              const MatrixPin& plan, SnapshotScope scope, DomainSnapshot& into,
+                              HostSnapshot& all_into) {
   /// The host's CPUs and topology.
   { hv.host_info() } -> std::same_as<HostInfo>;
   /// Every domain, ascending by id.
   { hv.list_domains() } -> std::same_as<std::vector<DomainInfo>>;
   /// One domain: metrics of every vcpu and (scope full) hard/soft/effective matrices.
   { hv.snapshot(domain, scope) } -> std::same_as<DomainSnapshot>;
+  /// The same, filling `into` and reusing its storage (vectors and matrices keep their
+  /// capacity: a loop polling a domain allocates nothing once its buffers have grown, as
+  /// libvirt's callers pass their own cpumaps). On an error `into` is left clear()ed.
+  { hv.snapshot(domain, scope, into) } -> std::same_as<void>;
   /// The host and every domain in one call; a domain that vanishes meanwhile is left out.
   { hv.snapshot_all(scope) } -> std::same_as<HostSnapshot>;
+  /// The same into `all_into`, reusing its domains' storage; clear()ed on an error.
+  { hv.snapshot_all(scope, all_into) } -> std::same_as<void>;
   /// Pins one vcpu; returns the effective maps.
   { hv.pin_vcpu(domain, vcpu, pin) } -> std::same_as<PinResult>;
   /// Pins every vcpu of a domain, all or nothing (see PinError).

@@ -199,27 +199,51 @@ class MockHypervisor {
   }
 
   DomainSnapshot snapshot(DomainId id, SnapshotScope scope = SnapshotScope::full) {
+    DomainSnapshot s;
+    snapshot(id, scope, s);
+    return s;
+  }
+  void snapshot(DomainId id, SnapshotScope scope, DomainSnapshot& into) {
     begin_operation();
-    return read_domain(id, scope);
+    try {
+      read_vcpus(read_info(id), scope, into);
+    } catch (...) {
+      into.clear();
+      throw;
+    }
   }
 
   HostSnapshot snapshot_all(SnapshotScope scope = SnapshotScope::full) {
-    begin_operation();
     HostSnapshot all;
-    call("physinfo");
-    call("cputopoinfo");
-    call("numainfo");
-    all.host = host_;
-    for (const DomainInfo& info : list_domains_counted()) {
-      // A domain that vanishes while being read is left out, never half-read.
-      try {
-        all.domains.push_back(read_vcpus(info, scope));
-      } catch (const Error& e) {
-        if (e.code() != ErrorCode::not_found) throw;
-      }
-    }
-    all.taken_at = now();
+    snapshot_all(scope, all);
     return all;
+  }
+  void snapshot_all(SnapshotScope scope, HostSnapshot& into) {
+    begin_operation();
+    try {
+      call("physinfo");
+      call("cputopoinfo");
+      call("numainfo");
+      into.host = host_;
+      list_domains_counted(listed_);
+      std::size_t kept = 0;
+      for (const DomainInfo& info : listed_) {
+        if (kept == into.domains.size()) into.domains.emplace_back();
+        // A domain that vanishes while being read is left out, never half-read: its slot
+        // is refilled by the next domain or dropped at the end.
+        try {
+          read_vcpus(info, scope, into.domains[kept]);
+          ++kept;
+        } catch (const Error& e) {
+          if (e.code() != ErrorCode::not_found) throw;
+        }
+      }
+      into.domains.resize(kept);
+      into.taken_at = now();
+    } catch (...) {
+      into.clear();
+      throw;
+    }
   }
 
   PinResult pin_vcpu(DomainId id, unsigned vcpu, const VcpuPin& pin) {
@@ -232,7 +256,8 @@ class MockHypervisor {
 
   MatrixPinResult pin_matrix(DomainId id, const MatrixPin& plan) {
     begin_operation();
-    const DomainSnapshot before = read_domain(id, SnapshotScope::full);
+    DomainSnapshot before;
+    read_vcpus(read_info(id), SnapshotScope::full, before);
     return detail::apply_matrix_pin(host_, before, plan,
                                     [&](unsigned vcpu, const VcpuPin& pin) { return set_affinity_call(id, vcpu, pin); });
   }
@@ -316,24 +341,26 @@ class MockHypervisor {
       throw Error(ErrorCode::not_found, fmt::format("domain {}: no such domain", *about));
   }
 
-  std::vector<DomainInfo> list_domains_counted() {
+  /// The domain list (1 call per 1024 domains + 1), into `out`.
+  void list_domains_counted(std::vector<DomainInfo>& out) {
     for (std::size_t batch = 0; batch <= domains_.size() / 1024; ++batch) call("getdomaininfolist");
-    std::vector<DomainInfo> out;
+    out.clear();
     out.reserve(domains_.size());
     for (const auto& [id, d] : domains_) out.push_back(d.info);
+  }
+  std::vector<DomainInfo> list_domains_counted() {
+    std::vector<DomainInfo> out;
+    list_domains_counted(out);
     return out;
   }
   DomainInfo read_info(DomainId id) {
     call("getdomaininfo", id);
     return domain(id).info;
   }
-  DomainSnapshot read_domain(DomainId id, SnapshotScope scope) { return read_vcpus(read_info(id), scope); }
 
-  /// Metrics (V calls) and, for scope full, affinity (V calls) of a domain whose info was read.
-  DomainSnapshot read_vcpus(const DomainInfo& info, SnapshotScope scope) {
-    DomainSnapshot s;
-    s.domain = info;
-    s.scope = scope;
+  /// Metrics (V calls) and, for scope full, affinity (V calls) of a domain whose info was
+  /// read, into `s` (its storage reused).
+  void read_vcpus(const DomainInfo& info, SnapshotScope scope, DomainSnapshot& s) {
     calls("getvcpuinfo", info.max_vcpus, info.id);
     const MockDomain& d = domain(info.id);
     s.vcpus.assign(d.vcpus.begin(), d.vcpus.begin() + info.max_vcpus);
@@ -342,10 +369,15 @@ class MockHypervisor {
       const MockDomain& d2 = domain(info.id);
       s.hard = d2.hard;
       s.soft = d2.soft;
-      s.effective = effective_affinity(s.hard, s.soft, host_.online);
+      effective_affinity(s.hard, s.soft, host_.online, s.effective);
+    } else {
+      s.hard.reshape(0, 0);
+      s.soft.reshape(0, 0);
+      s.effective.reshape(0, 0);
     }
+    s.domain = info;
+    s.scope = scope;
     s.taken_at = now();
-    return s;
   }
   /// k backend calls about one domain: one at a time while faults or vanishings are pending
   /// (they take effect at an exact call), else counted at once after one existence check.
@@ -387,6 +419,7 @@ class MockHypervisor {
   std::vector<Vanish> vanishing_;
   std::size_t calls_total_ = 0;
   std::size_t calls_last_ = 0;
+  std::vector<DomainInfo> listed_;  // snapshot_all's domain list, kept for its storage
 };
 
 static_assert(Hypervisor<MockHypervisor>);

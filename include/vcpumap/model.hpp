@@ -140,6 +140,17 @@ struct DomainSnapshot {
   AffinityMatrix effective;
   SnapshotScope scope = SnapshotScope::full;
   std::chrono::system_clock::time_point taken_at;
+
+  /// No domain, no vcpus, 0x0 matrices; keeps the storage for the next snapshot into it.
+  void clear() {
+    domain = DomainInfo{};
+    vcpus.clear();
+    hard.reshape(0, 0);
+    soft.reshape(0, 0);
+    effective.reshape(0, 0);
+    scope = SnapshotScope::full;
+    taken_at = {};
+  }
 };
 
 /// The whole host in one call: what `xm vcpu-list` / `xl vcpu-list` print.
@@ -147,31 +158,51 @@ struct HostSnapshot {
   HostInfo host;
   std::vector<DomainSnapshot> domains;
   std::chrono::system_clock::time_point taken_at;
+
+  /// No host, no domains (the list keeps its capacity).
+  void clear() {
+    host = HostInfo{};
+    domains.clear();
+    taken_at = {};
+  }
 };
 
-/// Xen's effective affinity of every vcpu (see DomainSnapshot).
-inline AffinityMatrix effective_affinity(const AffinityMatrix& hard, const AffinityMatrix& soft, const CpuMap& online) {
+/// Xen's effective affinity of every vcpu (see DomainSnapshot), written into `into`, whose
+/// storage is reused when it has the shape already (or room for it). Online CPUs beyond the
+/// matrices' columns are ignored; columns beyond `online` count as offline.
+inline void effective_affinity(const AffinityMatrix& hard, const AffinityMatrix& soft, const CpuMap& online,
+                               AffinityMatrix& into) {
   if (hard.rows() != soft.rows() || hard.cols() != soft.cols())
     throw Error(ErrorCode::invalid_argument, "effective_affinity: hard and soft matrices differ in shape");
-  AffinityMatrix effective(hard.rows(), hard.cols());
+  if (&into == &hard || &into == &soft)
+    throw Error(ErrorCode::invalid_argument, "effective_affinity: the result cannot be one of the inputs");
   const std::size_t n = hard.row_words(), rows = hard.rows();
-  std::vector<detail::Block> mask(n, 0);
+  // Every word of the result is written below: no need to clear a matrix of the right shape.
+  if (into.rows() != rows || into.cols() != hard.cols()) into.reshape(rows, hard.cols());
   const auto on = online.words();
-  std::copy_n(on.begin(), std::min(n, on.size()), mask.begin());
+  const std::size_t k = std::min(n, on.size());  // words n-k.. of each row: no online CPU
   const detail::Block* h = hard.words().data();
   const detail::Block* s = soft.words().data();
-  const detail::Block* m = mask.data();
-  detail::Block* e = effective.mutable_words().data();
+  const detail::Block* m = on.data();
+  detail::Block* e = into.mutable_words().data();
   for (std::size_t v = 0; v < rows; ++v, h += n, s += n, e += n) {
     detail::Block any = 0;
-    for (std::size_t i = 0; i < n; ++i) {
+    for (std::size_t i = 0; i < k; ++i) {
       const detail::Block x = h[i] & s[i] & m[i];
       e[i] = x;
       any |= x;
     }
+    for (std::size_t i = k; i < n; ++i) e[i] = 0;
     if (!any)
-      for (std::size_t i = 0; i < n; ++i) e[i] = h[i] & m[i];
+      for (std::size_t i = 0; i < k; ++i) e[i] = h[i] & m[i];
   }
+}
+
+/// Xen's effective affinity of every vcpu (see DomainSnapshot), as a new matrix.
+inline AffinityMatrix effective_affinity(const AffinityMatrix& hard, const AffinityMatrix& soft,
+                                         const CpuMap& online) {
+  AffinityMatrix effective;
+  effective_affinity(hard, soft, online, effective);
   return effective;
 }
 

@@ -106,7 +106,9 @@ class XenHypervisor {
   HostInfo host_info();
   std::vector<DomainInfo> list_domains();
   DomainSnapshot snapshot(DomainId domain, SnapshotScope scope = SnapshotScope::full);
+  void snapshot(DomainId domain, SnapshotScope scope, DomainSnapshot& into);
   HostSnapshot snapshot_all(SnapshotScope scope = SnapshotScope::full);
+  void snapshot_all(SnapshotScope scope, HostSnapshot& into);
   PinResult pin_vcpu(DomainId domain, unsigned vcpu, const VcpuPin& pin);
   MatrixPinResult pin_matrix(DomainId domain, const MatrixPin& plan);
   std::size_t last_call_count() const noexcept;

@@ -471,8 +471,10 @@ struct XenHypervisor::Impl {
     return {from_xen(hard, universe, who, vcpu, "hard"), from_xen(soft, universe, who, vcpu, "soft")};
   }
 
-  /// V getvcpuinfo and, for scope full, V getvcpuaffinity. ESRCH: Error(not_found).
-  DomainSnapshot read_vcpus(Calls& calls, const HostInfo& host, DomainInfo info, SnapshotScope scope) {
+  /// V getvcpuinfo and, for scope full, V getvcpuaffinity, into `s` (its storage reused).
+  /// ESRCH: Error(not_found); `s` is then partly filled, and the caller clears it.
+  void read_vcpus(Calls& calls, const HostInfo& host, const DomainInfo& info, SnapshotScope scope,
+                  DomainSnapshot& s) {
     const std::string who = detail::describe(info);
     const std::uint32_t id = to_integer(info.id);
     const std::size_t vcpus = info.max_vcpus;
@@ -481,8 +483,7 @@ struct XenHypervisor::Impl {
       throw Error(ErrorCode::internal, fmt::format("{}: Xen reports max_vcpu_id {}: more vcpus than any Xen build "
                                                    "allows ({})",
                                                    who, vcpus - 1, max_vcpus_per_domain));
-    DomainSnapshot s;
-    s.scope = scope;
+    s.vcpus.clear();
     s.vcpus.reserve(vcpus);
     for (unsigned v = 0; v < vcpus; ++v) {
       xc_vcpuinfo_t vi{};
@@ -497,20 +498,24 @@ struct XenHypervisor::Impl {
       if (vi.online != 0 && vi.cpu < universe) m.cpu = vi.cpu;  // Xen keeps the last CPU of offline vcpus
       s.vcpus.push_back(m);
     }
-    if (scope == SnapshotScope::full) {  // metrics only: the matrices stay empty (0x0)
-      s.hard = AffinityMatrix(vcpus, universe);
-      s.soft = AffinityMatrix(vcpus, universe);
+    if (scope == SnapshotScope::full) {
+      s.hard.reshape(vcpus, universe);
+      s.soft.reshape(vcpus, universe);
       std::vector<std::uint8_t> hard(map_bytes), soft(map_bytes);
       for (unsigned v = 0; v < vcpus; ++v) {
         auto [h, so] = get_affinity(calls, universe, who, id, v, hard, soft);
         s.hard.set_row(v, h);
         s.soft.set_row(v, so);
       }
-      s.effective = effective_affinity(s.hard, s.soft, host.online);
+      effective_affinity(s.hard, s.soft, host.online, s.effective);
+    } else {  // metrics only: the matrices stay empty (0x0)
+      s.hard.reshape(0, 0);
+      s.soft.reshape(0, 0);
+      s.effective.reshape(0, 0);
     }
-    s.domain = std::move(info);
+    s.domain = info;
+    s.scope = scope;
     s.taken_at = std::chrono::system_clock::now();
-    return s;
   }
 
   /// xc_vcpu_setaffinity for a validated pin. Xen 4.17 writes the effective map back only
@@ -644,43 +649,66 @@ std::vector<DomainInfo> XenHypervisor::list_domains() {
 }
 
 DomainSnapshot XenHypervisor::snapshot(DomainId domain, SnapshotScope scope) {
+  DomainSnapshot s;
+  snapshot(domain, scope, s);
+  return s;
+}
+
+void XenHypervisor::snapshot(DomainId domain, SnapshotScope scope, DomainSnapshot& into) {
   Impl& im = impl();
   Operation op(im.last_calls);
-  const auto host = im.cached_host();
-  XenstoreReader xenstore(im.options);
-  DomainInfo info = im.require_domain(op.calls, domain, xenstore);
-  return im.read_vcpus(op.calls, *host, std::move(info), scope);  // vanishing midway: not_found
+  try {
+    const auto host = im.cached_host();
+    XenstoreReader xenstore(im.options);
+    const DomainInfo info = im.require_domain(op.calls, domain, xenstore);
+    im.read_vcpus(op.calls, *host, info, scope, into);  // vanishing midway: not_found
+  } catch (...) {
+    into.clear();
+    throw;
+  }
 }
 
 HostSnapshot XenHypervisor::snapshot_all(SnapshotScope scope) {
+  HostSnapshot all;
+  snapshot_all(scope, all);
+  return all;
+}
+
+void XenHypervisor::snapshot_all(SnapshotScope scope, HostSnapshot& all) {
   Impl& im = impl();
   Operation op(im.last_calls);
-  HostSnapshot all;
-  all.host = im.read_host(op.calls);
-  im.store_host(all.host);
-  const std::vector<xc_domaininfo_t> raw = im.list_raw(op.calls);
-  XenstoreReader xenstore(im.options);
-  all.domains.reserve(raw.size());
-  for (const xc_domaininfo_t& d : raw) {
-    const DomainInfo info = to_info(d, domain_name(xenstore, d.domain));
-    try {
-      all.domains.push_back(im.read_vcpus(op.calls, all.host, info, scope));
-      continue;
-    } catch (const Error& e) {
-      if (e.code() != ErrorCode::not_found) throw;
+  try {
+    all.host = im.read_host(op.calls);
+    im.store_host(all.host);
+    const std::vector<xc_domaininfo_t> raw = im.list_raw(op.calls);
+    XenstoreReader xenstore(im.options);
+    std::size_t kept = 0;
+    // Reads one domain into the next free slot; false when it vanished (ESRCH) meanwhile.
+    // A slot a vanished domain half filled is refilled by the next domain or dropped at the
+    // end: no half-read domain is returned.
+    auto read = [&](const DomainInfo& info) {
+      if (kept == all.domains.size()) all.domains.emplace_back();
+      try {
+        im.read_vcpus(op.calls, all.host, info, scope, all.domains[kept]);
+        ++kept;
+        return true;
+      } catch (const Error& e) {
+        if (e.code() != ErrorCode::not_found) throw;
+        return false;
+      }
+    };
+    for (const xc_domaininfo_t& d : raw) {
+      const DomainInfo info = to_info(d, domain_name(xenstore, d.domain));
+      if (read(info)) continue;
+      // It vanished while being read: once more from fresh info, else leave it out.
+      if (const auto again = im.domain_raw(op.calls, d.domain)) (void)read(to_info(*again, info.name));
     }
-    // It vanished (ESRCH) while being read: once more from fresh info, else leave it out.
-    // What was read of it is dropped either way: no half-read domain is returned.
-    const auto again = im.domain_raw(op.calls, d.domain);
-    if (!again) continue;
-    try {
-      all.domains.push_back(im.read_vcpus(op.calls, all.host, to_info(*again, info.name), scope));
-    } catch (const Error& e) {
-      if (e.code() != ErrorCode::not_found) throw;
-    }
+    all.domains.resize(kept);
+    all.taken_at = std::chrono::system_clock::now();
+  } catch (...) {
+    all.clear();
+    throw;
   }
-  all.taken_at = std::chrono::system_clock::now();
-  return all;
 }
 
 PinResult XenHypervisor::pin_vcpu(DomainId domain, unsigned vcpu, const VcpuPin& pin) {
@@ -700,8 +728,9 @@ MatrixPinResult XenHypervisor::pin_matrix(DomainId domain, const MatrixPin& plan
   Operation op(im.last_calls);
   const auto host = im.cached_host();
   XenstoreReader xenstore(im.options);
-  DomainInfo info = im.require_domain(op.calls, domain, xenstore);
-  const DomainSnapshot before = im.read_vcpus(op.calls, *host, std::move(info), SnapshotScope::full);
+  const DomainInfo info = im.require_domain(op.calls, domain, xenstore);
+  DomainSnapshot before;
+  im.read_vcpus(op.calls, *host, info, SnapshotScope::full, before);
   return detail::apply_matrix_pin(*host, before, plan, [&](unsigned vcpu, const VcpuPin& pin) {
     const CpuMap hard = before.hard.row(vcpu);
     const CpuMap soft = before.soft.row(vcpu);

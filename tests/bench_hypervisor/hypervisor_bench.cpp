@@ -6,12 +6,18 @@
 //
 //   matrix/vcpumap/VxN           MockHypervisor::snapshot(domain) (scope full: metrics of every
 //                                vcpu, hard, soft and effective matrices) of a domain of V vcpus
-//                                on a host of N CPUs
+//                                on a host of N CPUs, returned in a new DomainSnapshot
+//   matrix/vcpumap_into/VxN      the same snapshot into one DomainSnapshot reused from call to
+//                                call (snapshot(domain, scope, into)), as libvirt's callers
+//                                pass the same cpumaps buffer each time
+//   matrix/memcpy_floor/VxN      memcpy of as many bytes as that snapshot writes (3 matrices of
+//                                V x N bits + V VcpuMetrics): what no implementation beats
 //   matrix/libvirt_pininfo/VxN   virDomainGetVcpuPinInfo: every vcpu's pin map (cpumaps layout)
 //   matrix/libvirt_getvcpus/VxN  virDomainGetVcpus with cpumaps: virVcpuInfo + map of each vcpu
 //   pin/vcpumap/VxN              MockHypervisor::pin_vcpu of vcpu 0 (hard map), two maps in turn
 //   pin/libvirt/VxN              virDomainPinVcpu of vcpu 0, the same two maps as bytes
 //   listing/vcpumap/100x4        MockHypervisor::snapshot_all(): 100 domains of 4 vcpus, 16 CPUs
+//   listing/vcpumap_into/100x4   the same into one reused HostSnapshot
 //   listing/libvirt/100x4        virConnectListAllDomains, then virDomainGetVcpus (with cpumaps)
 //                                and virDomainGetVcpuPinInfo of each domain, virDomainFree
 //   copy/matrix/512x4096         copy-construction of a 512x4096 AffinityMatrix
@@ -198,6 +204,7 @@ struct MatrixCase {
   int maplen;
   std::vector<unsigned char> maps;
   std::vector<virVcpuInfo> info;
+  std::vector<std::uint64_t> floor_src, floor_dst;  // the bytes a full snapshot writes
   vcpumap::VcpuPin pins[2];                // vcpu 0: its own map, then socket (v+1)%2's
   std::vector<unsigned char> pin_bytes[2];  // the same, in libvirt's layout
 
@@ -210,6 +217,10 @@ struct MatrixCase {
     dom = lv->lookup("big");
     maps.assign(std::size_t{s.vcpus} * maplen, 0);
     info.assign(s.vcpus, virVcpuInfo{});
+    const std::size_t floor_bytes = 3 * std::size_t{s.vcpus} * ((s.cpus + 63) / 64) * 8 +
+                                    std::size_t{s.vcpus} * sizeof(vcpumap::VcpuMetrics);
+    floor_src.assign((floor_bytes + 7) / 8, 0x5555);
+    floor_dst.assign(floor_src.size(), 0);
     for (int i = 0; i < 2; ++i) {
       pins[i].hard = hard_map(i, s.cpus);
       pin_bytes[i] = pins[i].hard->to_bytes();
@@ -316,6 +327,24 @@ void bench_matrix_vcpumap(benchmark::State& state, MatrixCase* c) {
   state.counters["calls"] = static_cast<double>(c->mock.last_call_count());
 }
 
+void bench_matrix_vcpumap_into(benchmark::State& state, MatrixCase* c) {
+  vcpumap::DomainSnapshot s;
+  for (auto _ : state) {
+    c->mock.snapshot(c->id, vcpumap::SnapshotScope::full, s);
+    benchmark::DoNotOptimize(s.effective.words().data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["calls"] = static_cast<double>(c->mock.last_call_count());
+}
+
+void bench_matrix_memcpy_floor(benchmark::State& state, MatrixCase* c) {
+  for (auto _ : state) {
+    std::memcpy(c->floor_dst.data(), c->floor_src.data(), c->floor_src.size() * 8);
+    benchmark::DoNotOptimize(c->floor_dst.data());
+    benchmark::ClobberMemory();
+  }
+}
+
 void bench_matrix_libvirt_pininfo(benchmark::State& state, MatrixCase* c) {
   const int n = static_cast<int>(c->shape.vcpus);
   for (auto _ : state) {
@@ -361,6 +390,16 @@ void bench_pin_libvirt(benchmark::State& state, MatrixCase* c) {
 void bench_listing_vcpumap(benchmark::State& state, ListingCase* c) {
   for (auto _ : state) {
     vcpumap::HostSnapshot all = c->mock.snapshot_all();
+    benchmark::DoNotOptimize(all.domains.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["calls"] = static_cast<double>(c->mock.last_call_count());
+}
+
+void bench_listing_vcpumap_into(benchmark::State& state, ListingCase* c) {
+  vcpumap::HostSnapshot all;
+  for (auto _ : state) {
+    c->mock.snapshot_all(vcpumap::SnapshotScope::full, all);
     benchmark::DoNotOptimize(all.domains.data());
     benchmark::ClobberMemory();
   }
@@ -456,16 +495,32 @@ void print_table(const RatioReporter& rep) {
     double min_ratio = std::nan(""), max_ratio = std::nan("");
   };
   std::vector<Row> rows;
+  // "reused": vcpumap fills one DomainSnapshot call after call, as libvirt fills the caller's
+  // cpumaps; "fresh": each snapshot is a new DomainSnapshot (allocated, then freed).
+  for (const char* peer : {"pininfo", "getvcpus"}) {
+    const std::string what = peer == std::string_view("pininfo") ? "whole matrix: GetVcpuPinInfo"
+                                                                 : "whole matrix: GetVcpus+maps";
+    for (const Shape& s : matrix_shapes) {
+      rows.push_back({what, s.name(), "reused", "libvirt", "matrix/vcpumap_into/" + s.name(),
+                      fmt::format("matrix/libvirt_{}/{}", peer, s.name()), 20.0});
+      rows.push_back({what, s.name(), "fresh", "libvirt", "matrix/vcpumap/" + s.name(),
+                      fmt::format("matrix/libvirt_{}/{}", peer, s.name()), 20.0});
+    }
+  }
+  // How far the reused snapshot is from copying its output bytes, and what that floor
+  // would allow against GetVcpuPinInfo (libvirt / floor: the best ratio any code could reach).
   for (const Shape& s : matrix_shapes)
-    rows.push_back({"whole matrix: GetVcpuPinInfo", s.name(), "vcpumap", "libvirt", "matrix/vcpumap/" + s.name(),
-                    "matrix/libvirt_pininfo/" + s.name(), 20.0});
+    rows.push_back({"snapshot vs its memcpy floor", s.name(), "floor", "reused", "matrix/memcpy_floor/" + s.name(),
+                    "matrix/vcpumap_into/" + s.name()});
   for (const Shape& s : matrix_shapes)
-    rows.push_back({"whole matrix: GetVcpus+maps", s.name(), "vcpumap", "libvirt", "matrix/vcpumap/" + s.name(),
-                    "matrix/libvirt_getvcpus/" + s.name(), 20.0});
+    rows.push_back({"best possible vs PinInfo", s.name(), "floor", "libvirt", "matrix/memcpy_floor/" + s.name(),
+                    "matrix/libvirt_pininfo/" + s.name()});
   for (const Shape& s : matrix_shapes)
     rows.push_back({"pin one vcpu", s.name(), "vcpumap", "libvirt", "pin/vcpumap/" + s.name(),
                     "pin/libvirt/" + s.name()});
-  rows.push_back({"host listing (100 domains)", listing_name, "vcpumap", "libvirt", "listing/vcpumap/" + listing_name,
+  rows.push_back({"host listing (100 domains)", listing_name, "reused", "libvirt",
+                  "listing/vcpumap_into/" + listing_name, "listing/libvirt/" + listing_name, 20.0});
+  rows.push_back({"host listing (100 domains)", listing_name, "fresh", "libvirt", "listing/vcpumap/" + listing_name,
                   "listing/libvirt/" + listing_name, 20.0});
   const std::string cs = copy_shape.name();
   rows.push_back({"matrix copy (construct)", cs, "memcpy", "matrix", "copy/memcpy/" + cs, "copy/matrix/" + cs,
@@ -552,6 +607,10 @@ int run(int argc, char** argv) {
     const std::string s = m->shape.name();
     benchmark::RegisterBenchmark(("matrix/vcpumap/" + s).c_str(), bench_matrix_vcpumap, m.get())
         ->Unit(benchmark::kMicrosecond);
+    benchmark::RegisterBenchmark(("matrix/vcpumap_into/" + s).c_str(), bench_matrix_vcpumap_into, m.get())
+        ->Unit(benchmark::kMicrosecond);
+    benchmark::RegisterBenchmark(("matrix/memcpy_floor/" + s).c_str(), bench_matrix_memcpy_floor, m.get())
+        ->Unit(benchmark::kMicrosecond);
     benchmark::RegisterBenchmark(("matrix/libvirt_pininfo/" + s).c_str(), bench_matrix_libvirt_pininfo, m.get())
         ->Unit(benchmark::kMicrosecond);
     benchmark::RegisterBenchmark(("matrix/libvirt_getvcpus/" + s).c_str(), bench_matrix_libvirt_getvcpus, m.get())
@@ -565,6 +624,9 @@ int run(int argc, char** argv) {
         ->Unit(benchmark::kMicrosecond);
   }
   benchmark::RegisterBenchmark(("listing/vcpumap/" + listing_name).c_str(), bench_listing_vcpumap, listing.get())
+      ->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark(("listing/vcpumap_into/" + listing_name).c_str(), bench_listing_vcpumap_into,
+                               listing.get())
       ->Unit(benchmark::kMicrosecond);
   benchmark::RegisterBenchmark(("listing/libvirt/" + listing_name).c_str(), bench_listing_libvirt, listing.get())
       ->Unit(benchmark::kMicrosecond);

@@ -20,7 +20,9 @@ struct Pinned {
   HostInfo host_info() { return mock.host_info(); }
   std::vector<DomainInfo> list_domains() { return mock.list_domains(); }
   DomainSnapshot snapshot(DomainId d, SnapshotScope s) { return mock.snapshot(d, s); }
+  void snapshot(DomainId d, SnapshotScope s, DomainSnapshot& into) { mock.snapshot(d, s, into); }
   HostSnapshot snapshot_all(SnapshotScope s) { return mock.snapshot_all(s); }
+  void snapshot_all(SnapshotScope s, HostSnapshot& into) { mock.snapshot_all(s, into); }
   PinResult pin_vcpu(DomainId d, unsigned v, const VcpuPin& p) { return mock.pin_vcpu(d, v, p); }
   MatrixPinResult pin_matrix(DomainId d, const MatrixPin& p) { return mock.pin_matrix(d, p); }
   std::size_t last_call_count() const noexcept { return mock.last_call_count(); }
@@ -52,6 +54,13 @@ TEST_CASE("AnyHypervisor forwards every operation to the backend it holds") {
   const DomainSnapshot s = hv.snapshot(DomainId{3});
   CHECK(s.vcpus == reference.snapshot(DomainId{3}).vcpus);
   CHECK(hv.last_call_count() == 9);
+  DomainSnapshot into;
+  hv.snapshot(DomainId{3}, SnapshotScope::full, into);
+  CHECK((into.vcpus == s.vcpus && into.hard == s.hard && into.effective == s.effective));
+  HostSnapshot host_into;
+  hv.snapshot_all(SnapshotScope::metrics_only, host_into);
+  CHECK(host_into.domains.size() == 3);
+  CHECK(hv.last_call_count() == 3 + 1 + 9);  // host, list, 4 + 1 + 4 getvcpuinfo
 
   const HostInfo host = hv.host_info();
   const PinResult one = hv.pin_vcpu(DomainId{3}, 1, {.hard = host.parse("2-3")});

@@ -519,6 +519,48 @@ TEST_CASE("snapshot_all: a domain vanishing midway is retried once, then left ou
   }
 }
 
+TEST_CASE("snapshots into caller storage: equal to fresh ones, storage reused, cleared on error") {
+  fake_xen::reset(4);
+  fake_xen::add_domain(0, 2, "Domain-0");
+  fake_xen::add_domain(3, 4, "doomed").vcpus[1].hard = fake_xen::cpus({2});
+  fake_xen::add_domain(5, 2, "other");
+  XenHypervisor xen;
+
+  const DomainSnapshot fresh = xen.snapshot(DomainId{3});
+  DomainSnapshot into;
+  xen.snapshot(DomainId{3}, SnapshotScope::full, into);
+  CHECK(xen.last_call_count() == 1 + 2 * 4);
+  CHECK((into.domain == fresh.domain && into.vcpus == fresh.vcpus));
+  CHECK((into.hard == fresh.hard && into.soft == fresh.soft && into.effective == fresh.effective));
+  CHECK(into.hard.row(1) == cpus(4, "2"));
+  const auto* hard = into.hard.words().data();
+  xen.snapshot(DomainId{3}, SnapshotScope::full, into);
+  CHECK(into.hard.words().data() == hard);
+  CHECK(into.hard == fresh.hard);
+
+  HostSnapshot all;
+  xen.snapshot_all(SnapshotScope::full, all);
+  REQUIRE(all.domains.size() == 3);
+  CHECK(all.domains[1].hard == fresh.hard);
+  fake_xen::on_call([](Call call, std::uint32_t domain, std::uint32_t vcpu) {
+    if (call == Call::getvcpuaffinity && domain == 3 && vcpu == 2) fake_xen::remove_domain(3);
+  });
+  xen.snapshot_all(SnapshotScope::full, all);  // the half-read slot is refilled by domain 5
+  REQUIRE(all.domains.size() == 2);
+  CHECK(all.domains[1].domain.name == "other");
+  CHECK(all.domains[1].hard.rows() == 2);
+
+  auto e = error_of([&] { xen.snapshot(DomainId{3}, SnapshotScope::full, into); });
+  REQUIRE(e);
+  CHECK(e->code() == ErrorCode::not_found);
+  CHECK((into.vcpus.empty() && into.hard.rows() == 0 && into.domain == DomainInfo{}));
+  fake_xen::inject({Call::getvcpuaffinity, 5, 1, EPERM});
+  e = error_of([&] { xen.snapshot_all(SnapshotScope::full, all); });
+  REQUIRE(e);
+  CHECK(e->code() == ErrorCode::permission_denied);
+  CHECK(all.domains.empty());
+}
+
 TEST_CASE("pin_vcpu: validated before any call; the effective maps Xen writes back are returned") {
   fake_xen::reset(8);
   fake_xen::host().cpus[6].online = false;
