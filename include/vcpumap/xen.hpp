@@ -14,13 +14,18 @@
 //                              a process: libxenctrl's xc_get_max_cpus caches its answer)
 //   host_info()            3   physinfo, cputopoinfo, numainfo
 //   list_domains()         ⌊N/1024⌋ + 1   getdomaininfolist in batches of 1024
+//   snapshot(d, full)      1 + ⌈V/128⌉   getdomaininfolist(d, 1), then multicalls of up to
+//                                   128 vcpus' getvcpuinfo + getvcpuaffinity domctls
+//   snapshot(d, metrics)   1 + ⌈V/256⌉   (multicalls of up to 256 getvcpuinfo)
+//     with XenOptions::multicall false (or refused by Xen: + 1 for the refused call, once):
 //   snapshot(d, full)      1 + 2V   getdomaininfolist(d, 1), V getvcpuinfo, V getvcpuaffinity
 //   snapshot(d, metrics)   1 + V
-//   snapshot_all(scope)    3 + ⌊N/1024⌋ + 1 + Σ 2V (or Σ V); a domain that vanished while
-//                          read costs 1 + its calls again (it is retried once, then left out)
+//   snapshot_all(scope)    3 + ⌊N/1024⌋ + 1 + the reads of each domain as above; a domain
+//                          that vanished while read costs 1 + its reads again (it is
+//                          retried once, then left out)
 //   pin_vcpu               2 with a hard and a soft map (getdomaininfolist + setvcpuaffinity);
 //                          3 with one map (+ getvcpuaffinity: see PinResult below)
-//   pin_matrix             1 + 2V (the snapshot it may roll back to) + V setvcpuaffinity
+//   pin_matrix             a full snapshot (the state it may roll back to) + V setvcpuaffinity
 //                          (+ k restores when it fails at vcpu k)
 // Domain names come from xenstore (/local/domain/<id>/name), read over xenstored's unix
 // socket with a deadline (XenOptions::xenstore_timeout); they are not privileged calls and
@@ -53,7 +58,8 @@
 //   XC_OPENFLAG_NON_REENTRANT, under which libxenctrl locks its hypercall-buffer cache and
 //   keeps errors per thread (tools/libs/ctrl/xc_hcall_buf.c, xc_private.c); the one
 //   unsynchronised static in the calls used here (xc_get_max_cpus's cache) is filled by the
-//   constructor before any other call. The cached HostInfo is guarded by a mutex.
+//   constructor before any other call. The cached HostInfo is guarded by a mutex. Each
+//   multicall has its own hypercall buffer (libxencall locks its buffer cache).
 // - Writers (pin_vcpu, pin_matrix) are serialized by an internal mutex: pin_matrix holds it
 //   from the snapshot it may roll back to until its last restore, so two pins through one
 //   object never interleave. Readers do not wait for it: a concurrent snapshot may see a
@@ -84,6 +90,11 @@ struct XenOptions {
   /// How long one operation may wait for xenstored in all; past it the remaining names
   /// fall back as if xenstored were not running.
   std::chrono::milliseconds xenstore_timeout{500};
+  /// Read a domain's vcpus in batches: up to 256 domctls (128 vcpus' getvcpuinfo and
+  /// getvcpuaffinity, or 256 getvcpuinfo) in one __HYPERVISOR_multicall. false: one call
+  /// per vcpu and per map read, as libxl does. When Xen refuses the first multicall the
+  /// object falls back to one call each, for good.
+  bool multicall = true;
 };
 
 class XenHypervisor {

@@ -4,8 +4,8 @@
 // xen/xen.h uses anonymous unions and refuses strict ISO modes. xenctrl.h has no
 // extern "C" guard of its own.
 //
-// tests/xen_fake compiles this file again against a fake libxenctrl (same C signatures):
-// keep every libxenctrl call here to functions that fake provides.
+// tests/xen_fake compiles this file again against a fake libxenctrl and libxencall (same C
+// signatures): keep every call here to functions that fake provides.
 #include "vcpumap/xen.hpp"
 
 #include <algorithm>
@@ -37,6 +37,7 @@
 #include <fmt/format.h>
 
 extern "C" {
+#include <xencall.h>
 #include <xenctrl.h>
 #include <xen/io/xs_wire.h>
 }
@@ -53,6 +54,7 @@ constexpr std::size_t domains_per_batch = 1024;  // what libxl and xl ask for
 constexpr std::size_t max_cpu_ids = 65536;       // Xen's NR_CPUS tops out at 16383
 constexpr std::size_t max_vcpus_per_domain = 32768;  // Xen 4.17: 8192 (x86 PV), 128 (HVM)
 constexpr std::size_t max_numa_nodes = 4096;     // Xen: MAX_NUMNODES, 64 by default
+constexpr std::size_t domctls_per_multicall = 256;  // 128 vcpus (full), 256 (metrics only)
 
 // ---- libxenctrl's logger: keep it off stderr, remember the last message ----
 
@@ -283,6 +285,33 @@ class Operation {
 /// one physinfo the first time; the first construction in a process counts that call.
 std::atomic<bool> max_cpus_cached{false};
 
+/// Hypercall-safe memory from libxencall (locked, never paged out: Xen writes into it),
+/// released on scope exit.
+class HypercallBuffer {
+ public:
+  HypercallBuffer(xencall_handle* xcall, std::size_t bytes)
+      : xcall_(xcall), data_(static_cast<std::uint8_t*>(xencall_alloc_buffer(xcall, bytes))) {}
+  ~HypercallBuffer() {
+    if (data_ != nullptr) xencall_free_buffer(xcall_, data_);
+  }
+  HypercallBuffer(const HypercallBuffer&) = delete;
+  HypercallBuffer& operator=(const HypercallBuffer&) = delete;
+  std::uint8_t* data() const noexcept { return data_; }
+
+ private:
+  xencall_handle* xcall_;
+  std::uint8_t* data_;
+};
+
+/// One domctl of a multicall, filled as libxenctrl's do_domctl does.
+xen_domctl& prepare_domctl(xen_domctl& op, std::uint32_t cmd, std::uint32_t domain) {
+  std::memset(&op, 0, sizeof op);
+  op.cmd = cmd;
+  op.interface_version = XEN_DOMCTL_INTERFACE_VERSION;
+  op.domain = static_cast<domid_t>(domain);
+  return op;
+}
+
 }  // namespace
 
 // ---- the implementation ----
@@ -291,6 +320,8 @@ struct XenHypervisor::Impl {
   XenOptions options;
   xc_interface* xch = nullptr;
   std::size_t map_bytes = 0;  // libxenctrl's CPU map size: the buffers of the affinity calls
+  xencall_handle* xcall = nullptr;  // xch's own (not ours to close); null: no multicall
+  std::atomic<bool> multicall_refused{false};  // Xen refused a multicall of domctls once
   mutable std::mutex host_mutex;
   std::shared_ptr<const HostInfo> host;
   std::mutex pin_mutex;
@@ -471,51 +502,164 @@ struct XenHypervisor::Impl {
     return {from_xen(hard, universe, who, vcpu, "hard"), from_xen(soft, universe, who, vcpu, "soft")};
   }
 
-  /// V getvcpuinfo and, for scope full, V getvcpuaffinity, into `s` (its storage reused).
+  /// The metrics of vcpu v from the flags and times Xen reported.
+  static VcpuMetrics metrics_of(unsigned v, bool online, bool running, bool blocked, std::uint64_t cpu_time,
+                                std::uint32_t cpu, std::size_t universe) {
+    VcpuMetrics m;
+    m.vcpu = v;
+    m.state = vcpu_state_from_flags(online, running, blocked);
+    m.cpu_time = to_ns(cpu_time);
+    if (online && cpu < universe) m.cpu = cpu;  // Xen keeps the last CPU of offline vcpus
+    return m;
+  }
+
+  /// V getvcpuinfo and, for scope full, V getvcpuaffinity, into `s` (its storage reused):
+  /// batched in multicalls unless that is off or refused, else one call each.
   /// ESRCH: Error(not_found); `s` is then partly filled, and the caller clears it.
   void read_vcpus(Calls& calls, const HostInfo& host, const DomainInfo& info, SnapshotScope scope,
                   DomainSnapshot& s) {
     const std::string who = detail::describe(info);
-    const std::uint32_t id = to_integer(info.id);
     const std::size_t vcpus = info.max_vcpus;
     const std::size_t universe = host.cpu_universe();
     if (vcpus > max_vcpus_per_domain)
       throw Error(ErrorCode::internal, fmt::format("{}: Xen reports max_vcpu_id {}: more vcpus than any Xen build "
                                                    "allows ({})",
                                                    who, vcpus - 1, max_vcpus_per_domain));
-    s.vcpus.clear();
-    s.vcpus.reserve(vcpus);
+    const bool affinity = scope == SnapshotScope::full;
+    s.vcpus.resize(vcpus);
+    if (affinity) {
+      s.hard.reshape(vcpus, universe);
+      s.soft.reshape(vcpus, universe);
+    } else {  // metrics only: the matrices stay empty (0x0)
+      s.hard.reshape(0, 0);
+      s.soft.reshape(0, 0);
+      s.effective.reshape(0, 0);
+    }
+    const bool batched = xcall != nullptr && !multicall_refused.load(std::memory_order_relaxed) &&
+                         read_vcpus_multicall(calls, who, to_integer(info.id), universe, affinity, s);
+    if (!batched) read_vcpus_per_call(calls, who, to_integer(info.id), universe, affinity, s);
+    if (affinity) effective_affinity(s.hard, s.soft, host.online, s.effective);
+    s.domain = info;
+    s.scope = scope;
+    s.taken_at = std::chrono::system_clock::now();
+  }
+
+  /// libxl's way: xc_vcpu_getinfo and xc_vcpu_getaffinity for each vcpu.
+  void read_vcpus_per_call(Calls& calls, std::string_view who, std::uint32_t id, std::size_t universe,
+                           bool affinity, DomainSnapshot& s) {
+    const std::size_t vcpus = s.vcpus.size();
     for (unsigned v = 0; v < vcpus; ++v) {
       xc_vcpuinfo_t vi{};
       ++calls.n;
       errno = 0;
       if (xc_vcpu_getinfo(xch, id, v, &vi) != 0)
         raise_domain(errno, who, fmt::format("vcpu {}: reading its state (xc_vcpu_getinfo)", v));
-      VcpuMetrics m;
-      m.vcpu = v;
-      m.state = vcpu_state_from_flags(vi.online != 0, vi.running != 0, vi.blocked != 0);
-      m.cpu_time = to_ns(vi.cpu_time);
-      if (vi.online != 0 && vi.cpu < universe) m.cpu = vi.cpu;  // Xen keeps the last CPU of offline vcpus
-      s.vcpus.push_back(m);
+      s.vcpus[v] = metrics_of(v, vi.online != 0, vi.running != 0, vi.blocked != 0, vi.cpu_time, vi.cpu, universe);
     }
-    if (scope == SnapshotScope::full) {
-      s.hard.reshape(vcpus, universe);
-      s.soft.reshape(vcpus, universe);
-      std::vector<std::uint8_t> hard(map_bytes), soft(map_bytes);
-      for (unsigned v = 0; v < vcpus; ++v) {
-        auto [h, so] = get_affinity(calls, universe, who, id, v, hard, soft);
-        s.hard.set_row(v, h);
-        s.soft.set_row(v, so);
+    if (!affinity) return;
+    std::vector<std::uint8_t> hard(map_bytes), soft(map_bytes);
+    for (unsigned v = 0; v < vcpus; ++v) {
+      std::fill(hard.begin(), hard.end(), 0);
+      std::fill(soft.begin(), soft.end(), 0);
+      ++calls.n;
+      errno = 0;
+      if (xc_vcpu_getaffinity(xch, id, static_cast<int>(v), hard.data(), soft.data(),
+                              XEN_VCPUAFFINITY_HARD | XEN_VCPUAFFINITY_SOFT) != 0)
+        raise_domain(errno, who, fmt::format("vcpu {}: reading its affinity (xc_vcpu_getaffinity)", v));
+      s.hard.set_row(v, from_xen(hard, universe, who, v, "hard"));
+      s.soft.set_row(v, from_xen(soft, universe, who, v, "soft"));
+    }
+  }
+
+  /// The same domctls, up to domctls_per_multicall in one __HYPERVISOR_multicall: each
+  /// vcpu's XEN_DOMCTL_getvcpuinfo then (full) XEN_DOMCTL_getvcpuaffinity, in hypercall
+  /// buffers. Xen runs every entry and stores each one's return value in its `result`.
+  /// Returns false, after counting the refused call, when Xen refuses the first multicall
+  /// or the first domctl in it (ENOSYS, EPERM, EACCES, EINVAL, EFAULT): the caller then
+  /// reads per call, and so does every later read through this object.
+  bool read_vcpus_multicall(Calls& calls, std::string_view who, std::uint32_t id, std::size_t universe,
+                            bool affinity, DomainSnapshot& s) {
+    const std::size_t vcpus = s.vcpus.size();
+    if (vcpus == 0) return true;
+    const std::size_t per_vcpu = affinity ? 2 : 1;
+    const std::size_t batch = std::min(vcpus, domctls_per_multicall / per_vcpu);
+    const std::size_t entries = batch * per_vcpu;
+    const std::size_t map_stride = (map_bytes + 7) / 8 * 8;
+    const std::size_t domctl_offset = entries * sizeof(multicall_entry_t);
+    const std::size_t map_offset = domctl_offset + entries * sizeof(xen_domctl);
+    const std::size_t bytes = map_offset + (affinity ? 2 * batch * map_stride : 0);
+    errno = 0;
+    HypercallBuffer buffer(xcall, bytes);
+    if (buffer.data() == nullptr)
+      throw Error(ErrorCode::internal, fmt::format("{}: no hypercall buffer of {} bytes (xencall_alloc_buffer): {}",
+                                                   who, bytes, errno_text(errno)));
+    auto* entry = reinterpret_cast<multicall_entry_t*>(buffer.data());
+    auto* op = reinterpret_cast<xen_domctl*>(buffer.data() + domctl_offset);
+    std::uint8_t* maps = buffer.data() + map_offset;
+
+    for (std::size_t first = 0; first < vcpus; first += batch) {
+      const std::size_t count = std::min(batch, vcpus - first);
+      const std::size_t n = count * per_vcpu;
+      std::memset(entry, 0, n * sizeof(multicall_entry_t));  // debug Xens scribble over used entries
+      if (affinity) std::memset(maps, 0, 2 * count * map_stride);
+      for (std::size_t i = 0; i < count; ++i) {
+        const auto v = static_cast<std::uint32_t>(first + i);
+        xen_domctl& info = prepare_domctl(op[i * per_vcpu], XEN_DOMCTL_getvcpuinfo, id);
+        info.u.getvcpuinfo.vcpu = v;
+        if (affinity) {
+          xen_domctl& aff = prepare_domctl(op[i * 2 + 1], XEN_DOMCTL_getvcpuaffinity, id);
+          aff.u.vcpuaffinity.vcpu = v;
+          aff.u.vcpuaffinity.flags = XEN_VCPUAFFINITY_HARD | XEN_VCPUAFFINITY_SOFT;
+          // The arch's raw form: xenctrl.h's set_xen_guest_handle wants its own buffer type.
+          set_xen_guest_handle_raw(aff.u.vcpuaffinity.cpumap_hard.bitmap, maps + 2 * i * map_stride);
+          set_xen_guest_handle_raw(aff.u.vcpuaffinity.cpumap_soft.bitmap, maps + (2 * i + 1) * map_stride);
+          aff.u.vcpuaffinity.cpumap_hard.nr_bits = static_cast<std::uint32_t>(map_bytes * 8);
+          aff.u.vcpuaffinity.cpumap_soft.nr_bits = static_cast<std::uint32_t>(map_bytes * 8);
+        }
       }
-      effective_affinity(s.hard, s.soft, host.online, s.effective);
-    } else {  // metrics only: the matrices stay empty (0x0)
-      s.hard.reshape(0, 0);
-      s.soft.reshape(0, 0);
-      s.effective.reshape(0, 0);
+      for (std::size_t j = 0; j < n; ++j) {
+        entry[j].op = __HYPERVISOR_domctl;
+        entry[j].args[0] = reinterpret_cast<std::uintptr_t>(&op[j]);
+      }
+      ++calls.n;
+      errno = 0;
+      if (xencall2(xcall, __HYPERVISOR_multicall, reinterpret_cast<std::uintptr_t>(entry), n) != 0) {
+        const int err = errno;
+        if (first == 0 && refused(err)) return false;
+        raise_domain(err, who, fmt::format("vcpus {}-{}: reading their state and affinity (multicall)", first,
+                                           first + count - 1));
+      }
+      for (std::size_t i = 0; i < count; ++i) {
+        const auto v = static_cast<unsigned>(first + i);
+        for (std::size_t k = 0; k < per_vcpu; ++k) {
+          const auto result = static_cast<long>(entry[i * per_vcpu + k].result);
+          if (result == 0) continue;
+          const int err = result < 0 && result > -4096 ? static_cast<int>(-result) : EIO;
+          if (first == 0 && i == 0 && k == 0 && refused(err)) return false;
+          raise_domain(err, who, k == 0 ? fmt::format("vcpu {}: reading its state (XEN_DOMCTL_getvcpuinfo in a "
+                                                      "multicall)",
+                                                      v)
+                                        : fmt::format("vcpu {}: reading its affinity (XEN_DOMCTL_getvcpuaffinity in "
+                                                      "a multicall)",
+                                                      v));
+        }
+        const xen_domctl_getvcpuinfo& vi = op[i * per_vcpu].u.getvcpuinfo;
+        s.vcpus[v] = metrics_of(v, vi.online != 0, vi.running != 0, vi.blocked != 0, vi.cpu_time, vi.cpu, universe);
+        if (affinity) {
+          s.hard.set_row(v, from_xen({maps + 2 * i * map_stride, map_bytes}, universe, who, v, "hard"));
+          s.soft.set_row(v, from_xen({maps + (2 * i + 1) * map_stride, map_bytes}, universe, who, v, "soft"));
+        }
+      }
     }
-    s.domain = info;
-    s.scope = scope;
-    s.taken_at = std::chrono::system_clock::now();
+    return true;
+  }
+
+  /// Whether errno `err` of a multicall means "not this way" rather than a domain's error:
+  /// then multicalls are given up on this object.
+  bool refused(int err) {
+    if (err != ENOSYS && err != EPERM && err != EACCES && err != EINVAL && err != EFAULT) return false;
+    multicall_refused.store(true, std::memory_order_relaxed);
+    return true;
   }
 
   /// xc_vcpu_setaffinity for a validated pin. Xen 4.17 writes the effective map back only
@@ -610,6 +754,7 @@ XenHypervisor::XenHypervisor(XenOptions options) : impl_(std::make_unique<Impl>(
     raise_host(errno, "sizing CPU maps (xc_get_cpumap_size)");
   }
   im.map_bytes = static_cast<std::size_t>(bytes);
+  if (options.multicall) im.xcall = xc_interface_xcall_handle(im.xch);
   im.store_host(im.read_host(op.calls));
 }
 

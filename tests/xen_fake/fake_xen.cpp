@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 extern "C" {
+#include <xencall.h>
 #include <xenctrl.h>
 #include <xen/io/xs_wire.h>
 }
@@ -31,6 +32,10 @@ extern "C" {
 // The opaque handle of xenctrl.h, defined here.
 struct xc_interface_core {
   xentoollog_logger* logger;
+};
+// xencall.h's opaque handle: the fake has one, for every xc_interface.
+struct xencall_handle {
+  int unused;
 };
 
 namespace fake_xen {
@@ -41,7 +46,9 @@ struct State {
   std::map<std::uint32_t, Domain> domains;
   std::vector<Fault> faults;
   Hook hook;
-  std::size_t counts[7] = {};
+  std::size_t counts[8] = {};   // calls made alone (a multicall as one)
+  std::size_t batched[8] = {};  // calls made inside multicalls
+  int open_buffers = 0;
   std::uint32_t last_flags = 0;
   int open_handles = 0;
 };
@@ -69,9 +76,9 @@ std::vector<bool> online_cpus(const State& s) {
 }
 
 /// Counts the call, runs the hook, then the faults: true when the call must fail (errno set).
-bool enter(Call call, std::uint32_t domain, std::uint32_t vcpu) {
+bool enter(Call call, std::uint32_t domain, std::uint32_t vcpu, bool in_multicall = false) {
   State& s = state();
-  ++s.counts[static_cast<std::size_t>(call)];
+  ++(in_multicall ? s.batched : s.counts)[static_cast<std::size_t>(call)];
   if (s.hook) {
     Hook hook = s.hook;  // the hook may replace itself
     hook(call, domain, vcpu);
@@ -313,7 +320,8 @@ void on_call(Hook hook) {
 }
 std::size_t calls(Call call) {
   std::lock_guard lock(mutex());
-  return state().counts[static_cast<std::size_t>(call)];
+  const auto i = static_cast<std::size_t>(call);
+  return state().counts[i] + state().batched[i];
 }
 std::size_t total_calls() {
   std::lock_guard lock(mutex());
@@ -324,10 +332,15 @@ std::size_t total_calls() {
 void reset_counts() {
   std::lock_guard lock(mutex());
   for (std::size_t& c : state().counts) c = 0;
+  for (std::size_t& c : state().batched) c = 0;
 }
 std::uint32_t last_setaffinity_flags() {
   std::lock_guard lock(mutex());
   return state().last_flags;
+}
+int open_buffers() {
+  std::lock_guard lock(mutex());
+  return state().open_buffers;
 }
 int open_handles() {
   std::lock_guard lock(mutex());
@@ -541,6 +554,73 @@ int xc_vcpu_setaffinity(xc_interface*, uint32_t domid, int vcpu, xc_cpumap_t cpu
   // Xen 4.17 reports back the effective maps of the flags it was given only.
   if (flags & XEN_VCPUAFFINITY_HARD) write_map(intersect(hard, pool), cpumap_hard_inout, bytes);
   if (flags & XEN_VCPUAFFINITY_SOFT) write_map(intersect(intersect(v->soft, pool), hard), cpumap_soft_inout, bytes);
+  return 0;
+}
+
+// ---- libxencall: the multicall ----
+
+xencall_handle* xc_interface_xcall_handle(xc_interface*) {
+  static xencall_handle handle{};
+  return &handle;
+}
+
+void* xencall_alloc_buffer(xencall_handle*, size_t size) {
+  std::lock_guard lock(mutex());
+  void* p = std::calloc(1, size);
+  if (p != nullptr) ++state().open_buffers;
+  return p;
+}
+
+void xencall_free_buffer(xencall_handle*, void* p) {
+  std::lock_guard lock(mutex());
+  if (p == nullptr) return;
+  --state().open_buffers;
+  std::free(p);
+}
+
+/// One entry of a multicall: its return value, as Xen stores it in `result`.
+static long multicall_entry(const multicall_entry_t& entry) {
+  State& s = state();
+  if (entry.op != __HYPERVISOR_domctl || !s.host.domctl_in_multicall) return -ENOSYS;
+  auto* op = reinterpret_cast<xen_domctl*>(entry.args[0]);
+  if (op->interface_version != XEN_DOMCTL_INTERFACE_VERSION) return -EACCES;
+  Domain* d = nullptr;
+  Vcpu* v = nullptr;
+  switch (op->cmd) {
+    case XEN_DOMCTL_getvcpuinfo: {
+      xen_domctl_getvcpuinfo& info = op->u.getvcpuinfo;
+      if (enter(Call::getvcpuinfo, op->domain, info.vcpu, true)) return -errno;
+      if (int err = find_vcpu(op->domain, info.vcpu, &d, &v)) return -err;
+      info.online = v->online;
+      info.running = v->running;
+      info.blocked = v->blocked;
+      info.cpu_time = v->cpu_time;
+      info.cpu = v->cpu;
+      return 0;
+    }
+    case XEN_DOMCTL_getvcpuaffinity: {
+      xen_domctl_vcpuaffinity& aff = op->u.vcpuaffinity;
+      if (enter(Call::getvcpuaffinity, op->domain, aff.vcpu, true)) return -errno;
+      if (int err = find_vcpu(op->domain, aff.vcpu, &d, &v)) return -err;
+      const std::uint32_t both = XEN_VCPUAFFINITY_HARD | XEN_VCPUAFFINITY_SOFT;
+      if ((aff.flags & both) == 0 || (aff.flags & ~both) != 0) return -EINVAL;
+      if ((aff.flags & XEN_VCPUAFFINITY_HARD) && aff.cpumap_hard.bitmap.p == nullptr) return -EINVAL;
+      if ((aff.flags & XEN_VCPUAFFINITY_SOFT) && aff.cpumap_soft.bitmap.p == nullptr) return -EINVAL;
+      if (aff.flags & XEN_VCPUAFFINITY_HARD) write_map(v->hard, aff.cpumap_hard.bitmap.p, aff.cpumap_hard.nr_bits / 8);
+      if (aff.flags & XEN_VCPUAFFINITY_SOFT) write_map(v->soft, aff.cpumap_soft.bitmap.p, aff.cpumap_soft.nr_bits / 8);
+      return 0;
+    }
+    default:
+      return -ENOSYS;
+  }
+}
+
+int xencall2(xencall_handle*, unsigned int op, uint64_t arg1, uint64_t arg2) {
+  std::lock_guard lock(mutex());
+  if (op != __HYPERVISOR_multicall) return fail(ENOSYS);
+  if (enter(Call::multicall, 0, 0)) return -1;
+  auto* entries = reinterpret_cast<multicall_entry_t*>(arg1);
+  for (uint64_t i = 0; i < arg2; ++i) entries[i].result = static_cast<xen_ulong_t>(multicall_entry(entries[i]));
   return 0;
 }
 

@@ -17,6 +17,11 @@
 //   vcpu beyond the domain's; maps of xc_get_cpumap_size() bytes. setvcpuaffinity rejects a
 //   hard map with no CPU of the domain's cpupool (EINVAL) and writes back, for the maps its
 //   flags name only, hard ∩ pool and soft ∩ pool ∩ hard.
+// - __HYPERVISOR_multicall (xencall2 on xc_interface_xcall_handle's handle, buffers from
+//   xencall_alloc_buffer): runs every entry, stores each one's return value (0 or -errno)
+//   in its `result`, returns 0. Entries: XEN_DOMCTL_getvcpuinfo (fills the domctl) and
+//   XEN_DOMCTL_getvcpuaffinity (fills nr_bits/8 bytes of each flagged bitmap); any other
+//   op or command, or a domctl of another interface version (-EACCES), fails alone.
 // Every function takes one recursive lock, so the fake may be called from several threads
 // and hooks may change the host.
 #pragma once
@@ -32,8 +37,11 @@
 
 namespace fake_xen {
 
-/// The privileged calls the fake counts (what the shim's last_call_count() counts).
-enum class Call { physinfo, cputopoinfo, numainfo, getinfolist, getvcpuinfo, getvcpuaffinity, setvcpuaffinity };
+/// The privileged calls the fake counts. multicall is the __HYPERVISOR_multicall hypercall
+/// (through xencall2); the getvcpuinfo / getvcpuaffinity domctls inside it are counted,
+/// faulted and hooked as their own kinds too.
+enum class Call { physinfo, cputopoinfo, numainfo, getinfolist, getvcpuinfo, getvcpuaffinity, setvcpuaffinity,
+                  multicall };
 
 struct Cpu {
   bool present = true;
@@ -81,6 +89,7 @@ struct Host {
   bool open_fails = false;                     // xc_interface_open fails (logging like xencall)
   int open_errno = ENOENT;
   bool cpumap_size_fails = false;              // xc_get_max_cpus fails (EPERM)
+  bool domctl_in_multicall = true;             // false: every entry of a multicall gets -ENOSYS
 };
 
 /// A failure of the call `call` (about `domain` and `vcpu` when given): after `skip`
@@ -116,8 +125,12 @@ std::vector<bool> all_cpus();
 void inject(const Fault& fault);
 void on_call(Hook hook);
 
+/// Calls of a kind, made alone or inside multicalls.
 std::size_t calls(Call call);
+/// Hypercalls: the calls made alone, a multicall counting once whatever it holds.
 std::size_t total_calls();
+/// Hypercall buffers xencall_alloc_buffer handed out and xencall_free_buffer has not freed.
+int open_buffers();
 void reset_counts();
 /// The flags of the last setvcpuaffinity (1 hard, 2 soft, 4 force: XEN_VCPUAFFINITY_*).
 std::uint32_t last_setaffinity_flags();

@@ -21,6 +21,10 @@ namespace {
 
 constexpr std::uint32_t flag_hard = 1, flag_soft = 2, flag_force = 4;  // XEN_VCPUAFFINITY_*
 
+/// libxl's way, one call per vcpu read: the tests that count calls one by one use it; the
+/// multicall tests below check that batching changes the counts and nothing else.
+const XenOptions per_call{.multicall = false};
+
 CpuMap cpus(std::size_t universe, std::string_view list) {
   ParseOptions o;
   o.universe = universe;
@@ -210,7 +214,7 @@ TEST_CASE("snapshot: 1 + 2V calls for full, 1 + V for metrics; states, times, ma
   d.vcpus[1] = {true, false, false, 18'200'000'000, 3, fake_xen::all_cpus(), fake_xen::all_cpus()};  // runnable
   d.vcpus[2] = {false, false, false, 1'000, 5, fake_xen::all_cpus(), fake_xen::all_cpus()};          // offline
   d.vcpus[3] = {true, false, true, 17'800'000'000, 1, fake_xen::cpus({0, 1}), fake_xen::cpus({1, 6})};
-  XenHypervisor xen;
+  XenHypervisor xen(per_call);
   fake_xen::reset_counts();
 
   const DomainSnapshot s = xen.snapshot(DomainId{3});
@@ -302,7 +306,7 @@ TEST_CASE("list_domains: batches of 1024 until a short one, ascending, names fro
   for (std::uint32_t id = 0; id < 2000; ++id)
     fake_xen::add_domain(id, 1, id == 0 ? "Domain-0" : "guest" + std::to_string(id));
   std::vector<std::uint32_t> firsts;
-  XenHypervisor xen;
+  XenHypervisor xen(per_call);
   fake_xen::on_call([&](Call call, std::uint32_t first, std::uint32_t) {
     if (call == Call::getinfolist) firsts.push_back(first);
   });
@@ -335,7 +339,7 @@ TEST_CASE("list_domains: batches of 1024 until a short one, ascending, names fro
 TEST_CASE("list_domains: hostile lists are refused, not looped on") {
   fake_xen::reset(4);
   for (std::uint32_t id = 0; id < 5; ++id) fake_xen::add_domain(id, 1);
-  XenHypervisor xen;
+  XenHypervisor xen(per_call);
   SECTION("more domains than asked") {
     fake_xen::host().getinfolist_extra = 2000;
     auto e = error_of([&] { xen.list_domains(); });
@@ -402,7 +406,7 @@ TEST_CASE("names: xenstored absent, silent or without the node; never blocking")
 TEST_CASE("errors: errno mapped to codes; messages name the domain, the vcpu and the CPUs") {
   fake_xen::reset(8);
   fake_xen::add_domain(3, 2, "xperf2");
-  XenHypervisor xen;
+  XenHypervisor xen(per_call);
 
   SECTION("no such domain") {
     auto e = error_of([&] { xen.snapshot(DomainId{7}); });
@@ -472,7 +476,7 @@ TEST_CASE("snapshot_all: a domain vanishing midway is retried once, then left ou
   fake_xen::add_domain(0, 2, "Domain-0");
   fake_xen::add_domain(3, 4, "doomed");
   fake_xen::add_domain(5, 2, "other");
-  XenHypervisor xen;
+  XenHypervisor xen(per_call);
 
   SECTION("destroyed while its affinity is read: left out") {
     fake_xen::on_call([](Call call, std::uint32_t domain, std::uint32_t vcpu) {
@@ -524,7 +528,7 @@ TEST_CASE("snapshots into caller storage: equal to fresh ones, storage reused, c
   fake_xen::add_domain(0, 2, "Domain-0");
   fake_xen::add_domain(3, 4, "doomed").vcpus[1].hard = fake_xen::cpus({2});
   fake_xen::add_domain(5, 2, "other");
-  XenHypervisor xen;
+  XenHypervisor xen(per_call);
 
   const DomainSnapshot fresh = xen.snapshot(DomainId{3});
   DomainSnapshot into;
@@ -566,7 +570,7 @@ TEST_CASE("pin_vcpu: validated before any call; the effective maps Xen writes ba
   fake_xen::host().cpus[6].online = false;
   fake_xen::host().cpus[7].online = false;
   fake_xen::add_domain(3, 2, "xperf2");
-  XenHypervisor xen;
+  XenHypervisor xen(per_call);
   const auto& vcpu1 = [] { return fake_xen::domain(3).vcpus[1]; };
 
   SECTION("hard and soft: 2 calls; hard ∩ online, soft ∩ that") {
@@ -641,7 +645,7 @@ TEST_CASE("pin_matrix: all or nothing; a failure at vcpu k restores vcpus 0..k-1
   auto& d = fake_xen::add_domain(3, 4, "xperf2");
   for (std::size_t v = 0; v < 4; ++v) d.vcpus[v].hard = fake_xen::cpus({v});
   d.vcpus[1].soft = fake_xen::cpus({1, 2});
-  XenHypervisor xen;
+  XenHypervisor xen(per_call);
   const DomainSnapshot before = xen.snapshot(DomainId{3});
   MatrixPin plan;
   plan.hard = AffinityMatrix(4, 8);
@@ -776,4 +780,128 @@ TEST_CASE("threads: concurrent readers and pins on one object") {
   b.join();
   c.join();
   CHECK(failures == 0);
+}
+
+TEST_CASE("multicall: a domain's vcpus in 1 + ceil(V/128) calls, the same data as one call each") {
+  fake_xen::reset(8);
+  fake_xen::host().cpus[6].online = false;
+  auto& d = fake_xen::add_domain(3, 4, "xperf2");
+  d.vcpus[0] = {true, true, true, 20'000'000'000, 2, fake_xen::all_cpus(), fake_xen::all_cpus()};
+  d.vcpus[1] = {true, false, false, 18'200'000'000, 3, fake_xen::cpus({7}), fake_xen::all_cpus()};
+  d.vcpus[2] = {false, false, false, 1'000, 5, fake_xen::all_cpus(), fake_xen::cpus({})};
+  d.vcpus[3] = {true, false, true, 17'800'000'000, 1, fake_xen::cpus({0, 1}), fake_xen::cpus({1, 6})};
+  fake_xen::add_domain(4, 300, "wide").vcpus[299].hard = fake_xen::cpus({5});
+  fake_xen::add_domain(5, 0, "empty");
+  XenHypervisor batched;
+  XenHypervisor one_each(per_call);
+
+  auto same = [](const DomainSnapshot& a, const DomainSnapshot& b) {
+    CHECK(a.domain == b.domain);
+    CHECK(a.vcpus == b.vcpus);
+    CHECK(a.hard == b.hard);
+    CHECK(a.soft == b.soft);
+    CHECK(a.effective == b.effective);
+    CHECK(a.scope == b.scope);
+  };
+  for (SnapshotScope scope : {SnapshotScope::full, SnapshotScope::metrics_only}) {
+    const bool full = scope == SnapshotScope::full;
+    fake_xen::reset_counts();
+    const DomainSnapshot s = batched.snapshot(DomainId{3}, scope);
+    CHECK(batched.last_call_count() == 1 + 1);
+    CHECK(fake_xen::total_calls() == 2);
+    CHECK(fake_xen::calls(Call::multicall) == 1);
+    CHECK(fake_xen::calls(Call::getvcpuinfo) == 4);
+    CHECK(fake_xen::calls(Call::getvcpuaffinity) == (full ? 4u : 0u));
+    same(s, one_each.snapshot(DomainId{3}, scope));
+    if (full) CHECK(s.hard.row(1) == cpus(8, "7"));
+
+    const DomainSnapshot wide = batched.snapshot(DomainId{4}, scope);
+    CHECK(batched.last_call_count() == 1 + (full ? 3u : 2u));  // 128+128+44 vcpus, or 256+44
+    same(wide, one_each.snapshot(DomainId{4}, scope));
+    if (full) CHECK(wide.hard.row(299) == cpus(8, "5"));
+    CHECK(wide.vcpus[299].vcpu == 299);
+
+    CHECK(batched.snapshot(DomainId{5}, scope).vcpus.empty());
+    CHECK(batched.last_call_count() == 1);  // no vcpu, no multicall
+  }
+  const HostSnapshot all = batched.snapshot_all();
+  CHECK(batched.last_call_count() == 3 + 1 + 1 + 3 + 0);
+  const HostSnapshot reference = one_each.snapshot_all();
+  REQUIRE(all.domains.size() == reference.domains.size());
+  for (std::size_t i = 0; i < all.domains.size(); ++i) same(all.domains[i], reference.domains[i]);
+  CHECK(fake_xen::open_buffers() == 0);
+}
+
+TEST_CASE("multicall: failures inside are the domain's, named by vcpu; a refused multicall falls back") {
+  fake_xen::reset(4);
+  fake_xen::add_domain(0, 2, "Domain-0");
+  fake_xen::add_domain(3, 4, "doomed");
+  fake_xen::add_domain(5, 2, "other");
+  XenHypervisor xen;
+
+  SECTION("an error of one domctl: typed, naming the vcpu and the domctl") {
+    fake_xen::inject({Call::getvcpuaffinity, 3, 2, EPERM});
+    auto e = error_of([&] { xen.snapshot(DomainId{3}); });
+    REQUIRE(e);
+    CHECK(e->code() == ErrorCode::permission_denied);
+    CHECK(contains(e->what(), "domain 3 (doomed): vcpu 2: reading its affinity (XEN_DOMCTL_getvcpuaffinity in a "
+                              "multicall)"));
+    fake_xen::inject({Call::getvcpuinfo, 3, 3, EINVAL});
+    e = error_of([&] { xen.snapshot(DomainId{3}, SnapshotScope::metrics_only); });
+    REQUIRE(e);
+    CHECK(e->code() == ErrorCode::invalid_argument);
+    CHECK(contains(e->what(), "vcpu 3: reading its state (XEN_DOMCTL_getvcpuinfo in a multicall)"));
+    CHECK(xen.snapshot(DomainId{3}).vcpus.size() == 4);  // still batched after domain errors
+    CHECK(xen.last_call_count() == 2);
+  }
+  SECTION("a domain vanishing inside the multicall: not_found, or retried then left out") {
+    fake_xen::on_call([](Call call, std::uint32_t domain, std::uint32_t vcpu) {
+      if (call == Call::getvcpuinfo && domain == 3 && vcpu == 1) fake_xen::remove_domain(3);
+    });
+    auto e = error_of([&] { xen.snapshot(DomainId{3}); });
+    REQUIRE(e);
+    CHECK(e->code() == ErrorCode::not_found);
+    fake_xen::add_domain(3, 4, "doomed");
+    const HostSnapshot all = xen.snapshot_all();
+    REQUIRE(all.domains.size() == 2);
+    CHECK(all.domains[1].domain.id == DomainId{5});
+    CHECK(xen.last_call_count() == 3 + 1 + 1 + 1 + 1 + 1);  // host, list, dom0, doomed, its retry, other
+  }
+  SECTION("Xen refusing the multicall: one call each, from then on") {
+    const DomainSnapshot expect = XenHypervisor(per_call).snapshot(DomainId{3});
+    fake_xen::inject({Call::multicall, std::nullopt, std::nullopt, ENOSYS});
+    fake_xen::reset_counts();
+    const DomainSnapshot s = xen.snapshot(DomainId{3});
+    CHECK((s.vcpus == expect.vcpus && s.hard == expect.hard && s.soft == expect.soft));
+    CHECK(xen.last_call_count() == 1 + 1 + 2 * 4);  // the refused multicall counts
+    CHECK(fake_xen::calls(Call::multicall) == 1);
+    (void)xen.snapshot(DomainId{3});
+    CHECK(xen.last_call_count() == 1 + 2 * 4);
+    CHECK(fake_xen::calls(Call::multicall) == 1);  // not tried again
+  }
+  SECTION("Xen refusing domctls inside a multicall: the same fallback") {
+    fake_xen::host().domctl_in_multicall = false;
+    const DomainSnapshot s = xen.snapshot(DomainId{3}, SnapshotScope::metrics_only);
+    CHECK(s.vcpus.size() == 4);
+    CHECK(xen.last_call_count() == 1 + 1 + 4);
+    (void)xen.snapshot(DomainId{0}, SnapshotScope::metrics_only);
+    CHECK(xen.last_call_count() == 1 + 2);
+  }
+  SECTION("a multicall failing otherwise is an error, not a fallback") {
+    fake_xen::inject({Call::multicall, std::nullopt, std::nullopt, EIO});
+    auto e = error_of([&] { xen.snapshot(DomainId{3}); });
+    REQUIRE(e);
+    CHECK(e->code() == ErrorCode::internal);
+    CHECK(contains(e->what(), "domain 3 (doomed): vcpus 0-3: reading their state and affinity (multicall)"));
+    CHECK(xen.snapshot(DomainId{3}).vcpus.size() == 4);
+    CHECK(xen.last_call_count() == 2);
+  }
+  SECTION("a map with CPUs beyond the host: refused, as on the per-call path") {
+    fake_xen::domain(3).vcpus[1].hard = std::vector<bool>(8, true);  // CPUs 4-7 of a 4-CPU host
+    auto e = error_of([&] { xen.snapshot(DomainId{3}); });
+    REQUIRE(e);
+    CHECK(e->code() == ErrorCode::internal);
+    CHECK(contains(e->what(), "domain 3 (doomed): vcpu 1: Xen reported a hard affinity beyond the host's 4 CPUs"));
+  }
+  CHECK(fake_xen::open_buffers() == 0);
 }

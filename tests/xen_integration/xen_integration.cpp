@@ -1,7 +1,8 @@
 // The real-Xen integration test: runs inside dom0 of a Xen 4.17 host booted under QEMU
 // (tests/xen/run-xen-test.sh), with Domain-0 and one PV guest "guest1". It checks vcpumap's
-// readings against `xl`, pins in both directions, checks the typed errors, then measures
-// vcpumap against libxl_list_vcpu. Prints one line per check; exits 0 only if all pass.
+// readings against `xl`, its multicall reads against its per-call ones, pins in both
+// directions, checks the typed errors, then measures vcpumap (multicall and per call)
+// against libxl_list_vcpu. Prints one line per check; exits 0 only if all pass.
 //
 // Every privileged call is counted at the source: this program interposes ioctl() and
 // counts IOCTL_PRIVCMD_HYPERCALL, so the call counts of vcpumap (last_call_count) and of
@@ -167,16 +168,54 @@ std::pair<double, std::size_t> measure(int reps, F&& f) {
   return {total / reps, (hypercalls - before) / static_cast<std::size_t>(reps)};
 }
 
-/// Reads the whole host through vcpumap and through libxl, the same work: no domain names
-/// (libxl_list_vcpu reads none), hard and soft affinity of every vcpu.
+/// The multicall path (the default) against one call per read, on the same hypervisor: the
+/// same domains, vcpu states and matrices, in 1 + ceil(V/128) hypercalls per domain.
+void compare_paths() {
+  XenHypervisor batched;
+  XenHypervisor one_each(XenOptions{.multicall = false});
+  const HostSnapshot a = batched.snapshot_all();
+  const HostSnapshot b = one_each.snapshot_all();
+  bool same = a.domains.size() == b.domains.size();
+  for (std::size_t i = 0; same && i < a.domains.size(); ++i) {
+    const DomainSnapshot &x = a.domains[i], &y = b.domains[i];
+    same = x.domain.id == y.domain.id && x.vcpus.size() == y.vcpus.size() && x.hard == y.hard && x.soft == y.soft &&
+           x.effective == y.effective;
+    for (std::size_t v = 0; same && v < x.vcpus.size(); ++v)
+      same = x.vcpus[v].vcpu == y.vcpus[v].vcpu &&
+             (x.vcpus[v].state == VcpuState::offline) == (y.vcpus[v].state == VcpuState::offline) &&
+             x.vcpus[v].cpu_time <= y.vcpus[v].cpu_time;  // read first, so never later
+  }
+  check(same, fmt::format("multicall and per-call snapshots agree ({} domains: ids, vcpus, online, hard, soft, "
+                          "effective, CPU time ordered)",
+                          a.domains.size()));
+  for (const DomainSnapshot& d : a.domains) {
+    const std::size_t expect = 1 + (d.domain.max_vcpus + 127) / 128;
+    (void)batched.snapshot(d.domain.id);
+    check(batched.last_call_count() == expect,
+          fmt::format("{}: whole matrix of {} vcpus in {} hypercalls with multicall (expected {})", d.domain.name,
+                      d.domain.max_vcpus, batched.last_call_count(), expect));
+  }
+}
+
+/// Reads the whole host through vcpumap (multicall and per call) and through libxl, the same
+/// work: no domain names (libxl_list_vcpu reads none), hard and soft affinity of every vcpu.
+/// Then each domain's whole matrix and metrics, both paths.
 void benchmark() {
   constexpr int reps = 100;
   XenHypervisor xen(XenOptions{.domain_names = false});
+  XenHypervisor one_each(XenOptions{.domain_names = false, .multicall = false});
   const std::vector<DomainInfo> domains = xen.list_domains();
-  const auto [ours_us, ours_calls] = measure(reps, [&] { (void)xen.snapshot_all(); });
+  DomainSnapshot into;
+  HostSnapshot host_into;
+  const auto [ours_us, ours_calls] = measure(reps, [&] { xen.snapshot_all(SnapshotScope::full, host_into); });
   (void)xen.snapshot_all();
   check(ours_calls == xen.last_call_count(),
         fmt::format("hypercalls counted at ioctl ({}) == last_call_count ({})", ours_calls, xen.last_call_count()));
+  const auto [single_us, single_calls] =
+      measure(reps, [&] { one_each.snapshot_all(SnapshotScope::full, host_into); });
+  check(single_calls == one_each.last_call_count(),
+        fmt::format("per call: hypercalls counted at ioctl ({}) == last_call_count ({})", single_calls,
+                    one_each.last_call_count()));
 
   libxl_ctx* ctx = nullptr;
   xentoollog_logger* quiet = reinterpret_cast<xentoollog_logger*>(
@@ -196,21 +235,32 @@ void benchmark() {
     libxl_dominfo_list_free(info, nb_domain);
   });
   libxl_ctx_free(ctx);
-  std::printf("vcpumap-xen: bench whole host (%zu domains, hard+soft; vcpumap includes host info): vcpumap %zu "
-              "hypercalls %.0f us; libxl_list_domain+libxl_list_vcpu %zu hypercalls %.0f us; libxl/vcpumap calls %.2f "
-              "time %.2f\n",
-              domains.size(), ours_calls, ours_us, libxl_calls, libxl_us,
-              static_cast<double>(libxl_calls) / static_cast<double>(ours_calls), libxl_us / ours_us);
+  std::printf("vcpumap-xen: bench whole host (%zu domains, hard+soft; vcpumap includes host info): vcpumap "
+              "multicall %zu hypercalls %.0f us; vcpumap per call %zu hypercalls %.0f us; "
+              "libxl_list_domain+libxl_list_vcpu %zu hypercalls %.0f us; libxl/multicall calls %.2f time %.2f; "
+              "per-call/multicall calls %.2f time %.2f\n",
+              domains.size(), ours_calls, ours_us, single_calls, single_us, libxl_calls, libxl_us,
+              static_cast<double>(libxl_calls) / static_cast<double>(ours_calls), libxl_us / ours_us,
+              static_cast<double>(single_calls) / static_cast<double>(ours_calls), single_us / ours_us);
 
   for (const DomainInfo& d : domains) {
-    const auto [full_us, full_calls] = measure(reps, [&] { (void)xen.snapshot(d.id); });
-    const auto [metrics_us, metrics_calls] = measure(reps, [&] { (void)xen.snapshot(d.id, SnapshotScope::metrics_only); });
-    std::printf("vcpumap-xen: bench %s (%u vcpus): full %zu hypercalls %.0f us; metrics only %zu hypercalls %.0f us\n",
-                d.name.c_str(), d.max_vcpus, full_calls, full_us, metrics_calls, metrics_us);
-    check(full_calls <= 1 + 2 * std::size_t{d.max_vcpus},
-          fmt::format("{}: whole matrix in {} <= 1 + 2V = {} hypercalls", d.name, full_calls, 1 + 2 * d.max_vcpus));
-    check(metrics_calls <= 1 + std::size_t{d.max_vcpus},
-          fmt::format("{}: metrics in {} <= 1 + V hypercalls", d.name, metrics_calls));
+    const auto [full_us, full_calls] = measure(reps, [&] { xen.snapshot(d.id, SnapshotScope::full, into); });
+    const auto [metrics_us, metrics_calls] =
+        measure(reps, [&] { xen.snapshot(d.id, SnapshotScope::metrics_only, into); });
+    const auto [full1_us, full1_calls] = measure(reps, [&] { one_each.snapshot(d.id, SnapshotScope::full, into); });
+    const auto [metrics1_us, metrics1_calls] =
+        measure(reps, [&] { one_each.snapshot(d.id, SnapshotScope::metrics_only, into); });
+    std::printf("vcpumap-xen: bench %s (%u vcpus): full: multicall %zu hypercalls %.0f us, per call %zu hypercalls "
+                "%.0f us (%.2fx); metrics only: multicall %zu hypercalls %.0f us, per call %zu hypercalls %.0f us "
+                "(%.2fx)\n",
+                d.name.c_str(), d.max_vcpus, full_calls, full_us, full1_calls, full1_us, full1_us / full_us,
+                metrics_calls, metrics_us, metrics1_calls, metrics1_us, metrics1_us / metrics_us);
+    check(full_calls <= 1 + 2 * std::size_t{d.max_vcpus} && full1_calls == 1 + 2 * std::size_t{d.max_vcpus},
+          fmt::format("{}: whole matrix in {} (multicall) and {} (per call) <= 1 + 2V = {} hypercalls", d.name,
+                      full_calls, full1_calls, 1 + 2 * d.max_vcpus));
+    check(metrics_calls <= 1 + std::size_t{d.max_vcpus} && metrics1_calls == 1 + std::size_t{d.max_vcpus},
+          fmt::format("{}: metrics in {} (multicall) and {} (per call) <= 1 + V hypercalls", d.name, metrics_calls,
+                      metrics1_calls));
   }
 }
 
@@ -257,6 +307,7 @@ int main() {
     const DomainId guest = find_domain(domains, "guest1");
 
     compare_with_xl(xen, "at boot");
+    compare_paths();
 
     // A pin through vcpumap shows in xl.
     const PinResult r = xen.pin_vcpu(guest, 0, {.hard = host.parse("1"), .soft = host.parse("0-1")});
