@@ -1,4 +1,5 @@
 #include <vcpumap/model.hpp>
+#include <random>
 
 #include <catch2/catch.hpp>
 
@@ -98,4 +99,33 @@ TEST_CASE("clear() empties a snapshot and keeps its storage", "[model]") {
   CHECK(s.scope == SnapshotScope::full);
   s.hard.reshape(2, 64);
   CHECK(s.hard == AffinityMatrix(2, 64));  // no stale bits come back
+}
+
+TEST_CASE("effective affinity: every row width agrees with the rule bit by bit", "[model][property]") {
+  std::mt19937_64 rng(20061 * 26);
+  for (std::size_t cols : {1u, 63u, 64u, 65u, 128u, 200u, 256u, 300u, 512u, 600u}) {
+    for (std::size_t online_cols : {cols, cols / 2 + 1, cols + 70}) {
+      const std::size_t rows = 1 + rng() % 9;
+      AffinityMatrix hard(rows, cols), soft(rows, cols);
+      CpuMap online(online_cols);
+      for (std::size_t c = 0; c < online_cols; ++c)
+        if (rng() % 4 != 0) online.set(c);
+      for (std::size_t v = 0; v < rows; ++v)
+        for (std::size_t c = 0; c < cols; ++c) {
+          if (rng() % 3 == 0) hard.set(v, c);
+          if (rng() % (v % 2 ? 50 : 3) == 0) soft.set(v, c);  // odd rows: soft mostly empty
+        }
+      const AffinityMatrix eff = effective_affinity(hard, soft, online);
+      REQUIRE((eff.rows() == rows && eff.cols() == cols));
+      for (std::size_t v = 0; v < rows; ++v) {
+        auto on = [&](std::size_t c) { return c < online_cols && online.test(c); };
+        bool any = false;
+        for (std::size_t c = 0; c < cols; ++c) any = any || (hard.test(v, c) && soft.test(v, c) && on(c));
+        for (std::size_t c = 0; c < cols; ++c) {
+          const bool expect = hard.test(v, c) && on(c) && (!any || soft.test(v, c));
+          if (eff.test(v, c) != expect) FAIL("cols " << cols << " online " << online_cols << " vcpu " << v << " CPU " << c);
+        }
+      }
+    }
+  }
 }

@@ -167,6 +167,28 @@ struct HostSnapshot {
   }
 };
 
+namespace detail {
+/// effective_affinity's loop over rows of n words, of which the first k meet the online map.
+/// Width > 0: n == k == Width, a constant the compiler unrolls; 0: any n and k. The four
+/// matrices never overlap (the caller checks), which __restrict tells the compiler.
+template <std::size_t Width>
+void effective_rows(const Block* __restrict h, const Block* __restrict s, const Block* __restrict m,
+                    Block* __restrict e, std::size_t rows, std::size_t n, std::size_t k) {
+  if constexpr (Width > 0) n = k = Width;
+  for (std::size_t v = 0; v < rows; ++v, h += n, s += n, e += n) {
+    Block any = 0;
+    for (std::size_t i = 0; i < k; ++i) {
+      const Block x = h[i] & s[i] & m[i];
+      e[i] = x;
+      any |= x;
+    }
+    for (std::size_t i = k; i < n; ++i) e[i] = 0;
+    if (!any)
+      for (std::size_t i = 0; i < k; ++i) e[i] = h[i] & m[i];
+  }
+}
+}  // namespace detail
+
 /// Xen's effective affinity of every vcpu (see DomainSnapshot), written into `into`, whose
 /// storage is reused when it has the shape already (or room for it). Online CPUs beyond the
 /// matrices' columns are ignored; columns beyond `online` count as offline.
@@ -183,19 +205,17 @@ inline void effective_affinity(const AffinityMatrix& hard, const AffinityMatrix&
   const std::size_t k = std::min(n, on.size());  // words n-k.. of each row: no online CPU
   const detail::Block* h = hard.words().data();
   const detail::Block* s = soft.words().data();
-  const detail::Block* m = on.data();
   detail::Block* e = into.mutable_words().data();
-  for (std::size_t v = 0; v < rows; ++v, h += n, s += n, e += n) {
-    detail::Block any = 0;
-    for (std::size_t i = 0; i < k; ++i) {
-      const detail::Block x = h[i] & s[i] & m[i];
-      e[i] = x;
-      any |= x;
+  if (k == n) {  // the online map covers every column: rows of a width the compiler knows
+    switch (n) {
+      case 1: return detail::effective_rows<1>(h, s, on.data(), e, rows, n, k);
+      case 2: return detail::effective_rows<2>(h, s, on.data(), e, rows, n, k);
+      case 4: return detail::effective_rows<4>(h, s, on.data(), e, rows, n, k);
+      case 8: return detail::effective_rows<8>(h, s, on.data(), e, rows, n, k);
+      default: break;
     }
-    for (std::size_t i = k; i < n; ++i) e[i] = 0;
-    if (!any)
-      for (std::size_t i = 0; i < k; ++i) e[i] = h[i] & m[i];
   }
+  detail::effective_rows<0>(h, s, on.data(), e, rows, n, k);
 }
 
 /// Xen's effective affinity of every vcpu (see DomainSnapshot), as a new matrix.
