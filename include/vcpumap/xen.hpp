@@ -17,12 +17,16 @@
 //   snapshot(d, full)      1 + ⌈V/128⌉   getdomaininfolist(d, 1), then multicalls of up to
 //                                   128 vcpus' getvcpuinfo + getvcpuaffinity domctls
 //   snapshot(d, metrics)   1 + ⌈V/256⌉   (multicalls of up to 256 getvcpuinfo)
-//     with XenOptions::multicall false (or refused by Xen: + 1 for the refused call, once):
+//   snapshot_all(scope)    3 + ⌊N/1024⌋ + 1 + ⌈ΣV/128⌉ (metrics: ⌈ΣV/256⌉): host, domain
+//                          list, then every domain's vcpus in shared multicalls (a multicall
+//                          goes on from one domain's vcpus to the next's); a domain that
+//                          vanished meanwhile costs 1 + its own snapshot again (it is read
+//                          once more, alone, then left out if it is still gone)
+//     with XenOptions::multicall false, or once Xen refused a multicall (+ 1 for the refused
+//     call, once), one call per read, as libxl:
 //   snapshot(d, full)      1 + 2V   getdomaininfolist(d, 1), V getvcpuinfo, V getvcpuaffinity
 //   snapshot(d, metrics)   1 + V
-//   snapshot_all(scope)    3 + ⌊N/1024⌋ + 1 + the reads of each domain as above; a domain
-//                          that vanished while read costs 1 + its reads again (it is
-//                          retried once, then left out)
+//   snapshot_all(scope)    3 + ⌊N/1024⌋ + 1 + Σ 2V (or Σ V), and the vanished as above
 //   pin_vcpu               2 with a hard and a soft map (getdomaininfolist + setvcpuaffinity);
 //                          3 with one map (+ getvcpuaffinity: see PinResult below)
 //   pin_matrix             a full snapshot (the state it may roll back to) + V setvcpuaffinity

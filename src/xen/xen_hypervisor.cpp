@@ -513,21 +513,15 @@ struct XenHypervisor::Impl {
     return m;
   }
 
-  /// V getvcpuinfo and, for scope full, V getvcpuaffinity, into `s` (its storage reused):
-  /// batched in multicalls unless that is off or refused, else one call each.
-  /// ESRCH: Error(not_found); `s` is then partly filled, and the caller clears it.
-  void read_vcpus(Calls& calls, const HostInfo& host, const DomainInfo& info, SnapshotScope scope,
-                  DomainSnapshot& s) {
-    const std::string who = detail::describe(info);
+  /// Sizes `s` for the vcpus of `info` (its storage reused) before they are read.
+  static void begin_read(const DomainInfo& info, SnapshotScope scope, std::size_t universe, DomainSnapshot& s) {
     const std::size_t vcpus = info.max_vcpus;
-    const std::size_t universe = host.cpu_universe();
     if (vcpus > max_vcpus_per_domain)
       throw Error(ErrorCode::internal, fmt::format("{}: Xen reports max_vcpu_id {}: more vcpus than any Xen build "
                                                    "allows ({})",
-                                                   who, vcpus - 1, max_vcpus_per_domain));
-    const bool affinity = scope == SnapshotScope::full;
+                                                   detail::describe(info), vcpus - 1, max_vcpus_per_domain));
     s.vcpus.resize(vcpus);
-    if (affinity) {
+    if (scope == SnapshotScope::full) {
       s.hard.reshape(vcpus, universe);
       s.soft.reshape(vcpus, universe);
     } else {  // metrics only: the matrices stay empty (0x0)
@@ -535,18 +529,44 @@ struct XenHypervisor::Impl {
       s.soft.reshape(0, 0);
       s.effective.reshape(0, 0);
     }
-    const bool batched = xcall != nullptr && !multicall_refused.load(std::memory_order_relaxed) &&
-                         read_vcpus_multicall(calls, who, to_integer(info.id), universe, affinity, s);
-    if (!batched) read_vcpus_per_call(calls, who, to_integer(info.id), universe, affinity, s);
-    if (affinity) effective_affinity(s.hard, s.soft, host.online, s.effective);
     s.domain = info;
     s.scope = scope;
+  }
+  /// Completes `s` once every vcpu is read: the effective matrix and the time stamp.
+  static void end_read(const HostInfo& host, DomainSnapshot& s) {
+    if (s.scope == SnapshotScope::full) effective_affinity(s.hard, s.soft, host.online, s.effective);
     s.taken_at = std::chrono::system_clock::now();
   }
 
+  /// One domain read by a multicall: where its vcpus go, and what became of it.
+  struct DomainRead {
+    DomainSnapshot* into = nullptr;
+    std::string who{};  // "domain 3 (xperf2)"
+    bool vanished = false;      // a domctl of it returned ESRCH: `into` is incomplete
+    std::string vanished_in{};  // which domctl said so
+  };
+
+  bool multicall_usable() const { return xcall != nullptr && !multicall_refused.load(std::memory_order_relaxed); }
+
+  /// V getvcpuinfo and, for scope full, V getvcpuaffinity, into `s` (its storage reused):
+  /// batched in multicalls unless that is off or refused, else one call each.
+  /// ESRCH: Error(not_found); `s` is then partly filled, and the caller clears it.
+  void read_vcpus(Calls& calls, const HostInfo& host, const DomainInfo& info, SnapshotScope scope,
+                  DomainSnapshot& s) {
+    const std::size_t universe = host.cpu_universe();
+    begin_read(info, scope, universe, s);
+    DomainRead one{&s, detail::describe(info)};
+    if (multicall_usable() && read_multicall(calls, {&one, 1}, universe)) {
+      if (one.vanished) raise_domain(ESRCH, one.who, one.vanished_in);
+    } else {
+      read_vcpus_per_call(calls, one.who, universe, s);
+    }
+    end_read(host, s);
+  }
+
   /// libxl's way: xc_vcpu_getinfo and xc_vcpu_getaffinity for each vcpu.
-  void read_vcpus_per_call(Calls& calls, std::string_view who, std::uint32_t id, std::size_t universe,
-                           bool affinity, DomainSnapshot& s) {
+  void read_vcpus_per_call(Calls& calls, std::string_view who, std::size_t universe, DomainSnapshot& s) {
+    const std::uint32_t id = to_integer(s.domain.id);
     const std::size_t vcpus = s.vcpus.size();
     for (unsigned v = 0; v < vcpus; ++v) {
       xc_vcpuinfo_t vi{};
@@ -556,7 +576,7 @@ struct XenHypervisor::Impl {
         raise_domain(errno, who, fmt::format("vcpu {}: reading its state (xc_vcpu_getinfo)", v));
       s.vcpus[v] = metrics_of(v, vi.online != 0, vi.running != 0, vi.blocked != 0, vi.cpu_time, vi.cpu, universe);
     }
-    if (!affinity) return;
+    if (s.scope != SnapshotScope::full) return;
     std::vector<std::uint8_t> hard(map_bytes), soft(map_bytes);
     for (unsigned v = 0; v < vcpus; ++v) {
       std::fill(hard.begin(), hard.end(), 0);
@@ -571,18 +591,23 @@ struct XenHypervisor::Impl {
     }
   }
 
-  /// The same domctls, up to domctls_per_multicall in one __HYPERVISOR_multicall: each
-  /// vcpu's XEN_DOMCTL_getvcpuinfo then (full) XEN_DOMCTL_getvcpuaffinity, in hypercall
-  /// buffers. Xen runs every entry and stores each one's return value in its `result`.
+  /// The vcpus of every domain in `reads` (sized by begin_read, all of one scope), with
+  /// the same domctls in __HYPERVISOR_multicall: each vcpu's XEN_DOMCTL_getvcpuinfo then
+  /// (full) XEN_DOMCTL_getvcpuaffinity, up to domctls_per_multicall per multicall, a
+  /// multicall going on from one domain's vcpus to the next's. Xen runs every entry and
+  /// stores each one's return value in its `result`: ESRCH marks that domain vanished (its
+  /// other entries are ignored), any other error is thrown, naming the domain and vcpu.
   /// Returns false, after counting the refused call, when Xen refuses the first multicall
-  /// or the first domctl in it (ENOSYS, EPERM, EACCES, EINVAL, EFAULT): the caller then
-  /// reads per call, and so does every later read through this object.
-  bool read_vcpus_multicall(Calls& calls, std::string_view who, std::uint32_t id, std::size_t universe,
-                            bool affinity, DomainSnapshot& s) {
-    const std::size_t vcpus = s.vcpus.size();
-    if (vcpus == 0) return true;
+  /// or the domctls in it (ENOSYS, EPERM, EACCES, EINVAL, EFAULT before any entry
+  /// succeeded): the caller then reads per call, and so does every later read through
+  /// this object.
+  bool read_multicall(Calls& calls, std::span<DomainRead> reads, std::size_t universe) {
+    std::size_t total = 0;
+    for (const DomainRead& r : reads) total += r.into->vcpus.size();
+    if (total == 0) return true;
+    const bool affinity = reads.front().into->scope == SnapshotScope::full;
     const std::size_t per_vcpu = affinity ? 2 : 1;
-    const std::size_t batch = std::min(vcpus, domctls_per_multicall / per_vcpu);
+    const std::size_t batch = std::min(total, domctls_per_multicall / per_vcpu);
     const std::size_t entries = batch * per_vcpu;
     const std::size_t map_stride = (map_bytes + 7) / 8 * 8;
     const std::size_t domctl_offset = entries * sizeof(multicall_entry_t);
@@ -591,32 +616,46 @@ struct XenHypervisor::Impl {
     errno = 0;
     HypercallBuffer buffer(xcall, bytes);
     if (buffer.data() == nullptr)
-      throw Error(ErrorCode::internal, fmt::format("{}: no hypercall buffer of {} bytes (xencall_alloc_buffer): {}",
-                                                   who, bytes, errno_text(errno)));
+      throw Error(ErrorCode::internal,
+                  fmt::format("no hypercall buffer of {} bytes (xencall_alloc_buffer): {}", bytes, errno_text(errno)));
     auto* entry = reinterpret_cast<multicall_entry_t*>(buffer.data());
     auto* op = reinterpret_cast<xen_domctl*>(buffer.data() + domctl_offset);
     std::uint8_t* maps = buffer.data() + map_offset;
+    auto hard_map = [&](std::size_t i) { return maps + 2 * i * map_stride; };
+    auto soft_map = [&](std::size_t i) { return maps + (2 * i + 1) * map_stride; };
 
-    for (std::size_t first = 0; first < vcpus; first += batch) {
-      const std::size_t count = std::min(batch, vcpus - first);
-      const std::size_t n = count * per_vcpu;
-      std::memset(entry, 0, n * sizeof(multicall_entry_t));  // debug Xens scribble over used entries
+    struct Slot {  // the vcpu an entry (or pair of entries) reads
+      DomainRead* read;
+      unsigned vcpu;
+    };
+    std::vector<Slot> slots(batch);
+    std::size_t r = 0;  // the next vcpu to read: vcpu v of reads[r]
+    unsigned v = 0;
+    bool any_succeeded = false;
+    for (std::size_t done = 0; done < total;) {
+      std::size_t count = 0;
+      for (; count < batch && done + count < total; ++count) {
+        while (v >= reads[r].into->vcpus.size()) ++r, v = 0;
+        slots[count] = {&reads[r], v++};
+      }
+      std::memset(entry, 0, count * per_vcpu * sizeof(multicall_entry_t));  // debug Xens scribble on them
       if (affinity) std::memset(maps, 0, 2 * count * map_stride);
       for (std::size_t i = 0; i < count; ++i) {
-        const auto v = static_cast<std::uint32_t>(first + i);
+        const std::uint32_t id = to_integer(slots[i].read->into->domain.id);
         xen_domctl& info = prepare_domctl(op[i * per_vcpu], XEN_DOMCTL_getvcpuinfo, id);
-        info.u.getvcpuinfo.vcpu = v;
+        info.u.getvcpuinfo.vcpu = slots[i].vcpu;
         if (affinity) {
           xen_domctl& aff = prepare_domctl(op[i * 2 + 1], XEN_DOMCTL_getvcpuaffinity, id);
-          aff.u.vcpuaffinity.vcpu = v;
+          aff.u.vcpuaffinity.vcpu = slots[i].vcpu;
           aff.u.vcpuaffinity.flags = XEN_VCPUAFFINITY_HARD | XEN_VCPUAFFINITY_SOFT;
           // The arch's raw form: xenctrl.h's set_xen_guest_handle wants its own buffer type.
-          set_xen_guest_handle_raw(aff.u.vcpuaffinity.cpumap_hard.bitmap, maps + 2 * i * map_stride);
-          set_xen_guest_handle_raw(aff.u.vcpuaffinity.cpumap_soft.bitmap, maps + (2 * i + 1) * map_stride);
+          set_xen_guest_handle_raw(aff.u.vcpuaffinity.cpumap_hard.bitmap, hard_map(i));
+          set_xen_guest_handle_raw(aff.u.vcpuaffinity.cpumap_soft.bitmap, soft_map(i));
           aff.u.vcpuaffinity.cpumap_hard.nr_bits = static_cast<std::uint32_t>(map_bytes * 8);
           aff.u.vcpuaffinity.cpumap_soft.nr_bits = static_cast<std::uint32_t>(map_bytes * 8);
         }
       }
+      const std::size_t n = count * per_vcpu;
       for (std::size_t j = 0; j < n; ++j) {
         entry[j].op = __HYPERVISOR_domctl;
         entry[j].args[0] = reinterpret_cast<std::uintptr_t>(&op[j]);
@@ -625,31 +664,46 @@ struct XenHypervisor::Impl {
       errno = 0;
       if (xencall2(xcall, __HYPERVISOR_multicall, reinterpret_cast<std::uintptr_t>(entry), n) != 0) {
         const int err = errno;
-        if (first == 0 && refused(err)) return false;
-        raise_domain(err, who, fmt::format("vcpus {}-{}: reading their state and affinity (multicall)", first,
-                                           first + count - 1));
+        if (!any_succeeded && refused(err)) return false;
+        const Slot &a = slots[0], &b = slots[count - 1];
+        const std::string what = fmt::format("reading their state{} (multicall)", affinity ? " and affinity" : "");
+        if (a.read == b.read) raise_domain(err, a.read->who, fmt::format("vcpus {}-{}: {}", a.vcpu, b.vcpu, what));
+        raise_host(err, fmt::format("the vcpus of {} to {}: {}", a.read->who, b.read->who, what));
       }
       for (std::size_t i = 0; i < count; ++i) {
-        const auto v = static_cast<unsigned>(first + i);
-        for (std::size_t k = 0; k < per_vcpu; ++k) {
+        DomainRead& d = *slots[i].read;
+        const unsigned vcpu = slots[i].vcpu;
+        if (d.vanished) continue;
+        for (std::size_t k = 0; k < per_vcpu && !d.vanished; ++k) {
           const auto result = static_cast<long>(entry[i * per_vcpu + k].result);
-          if (result == 0) continue;
+          if (result == 0) {
+            any_succeeded = true;
+            continue;
+          }
           const int err = result < 0 && result > -4096 ? static_cast<int>(-result) : EIO;
-          if (first == 0 && i == 0 && k == 0 && refused(err)) return false;
-          raise_domain(err, who, k == 0 ? fmt::format("vcpu {}: reading its state (XEN_DOMCTL_getvcpuinfo in a "
-                                                      "multicall)",
-                                                      v)
-                                        : fmt::format("vcpu {}: reading its affinity (XEN_DOMCTL_getvcpuaffinity in "
-                                                      "a multicall)",
-                                                      v));
+          const std::string what =
+              k == 0 ? fmt::format("vcpu {}: reading its state (XEN_DOMCTL_getvcpuinfo in a multicall)", vcpu)
+                     : fmt::format("vcpu {}: reading its affinity (XEN_DOMCTL_getvcpuaffinity in a multicall)", vcpu);
+          if (err == ESRCH) {
+            d.vanished = true;
+            d.vanished_in = what;
+          } else if (!any_succeeded && refused(err)) {
+            return false;
+          } else {
+            raise_domain(err, d.who, what);
+          }
         }
+        if (d.vanished) continue;
+        DomainSnapshot& s = *d.into;
         const xen_domctl_getvcpuinfo& vi = op[i * per_vcpu].u.getvcpuinfo;
-        s.vcpus[v] = metrics_of(v, vi.online != 0, vi.running != 0, vi.blocked != 0, vi.cpu_time, vi.cpu, universe);
+        s.vcpus[vcpu] =
+            metrics_of(vcpu, vi.online != 0, vi.running != 0, vi.blocked != 0, vi.cpu_time, vi.cpu, universe);
         if (affinity) {
-          s.hard.set_row(v, from_xen({maps + 2 * i * map_stride, map_bytes}, universe, who, v, "hard"));
-          s.soft.set_row(v, from_xen({maps + (2 * i + 1) * map_stride, map_bytes}, universe, who, v, "soft"));
+          s.hard.set_row(vcpu, from_xen({hard_map(i), map_bytes}, universe, d.who, vcpu, "hard"));
+          s.soft.set_row(vcpu, from_xen({soft_map(i), map_bytes}, universe, d.who, vcpu, "soft"));
         }
       }
+      done += count;
     }
     return true;
   }
@@ -825,28 +879,55 @@ void XenHypervisor::snapshot_all(SnapshotScope scope, HostSnapshot& all) {
   try {
     all.host = im.read_host(op.calls);
     im.store_host(all.host);
+    const std::size_t universe = all.host.cpu_universe();
     const std::vector<xc_domaininfo_t> raw = im.list_raw(op.calls);
     XenstoreReader xenstore(im.options);
-    std::size_t kept = 0;
-    // Reads one domain into the next free slot; false when it vanished (ESRCH) meanwhile.
-    // A slot a vanished domain half filled is refilled by the next domain or dropped at the
-    // end: no half-read domain is returned.
-    auto read = [&](const DomainInfo& info) {
-      if (kept == all.domains.size()) all.domains.emplace_back();
+    std::vector<DomainInfo> infos;
+    infos.reserve(raw.size());
+    for (const xc_domaininfo_t& d : raw) infos.push_back(to_info(d, domain_name(xenstore, d.domain)));
+    if (all.domains.size() < raw.size()) all.domains.resize(raw.size());  // slot i: domain i
+
+    // A domain that vanished (ESRCH) while read is read once more from fresh info, else
+    // left out: no half-read domain is returned.
+    enum class Slot : char { dropped, read, complete };
+    std::vector<Slot> slot(raw.size(), Slot::read);
+    auto read_again = [&](std::size_t i) {
+      const auto again = im.domain_raw(op.calls, raw[i].domain);
+      if (!again) return Slot::dropped;
       try {
-        im.read_vcpus(op.calls, all.host, info, scope, all.domains[kept]);
-        ++kept;
-        return true;
+        im.read_vcpus(op.calls, all.host, to_info(*again, infos[i].name), scope, all.domains[i]);
+        return Slot::complete;
       } catch (const Error& e) {
         if (e.code() != ErrorCode::not_found) throw;
-        return false;
+        return Slot::dropped;
       }
     };
-    for (const xc_domaininfo_t& d : raw) {
-      const DomainInfo info = to_info(d, domain_name(xenstore, d.domain));
-      if (read(info)) continue;
-      // It vanished while being read: once more from fresh info, else leave it out.
-      if (const auto again = im.domain_raw(op.calls, d.domain)) (void)read(to_info(*again, info.name));
+    std::vector<Impl::DomainRead> reads(raw.size());
+    for (std::size_t i = 0; i < raw.size(); ++i) {
+      Impl::begin_read(infos[i], scope, universe, all.domains[i]);
+      reads[i] = {&all.domains[i], detail::describe(infos[i])};
+    }
+    if (im.multicall_usable() && im.read_multicall(op.calls, reads, universe)) {
+      // Every domain's vcpus in shared multicalls; the vanished ones again, alone.
+      for (std::size_t i = 0; i < raw.size(); ++i)
+        if (reads[i].vanished) slot[i] = read_again(i);
+    } else {
+      for (std::size_t i = 0; i < raw.size(); ++i) {
+        try {
+          im.read_vcpus(op.calls, all.host, infos[i], scope, all.domains[i]);
+          slot[i] = Slot::complete;
+        } catch (const Error& e) {
+          if (e.code() != ErrorCode::not_found) throw;
+          slot[i] = read_again(i);
+        }
+      }
+    }
+    std::size_t kept = 0;  // the kept domains move down in order; the others' slots go last
+    for (std::size_t i = 0; i < raw.size(); ++i) {
+      if (slot[i] == Slot::dropped) continue;
+      if (slot[i] == Slot::read) Impl::end_read(all.host, all.domains[i]);
+      if (kept != i) std::swap(all.domains[kept], all.domains[i]);
+      ++kept;
     }
     all.domains.resize(kept);
     all.taken_at = std::chrono::system_clock::now();

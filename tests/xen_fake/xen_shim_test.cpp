@@ -825,10 +825,36 @@ TEST_CASE("multicall: a domain's vcpus in 1 + ceil(V/128) calls, the same data a
     CHECK(batched.last_call_count() == 1);  // no vcpu, no multicall
   }
   const HostSnapshot all = batched.snapshot_all();
-  CHECK(batched.last_call_count() == 3 + 1 + 1 + 3 + 0);
+  CHECK(batched.last_call_count() == 3 + 1 + 3);  // 4 + 300 vcpus: one domain's run on in the next
   const HostSnapshot reference = one_each.snapshot_all();
   REQUIRE(all.domains.size() == reference.domains.size());
   for (std::size_t i = 0; i < all.domains.size(); ++i) same(all.domains[i], reference.domains[i]);
+  CHECK(fake_xen::open_buffers() == 0);
+}
+
+TEST_CASE("multicall: the whole host in 3 + 1 + ceil(vcpus/128) calls, whatever the number of domains") {
+  fake_xen::reset(16);
+  for (std::uint32_t id = 0; id < 200; ++id) fake_xen::add_domain(id, id % 7, "d" + std::to_string(id));
+  fake_xen::domain(153).vcpus[5].hard = fake_xen::cpus({3, 9});  // 153 % 7 = 6 vcpus
+  XenHypervisor xen;
+  XenHypervisor one_each(per_call);
+  std::size_t vcpus = 0;
+  for (std::uint32_t id = 0; id < 200; ++id) vcpus += id % 7;
+  for (SnapshotScope scope : {SnapshotScope::full, SnapshotScope::metrics_only}) {
+    HostSnapshot all;
+    xen.snapshot_all(scope, all);
+    const std::size_t per_multicall = scope == SnapshotScope::full ? 128 : 256;
+    CHECK(xen.last_call_count() == 3 + 1 + (vcpus + per_multicall - 1) / per_multicall);
+    const HostSnapshot reference = one_each.snapshot_all(scope);
+    CHECK(one_each.last_call_count() == 3 + 1 + vcpus * (scope == SnapshotScope::full ? 2 : 1));
+    REQUIRE(all.domains.size() == 200);
+    for (std::size_t i = 0; i < 200; ++i) {
+      CHECK(all.domains[i].domain == reference.domains[i].domain);
+      CHECK(all.domains[i].vcpus == reference.domains[i].vcpus);
+      CHECK(all.domains[i].effective == reference.domains[i].effective);
+    }
+    if (scope == SnapshotScope::full) CHECK(all.domains[153].hard.row(5) == cpus(16, "3,9"));
+  }
   CHECK(fake_xen::open_buffers() == 0);
 }
 
@@ -865,7 +891,18 @@ TEST_CASE("multicall: failures inside are the domain's, named by vcpu; a refused
     const HostSnapshot all = xen.snapshot_all();
     REQUIRE(all.domains.size() == 2);
     CHECK(all.domains[1].domain.id == DomainId{5});
-    CHECK(xen.last_call_count() == 3 + 1 + 1 + 1 + 1 + 1);  // host, list, dom0, doomed, its retry, other
+    CHECK(xen.last_call_count() == 3 + 1 + 1 + 1);  // host, list, every vcpu, doomed's retry
+    CHECK(all.domains[1].vcpus.size() == 2);           // the others are read whole
+    CHECK(all.domains[0].hard == AffinityMatrix::full(2, 4));
+  }
+  SECTION("a transient ESRCH in the shared multicall: that domain is read again, alone") {
+    fake_xen::domain(3).vcpus[3].hard = fake_xen::cpus({2});
+    fake_xen::inject({Call::getvcpuaffinity, 3, 3, ESRCH});
+    const HostSnapshot all = xen.snapshot_all();
+    REQUIRE(all.domains.size() == 3);
+    CHECK(all.domains[1].hard.row(3) == cpus(4, "2"));
+    CHECK(all.domains[1].effective.row(3) == cpus(4, "2"));
+    CHECK(xen.last_call_count() == 3 + 1 + 1 + 1 + 1);  // host, list, every vcpu, doomed's info and vcpus
   }
   SECTION("Xen refusing the multicall: one call each, from then on") {
     const DomainSnapshot expect = XenHypervisor(per_call).snapshot(DomainId{3});

@@ -169,7 +169,8 @@ std::pair<double, std::size_t> measure(int reps, F&& f) {
 }
 
 /// The multicall path (the default) against one call per read, on the same hypervisor: the
-/// same domains, vcpu states and matrices, in 1 + ceil(V/128) hypercalls per domain.
+/// same domains, vcpu states and matrices, in 1 + ceil(V/128) hypercalls per domain and
+/// 3 + 1 + ceil(all vcpus/128) for the whole host.
 void compare_paths() {
   XenHypervisor batched;
   XenHypervisor one_each(XenOptions{.multicall = false});
@@ -188,6 +189,12 @@ void compare_paths() {
   check(same, fmt::format("multicall and per-call snapshots agree ({} domains: ids, vcpus, online, hard, soft, "
                           "effective, CPU time ordered)",
                           a.domains.size()));
+  std::size_t vcpus = 0;
+  for (const DomainSnapshot& d : a.domains) vcpus += d.domain.max_vcpus;
+  (void)batched.snapshot_all();
+  check(batched.last_call_count() == 3 + 1 + (vcpus + 127) / 128,
+        fmt::format("whole host ({} domains, {} vcpus) in {} hypercalls with multicall (expected 3 + 1 + {})",
+                    a.domains.size(), vcpus, batched.last_call_count(), (vcpus + 127) / 128));
   for (const DomainSnapshot& d : a.domains) {
     const std::size_t expect = 1 + (d.domain.max_vcpus + 127) / 128;
     (void)batched.snapshot(d.domain.id);
