@@ -579,15 +579,9 @@ struct XenHypervisor::Impl {
     if (s.scope != SnapshotScope::full) return;
     std::vector<std::uint8_t> hard(map_bytes), soft(map_bytes);
     for (unsigned v = 0; v < vcpus; ++v) {
-      std::fill(hard.begin(), hard.end(), 0);
-      std::fill(soft.begin(), soft.end(), 0);
-      ++calls.n;
-      errno = 0;
-      if (xc_vcpu_getaffinity(xch, id, static_cast<int>(v), hard.data(), soft.data(),
-                              XEN_VCPUAFFINITY_HARD | XEN_VCPUAFFINITY_SOFT) != 0)
-        raise_domain(errno, who, fmt::format("vcpu {}: reading its affinity (xc_vcpu_getaffinity)", v));
-      s.hard.set_row(v, from_xen(hard, universe, who, v, "hard"));
-      s.soft.set_row(v, from_xen(soft, universe, who, v, "soft"));
+      const auto [h, so] = get_affinity(calls, universe, who, id, v, hard, soft);
+      s.hard.set_row(v, h);
+      s.soft.set_row(v, so);
     }
   }
 
