@@ -883,17 +883,17 @@ void XenHypervisor::snapshot_all(SnapshotScope scope, HostSnapshot& all) {
 
     // A domain that vanished (ESRCH) while read is read once more from fresh info, else
     // left out: no half-read domain is returned.
-    enum class Slot : char { dropped, read, complete };
-    std::vector<Slot> slot(raw.size(), Slot::read);
+    enum class Outcome : char { dropped, read, complete };
+    std::vector<Outcome> outcome(raw.size(), Outcome::read);
     auto read_again = [&](std::size_t i) {
       const auto again = im.domain_raw(op.calls, raw[i].domain);
-      if (!again) return Slot::dropped;
+      if (!again) return Outcome::dropped;
       try {
         im.read_vcpus(op.calls, all.host, to_info(*again, infos[i].name), scope, all.domains[i]);
-        return Slot::complete;
+        return Outcome::complete;
       } catch (const Error& e) {
         if (e.code() != ErrorCode::not_found) throw;
-        return Slot::dropped;
+        return Outcome::dropped;
       }
     };
     std::vector<Impl::DomainRead> reads(raw.size());
@@ -904,22 +904,22 @@ void XenHypervisor::snapshot_all(SnapshotScope scope, HostSnapshot& all) {
     if (im.multicall_usable() && im.read_multicall(op.calls, reads, universe)) {
       // Every domain's vcpus in shared multicalls; the vanished ones again, alone.
       for (std::size_t i = 0; i < raw.size(); ++i)
-        if (reads[i].vanished) slot[i] = read_again(i);
+        if (reads[i].vanished) outcome[i] = read_again(i);
     } else {
       for (std::size_t i = 0; i < raw.size(); ++i) {
         try {
           im.read_vcpus(op.calls, all.host, infos[i], scope, all.domains[i]);
-          slot[i] = Slot::complete;
+          outcome[i] = Outcome::complete;
         } catch (const Error& e) {
           if (e.code() != ErrorCode::not_found) throw;
-          slot[i] = read_again(i);
+          outcome[i] = read_again(i);
         }
       }
     }
     std::size_t kept = 0;  // the kept domains move down in order; the others' slots go last
     for (std::size_t i = 0; i < raw.size(); ++i) {
-      if (slot[i] == Slot::dropped) continue;
-      if (slot[i] == Slot::read) Impl::end_read(all.host, all.domains[i]);
+      if (outcome[i] == Outcome::dropped) continue;
+      if (outcome[i] == Outcome::read) Impl::end_read(all.host, all.domains[i]);
       if (kept != i) std::swap(all.domains[kept], all.domains[i]);
       ++kept;
     }
