@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -187,6 +188,35 @@ void effective_rows(const Block* __restrict h, const Block* __restrict s, const 
       for (std::size_t i = 0; i < k; ++i) e[i] = h[i] & m[i];
   }
 }
+
+/// effective_rows for rows of an even number of words (2, 4, 8), two words at a time
+/// (GCC/Clang vector types: SSE2 on x86-64, NEON on arm64), the online words kept in
+/// registers. The same rule, the same result.
+template <std::size_t Width>
+void effective_rows_pairs(const Block* __restrict h, const Block* __restrict s, const Block* __restrict m,
+                          Block* __restrict e, std::size_t rows) {
+  static_assert(Width >= 2 && Width % 2 == 0);
+  using Pair = Block __attribute__((vector_size(2 * sizeof(Block))));
+  constexpr std::size_t pairs = Width / 2;
+  auto load = [](const Block* p) {
+    Pair x;
+    std::memcpy(&x, p, sizeof x);
+    return x;
+  };
+  Pair online[pairs];
+  for (std::size_t j = 0; j < pairs; ++j) online[j] = load(m + 2 * j);
+  for (std::size_t v = 0; v < rows; ++v, h += Width, s += Width, e += Width) {
+    Pair x[pairs];
+    Pair any = {0, 0};
+    for (std::size_t j = 0; j < pairs; ++j) {
+      x[j] = load(h + 2 * j) & load(s + 2 * j) & online[j];
+      any |= x[j];
+    }
+    if ((any[0] | any[1]) == 0)
+      for (std::size_t j = 0; j < pairs; ++j) x[j] = load(h + 2 * j) & online[j];
+    for (std::size_t j = 0; j < pairs; ++j) std::memcpy(e + 2 * j, &x[j], sizeof x[j]);
+  }
+}
 }  // namespace detail
 
 /// Xen's effective affinity of every vcpu (see DomainSnapshot), written into `into`, whose
@@ -209,9 +239,9 @@ inline void effective_affinity(const AffinityMatrix& hard, const AffinityMatrix&
   if (k == n) {  // the online map covers every column: rows of a width the compiler knows
     switch (n) {
       case 1: return detail::effective_rows<1>(h, s, on.data(), e, rows, n, k);
-      case 2: return detail::effective_rows<2>(h, s, on.data(), e, rows, n, k);
-      case 4: return detail::effective_rows<4>(h, s, on.data(), e, rows, n, k);
-      case 8: return detail::effective_rows<8>(h, s, on.data(), e, rows, n, k);
+      case 2: return detail::effective_rows_pairs<2>(h, s, on.data(), e, rows);
+      case 4: return detail::effective_rows_pairs<4>(h, s, on.data(), e, rows);
+      case 8: return detail::effective_rows_pairs<8>(h, s, on.data(), e, rows);
       default: break;
     }
   }
