@@ -13,10 +13,13 @@
 //   clock, which starts at 2006-06-26 16:20:43 UTC.
 // - Built from code (add_domain, set_affinity, ...) or from a text fixture (from_fixture;
 //   format below). demo() is the host of the libvir-list thread.
-// - Counts backend calls as Xen would make them (see last_call_count): host_info 3
+// - Counts backend calls as Xen's calls are made one by one (libxl's way, and
+//   XenHypervisor's with XenOptions::multicall false; see last_call_count): host_info 3
 //   (physinfo, cputopoinfo, numainfo); list_domains 1 per 1024 domains + 1; snapshot
 //   1 + V (metrics) + V (affinity, scope full); pin_vcpu 2 (domain info + setaffinity)
 //   with both maps, 3 with one (Xen writes back only the maps it sets: the other is read).
+//   Each call is one place a fault can be injected. XenHypervisor by default batches the
+//   vcpu reads in multicalls, so its own count for a snapshot is lower (see xen.hpp).
 // - Fault injection: fail_call(k, code) fails the k-th backend call from now;
 //   vanish_after(domain, k) removes a domain after k more calls; set_cpu_online().
 // - Xen's rules: an empty hard map is rejected (EINVAL → invalid_argument), a vcpu beyond
