@@ -229,6 +229,7 @@ class MockHypervisor {
       call("numainfo");
       into.host = host_;
       list_domains_counted(listed_);
+      into.domains.reserve(listed_.size());
       std::size_t kept = 0;
       for (const DomainInfo& info : listed_) {
         if (kept == into.domains.size()) into.domains.emplace_back();
