@@ -88,11 +88,7 @@ class BasicCpuSet {
     return s;
   }
   /// Adopts a dynamic_bitset: bit n is CPU n, its size the universe.
-  static BasicCpuSet from_bits(detail::Bits bits) {
-    BasicCpuSet s;
-    s.bits_ = std::move(bits);
-    return s;
-  }
+  static BasicCpuSet from_bits(detail::Bits bits) { return BasicCpuSet(AdoptBits{}, std::move(bits)); }
 
   // ---- text (defined in cpulist.hpp; see there for the grammar and its errors) ----
 
@@ -346,6 +342,9 @@ class BasicCpuSet {
   };
 
  private:
+  struct AdoptBits {};
+  BasicCpuSet(AdoptBits, detail::Bits&& bits) noexcept : bits_(std::move(bits)) {}
+
   void check(size_type cpu) const {
     if (cpu >= size())
       throw Error(ErrorCode::invalid_argument, std::string(Tag::noun) + " " + std::to_string(cpu) +

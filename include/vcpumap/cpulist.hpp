@@ -574,9 +574,10 @@ std::optional<BasicCpuSet<Tag>> BasicCpuSet<Tag>::try_parse(std::string_view tex
 
 template <class Tag>
 BasicCpuSet<Tag> BasicCpuSet<Tag>::parse(std::string_view text, const ParseOptions& options) {
-  ParseFailure failure;
-  if (auto set = try_parse(text, options, &failure)) return std::move(*set);
-  throw ParseError(text, failure);
+  // Not through try_parse: the optional would cost the result two more moves.
+  detail::CpulistReader reader(text, options, std::is_same_v<Tag, PcpuTag>);
+  if (auto f = reader.read()) throw ParseError(text, *f);
+  return from_bits(std::move(reader).take());
 }
 
 template <class Tag>
