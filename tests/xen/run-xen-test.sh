@@ -2,7 +2,7 @@
 # Runs a test program inside dom0 of a real Xen 4.17 hypervisor booted under QEMU (TCG).
 #
 #   tests/xen/run-xen-test.sh --program PATH [--workdir DIR] [--timeout SECONDS]
-#                             [--guest-vcpus N] [--dom0-vcpus N]
+#                             [--guest-vcpus N] [--dom0-vcpus N] [--wide-vcpus N]
 #
 # What happens:
 #   1. Debian's Xen hypervisor, Xen tools and linux-image-6.1.0-NN-amd64 kernel are fetched with
@@ -11,7 +11,8 @@
 #   2. A dom0 initramfs is built: busybox-static, the Xen modules, xl + xenstored +
 #      xen-init-dom0 + xenconsoled, their shared libraries, and the --program binary as
 #      /vcpumap-xen-test together with the libraries ldd reports for it. Its /init starts the Xen toolstack, creates one small
-#      PV guest "guest1", runs /vcpumap-xen-test and prints exactly one line
+#      PV guest "guest1" and a paused PV domain "wide" with many vcpus (1 online; it never
+#      runs, it is there to be read), runs /vcpumap-xen-test and prints exactly one line
 #      "VCPUMAP-XEN-TEST: PASS" or "VCPUMAP-XEN-TEST: FAIL (exit N)".
 #   3. QEMU boots Xen + dom0 (-smp 4 -m 1024) under `timeout`; the serial console goes to
 #      WORKDIR/logs/serial-*.log (WORKDIR/serial.log points to the latest). The test program's
@@ -20,7 +21,8 @@
 # Inside dom0 the program runs as root with xl on PATH (/usr/sbin) and these variables set:
 #   VCPUMAP_XEN_HOST_CPUS, VCPUMAP_XEN_DOM0_VCPUS, VCPUMAP_XEN_GUEST_NAME (guest1),
 #   VCPUMAP_XEN_GUEST_DOMID, VCPUMAP_XEN_GUEST_VCPUS, VCPUMAP_XEN_GUEST_READY (1 when all the
-#   guest's vcpus were online before the program started, else 0).
+#   guest's vcpus were online before the program started, else 0), VCPUMAP_XEN_WIDE_NAME (wide,
+#   empty when it could not be created) and VCPUMAP_XEN_WIDE_VCPUS.
 #
 # Exit status: 0 PASS, 1 FAIL, 2 usage or preparation error, 3 no result (timeout, boot failure
 # or toolstack setup failure inside dom0).
@@ -41,6 +43,7 @@ readonly HOST_CPUS=4      # QEMU -smp
 readonly HOST_MEM_MB=1024 # QEMU -m
 readonly DOM0_MEM=512M    # 256M is too small for `xl create` of the 128 MiB guest
 readonly GUEST_MEM_MB=128
+readonly WIDE_MEM_MB=96   # never runs: enough to load the kernel and initrd
 
 program=""
 extras=()
@@ -48,6 +51,7 @@ workdir="${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/vcpumap-xen"
 timeout_s=240
 guest_vcpus=2
 dom0_vcpus=4
+wide_vcpus=200  # more than one multicall of vcpumap's (128 vcpus) holds
 
 log() { echo "run-xen-test: $*" >&2; }
 die() { log "error: $*"; exit 2; }
@@ -64,6 +68,7 @@ Options:
                       dom0's /init starts is stopped after 90 s of silence and retried once
   --guest-vcpus N     vcpus of the PV guest "guest1" (default: $guest_vcpus)
   --dom0-vcpus N      dom0_max_vcpus (default: $dom0_vcpus; the host has $HOST_CPUS CPUs)
+  --wide-vcpus N      maxvcpus of the paused domain "wide" (default: $wide_vcpus)
 Exit status: 0 PASS, 1 FAIL, 2 usage/preparation error, 3 no result.
 EOF
 }
@@ -80,7 +85,8 @@ while [ $# -gt 0 ]; do
     --timeout)     need_value "$@"; timeout_s=$2; shift 2 ;;
     --guest-vcpus) need_value "$@"; guest_vcpus=$2; shift 2 ;;
     --dom0-vcpus)  need_value "$@"; dom0_vcpus=$2; shift 2 ;;
-    --program=*|--extra=*|--workdir=*|--timeout=*|--guest-vcpus=*|--dom0-vcpus=*)
+    --wide-vcpus)  need_value "$@"; wide_vcpus=$2; shift 2 ;;
+    --program=*|--extra=*|--workdir=*|--timeout=*|--guest-vcpus=*|--dom0-vcpus=*|--wide-vcpus=*)
       set -- "${1%%=*}" "${1#*=}" "${@:2}" ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown argument '$1'" ;;
@@ -92,11 +98,12 @@ program=$(readlink -f "$program")
 for extra in ${extras[@]+"${extras[@]}"}; do
   [ -f "$extra" ] && [ -x "$extra" ] || die "--extra '$extra' is not an executable file"
 done
-for opt in timeout:timeout_s guest-vcpus:guest_vcpus dom0-vcpus:dom0_vcpus; do
+for opt in timeout:timeout_s guest-vcpus:guest_vcpus dom0-vcpus:dom0_vcpus wide-vcpus:wide_vcpus; do
   var=${opt#*:}
   [[ ${!var} =~ ^[1-9][0-9]*$ ]] || die "--${opt%%:*} needs a positive integer, got '${!var}'"
 done
 [ "$dom0_vcpus" -le 128 ] && [ "$guest_vcpus" -le 128 ] || die "vcpu counts above 128 make no sense here"
+[ "$wide_vcpus" -le 1024 ] || die "--wide-vcpus above 1024 makes no sense here"
 
 missing=()
 for tool in qemu-system-x86_64 cpio gzip dpkg-deb dpkg-query apt-get apt-cache ldd ldconfig timeout flock; do
@@ -416,6 +423,22 @@ on_poweroff = "destroy"
 on_reboot = "destroy"
 on_crash = "destroy"
 EOF
+# "wide": created paused (xl create -p) and never unpaused, so its kernel never runs; vcpu 0
+# is up, the others exist offline. Many vcpus for little memory: what a host with a big
+# guest looks like to anything that reads vcpus.
+cat >"$stage/etc/xen/wide.cfg" <<EOF
+# Paused PV domain with many vcpus for the vcpumap real-Xen test.
+name = "wide"
+type = "pv"
+kernel = "/usr/share/vcpumap-xen/guest-kernel"
+ramdisk = "/usr/share/vcpumap-xen/guest-initrd.gz"
+memory = $WIDE_MEM_MB
+vcpus = 1
+maxvcpus = $wide_vcpus
+on_poweroff = "destroy"
+on_reboot = "destroy"
+on_crash = "destroy"
+EOF
 
 # Settings /init reads (kept out of the init script so that one needs no escaping).
 cat >"$stage/etc/vcpumap-xen-test.env" <<EOF
@@ -424,6 +447,7 @@ XEN_MODULES='${modules_present[*]}'
 HOST_CPUS=$HOST_CPUS
 DOM0_VCPUS=$dom0_vcpus
 GUEST_VCPUS=$guest_vcpus
+WIDE_VCPUS=$wide_vcpus
 EOF
 
 cat >"$stage/init" <<'EOF'
@@ -515,10 +539,18 @@ if [ "$guest_ready" -eq 0 ]; then
   tail -n 20 /var/log/xen/console/guest-guest1.log 2>/dev/null
 fi
 say "guest1 is domain $guest_domid (ready=$guest_ready)"
+wide_name=wide
+if xl create -p /etc/xen/wide.cfg; then
+  say "wide created paused (maxvcpus $WIDE_VCPUS)"
+else
+  say "warning: xl create -p wide failed: the test runs without it"
+  wide_name=
+fi
 
 export VCPUMAP_XEN_HOST_CPUS=$HOST_CPUS VCPUMAP_XEN_DOM0_VCPUS=$DOM0_VCPUS
 export VCPUMAP_XEN_GUEST_NAME=guest1 VCPUMAP_XEN_GUEST_DOMID=$guest_domid
 export VCPUMAP_XEN_GUEST_VCPUS=$GUEST_VCPUS VCPUMAP_XEN_GUEST_READY=$guest_ready
+export VCPUMAP_XEN_WIDE_NAME=$wide_name VCPUMAP_XEN_WIDE_VCPUS=$WIDE_VCPUS
 cd /tmp
 echo "===== VCPUMAP-XEN-TEST: BEGIN /vcpumap-xen-test ====="
 /vcpumap-xen-test
