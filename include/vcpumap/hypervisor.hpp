@@ -9,9 +9,11 @@
 // with a code and a message naming the domain, vcpu and CPUs concerned.
 #pragma once
 
+#include <algorithm>
 #include <concepts>
 #include <cstddef>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -57,9 +59,11 @@ struct MatrixPinResult {
   AffinityMatrix soft;
 };
 
-/// Thrown when a whole-matrix pin failed while being applied. The affinity of every vcpu
-/// changed before the failure has been restored (rolled_back() is true), unless restoring
-/// failed too (then code() is internal and the message lists the vcpus left changed).
+/// Thrown when a whole-matrix pin failed while being applied. failed_vcpu() is the first
+/// vcpu whose pin failed. The affinity of every vcpu the pin changed (those before it, and
+/// with a backend that pins in batches, like Xen's multicall, any after it) has been
+/// restored (rolled_back() is true), unless restoring failed too (then code() is internal
+/// and the message lists the vcpus left changed).
 class PinError : public Error {
  public:
   PinError(ErrorCode code, const std::string& message, unsigned failed_vcpu, bool rolled_back)
@@ -140,13 +144,51 @@ inline void validate_pin(const HostInfo& host, const DomainInfo& domain, unsigne
   if (pin.soft) check_cpus(*pin.soft, "soft");
 }
 
-/// The transactional whole-matrix pin, shared by every backend. `before` is the domain's
-/// current full snapshot; set_one(vcpu, VcpuPin) pins one vcpu through the backend and
-/// returns its PinResult, or throws. Everything is validated before the first call; a
-/// failure at vcpu k restores vcpus 0..k-1 to their hard and soft maps of `before`.
+/// What became of one pin of a batch (see apply_matrix_pin).
+struct PinOutcome {
+  enum class State { not_attempted, applied, failed, unknown };
+  State state = State::not_attempted;
+  PinResult result{};                // applied: the effective maps
+  std::optional<Error> error{};      // failed or unknown: why
+};
+/// One pin of a batch: the vcpu and its maps.
+struct VcpuPinOf {
+  unsigned vcpu = 0;
+  VcpuPin pin{};
+};
+/// How far a batch goes after a failed pin: a pin stops there (a backend pinning one by one
+/// leaves the rest alone), a restore tries every vcpu.
+enum class AfterFailure { stop, go_on };
+
+/// Pins one at a time through set_one(vcpu, pin) -> PinResult (which throws Error): the
+/// batch setter of a backend without batches.
 template <class SetOne>
+std::vector<PinOutcome> pin_one_by_one(std::span<const VcpuPinOf> pins, AfterFailure after, SetOne&& set_one) {
+  std::vector<PinOutcome> out(pins.size());
+  for (std::size_t i = 0; i < pins.size(); ++i) {
+    try {
+      out[i].result = set_one(pins[i].vcpu, pins[i].pin);
+      out[i].state = PinOutcome::State::applied;
+    } catch (const Error& e) {
+      out[i].state = PinOutcome::State::failed;
+      out[i].error = e;
+      if (after == AfterFailure::stop) break;
+    }
+  }
+  return out;
+}
+
+/// The transactional whole-matrix pin, shared by every backend. `before` is the domain's
+/// current full snapshot; set_many(std::span<const VcpuPinOf>, AfterFailure) pins a batch
+/// through the backend and says, per pin, whether it was applied (with its PinResult),
+/// failed, was not attempted, or is unknown (the batch call itself failed; a backend that
+/// batches may have applied pins after a failed one). Everything is validated before
+/// the first call. When any pin fails, every vcpu applied or unknown is restored to its hard
+/// and soft maps of `before` (a vcpu restored that had not changed stays as it was), and
+/// PinError names the first vcpu that failed.
+template <class SetMany>
 MatrixPinResult apply_matrix_pin(const HostInfo& host, const DomainSnapshot& before, const MatrixPin& plan,
-                                 SetOne&& set_one) {
+                                 SetMany&& set_many) {
   const DomainInfo& domain = before.domain;
   const std::string who = describe(domain);
   if (!plan.hard && !plan.soft)
@@ -163,46 +205,55 @@ MatrixPinResult apply_matrix_pin(const HostInfo& host, const DomainSnapshot& bef
                                                                v, *top, host.cpu_universe()));
     }
   }
-  auto row_pin = [&](unsigned v) {
-    VcpuPin pin;
+  std::vector<VcpuPinOf> pins(domain.max_vcpus);
+  for (unsigned v = 0; v < domain.max_vcpus; ++v) {
+    VcpuPin& pin = pins[v].pin;
+    pins[v].vcpu = v;
     pin.force = plan.force;
     if (plan.hard) pin.hard = plan.hard->row(v), pin.hard->resize(host.cpu_universe());
     if (plan.soft) pin.soft = plan.soft->row(v), pin.soft->resize(host.cpu_universe());
-    return pin;
-  };
-  for (unsigned v = 0; v < domain.max_vcpus; ++v) validate_pin(host, domain, v, row_pin(v));
-
-  MatrixPinResult result{AffinityMatrix(domain.max_vcpus, host.cpu_universe()),
-                         AffinityMatrix(domain.max_vcpus, host.cpu_universe())};
-  for (unsigned v = 0; v < domain.max_vcpus; ++v) {
-    try {
-      PinResult r = set_one(v, row_pin(v));
-      result.hard.set_row(v, r.hard);
-      result.soft.set_row(v, r.soft);
-    } catch (const Error& failure) {
-      std::vector<unsigned> stuck;
-      for (unsigned u = 0; u < v; ++u) {
-        VcpuPin restore{before.hard.row(u), before.soft.row(u), true};
-        try {
-          (void)set_one(u, restore);
-        } catch (const Error&) {
-          stuck.push_back(u);
-        }
-      }
-      if (!stuck.empty())
-        throw PinError(ErrorCode::internal,
-                       fmt::format("{}: pin failed at vcpu {} ({}) and restoring vcpus {} failed: their affinity may "
-                                   "have changed",
-                                   who, v, failure.what(), fmt::join(stuck, ",")),
-                       v, false);
-      const std::string restored = v == 0   ? std::string("nothing was changed")
-                                   : v == 1 ? std::string("vcpu 0 restored")
-                                            : fmt::format("vcpus 0-{} restored", v - 1);
-      throw PinError(failure.code(), fmt::format("{}: pin failed at vcpu {}: {}; {}", who, v, failure.what(), restored),
-                     v, true);
-    }
+    validate_pin(host, domain, v, pin);
   }
-  return result;
+
+  using State = PinOutcome::State;
+  const std::vector<PinOutcome> outcomes = set_many(std::span<const VcpuPinOf>(pins), AfterFailure::stop);
+  const auto failed = std::find_if(outcomes.begin(), outcomes.end(), [](const PinOutcome& o) {
+    return o.state == State::failed || o.state == State::unknown;
+  });
+  if (failed == outcomes.end()) {
+    MatrixPinResult result{AffinityMatrix(domain.max_vcpus, host.cpu_universe()),
+                           AffinityMatrix(domain.max_vcpus, host.cpu_universe())};
+    for (unsigned v = 0; v < domain.max_vcpus; ++v) {
+      if (outcomes.at(v).state != State::applied)
+        throw Error(ErrorCode::internal, fmt::format("{}: vcpu {} was not pinned, and no error said why", who, v));
+      result.hard.set_row(v, outcomes[v].result.hard);
+      result.soft.set_row(v, outcomes[v].result.soft);
+    }
+    return result;
+  }
+
+  const auto v = static_cast<unsigned>(failed - outcomes.begin());
+  const Error& failure = *failed->error;
+  std::vector<VcpuPinOf> restores;
+  for (unsigned u = 0; u < outcomes.size(); ++u)
+    if (outcomes[u].state == State::applied || outcomes[u].state == State::unknown)
+      restores.push_back({u, VcpuPin{before.hard.row(u), before.soft.row(u), true}});
+  const std::vector<PinOutcome> undone = set_many(std::span<const VcpuPinOf>(restores), AfterFailure::go_on);
+  VcpuSet restored(domain.max_vcpus), stuck(domain.max_vcpus);
+  for (std::size_t i = 0; i < restores.size(); ++i)
+    (i < undone.size() && undone[i].state == State::applied ? restored : stuck).set(restores[i].vcpu);
+  if (!stuck.empty())
+    throw PinError(ErrorCode::internal,
+                   fmt::format("{}: pin failed at vcpu {} ({}) and restoring vcpus {} failed: their affinity may "
+                               "have changed",
+                               who, v, failure.what(), stuck.to_string()),
+                   v, false);
+  const std::size_t n = restored.count();
+  const std::string what = n == 0   ? std::string("nothing was changed")
+                           : n == 1 ? fmt::format("vcpu {} restored", restored.to_string())
+                                    : fmt::format("vcpus {} restored", restored.to_string());
+  throw PinError(failure.code(), fmt::format("{}: pin failed at vcpu {}: {}; {}", who, v, failure.what(), what), v,
+                 true);
 }
 
 }  // namespace detail

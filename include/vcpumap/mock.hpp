@@ -262,8 +262,11 @@ class MockHypervisor {
     begin_operation();
     DomainSnapshot before;
     read_vcpus(read_info(id), SnapshotScope::full, before);
-    return detail::apply_matrix_pin(host_, before, plan,
-                                    [&](unsigned vcpu, const VcpuPin& pin) { return set_affinity_call(id, vcpu, pin); });
+    return detail::apply_matrix_pin(
+        host_, before, plan, [&](std::span<const detail::VcpuPinOf> pins, detail::AfterFailure after) {
+          return detail::pin_one_by_one(pins, after,
+                                        [&](unsigned vcpu, const VcpuPin& pin) { return set_affinity_call(id, vcpu, pin); });
+        });
   }
 
   std::size_t last_call_count() const noexcept { return calls_last_; }

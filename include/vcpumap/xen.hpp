@@ -29,8 +29,10 @@
 //   snapshot_all(scope)    3 + ⌊N/1024⌋ + 1 + Σ 2V (or Σ V), and the vanished as above
 //   pin_vcpu               2 with a hard and a soft map (getdomaininfolist + setvcpuaffinity);
 //                          3 with one map (+ getvcpuaffinity: see PinResult below)
-//   pin_matrix             a full snapshot (the state it may roll back to) + V setvcpuaffinity
-//                          (+ k restores when it fails at vcpu k)
+//   pin_matrix             a full snapshot (the state it may roll back to) + ⌈V/256⌉
+//                          multicalls of setvcpuaffinity (one call per vcpu when multicall
+//                          is off or refused); a failure costs the restores: one more
+//                          multicall (or one call per changed vcpu)
 // Domain names come from xenstore (/local/domain/<id>/name), read over xenstored's unix
 // socket with a deadline (XenOptions::xenstore_timeout); they are not privileged calls and
 // are not counted. Without xenstored (or past the deadline) domain 0 is "Domain-0" and any
@@ -94,10 +96,10 @@ struct XenOptions {
   /// How long one operation may wait for xenstored in all; past it the remaining names
   /// fall back as if xenstored were not running.
   std::chrono::milliseconds xenstore_timeout{500};
-  /// Read a domain's vcpus in batches: up to 256 domctls (128 vcpus' getvcpuinfo and
-  /// getvcpuaffinity, or 256 getvcpuinfo) in one __HYPERVISOR_multicall. false: one call
-  /// per vcpu and per map read, as libxl does. When Xen refuses the first multicall the
-  /// object falls back to one call each, for good.
+  /// Read and pin vcpus in batches: up to 256 domctls (128 vcpus' getvcpuinfo and
+  /// getvcpuaffinity, 256 getvcpuinfo, or a matrix pin's 256 setvcpuaffinity) in one
+  /// __HYPERVISOR_multicall. false: one call per vcpu and per map, as libxl does. When Xen
+  /// refuses a first multicall the object falls back to one call each, for good.
   bool multicall = true;
 };
 

@@ -107,11 +107,15 @@ std::string_view hint(int err) {
   throw Error(code, fmt::format("{}: {}{}", what, errno_text(err), hint(err)));
 }
 
-/// A failed call about one domain: `who` names it ("domain 3 (xperf2)"), `what` the call.
-[[noreturn]] void raise_domain(int err, std::string_view who, std::string_view what) {
+/// The error of a failed call about one domain: `who` names it ("domain 3 (xperf2)"),
+/// `what` the call.
+Error domain_error(int err, std::string_view who, std::string_view what) {
   if (err == ESRCH)
-    throw Error(ErrorCode::not_found, fmt::format("{}: no such domain (it vanished: {}: {})", who, what, errno_text(err)));
-  throw Error(code_for(err), fmt::format("{}: {}: {}{}", who, what, errno_text(err), hint(err)));
+    return Error(ErrorCode::not_found, fmt::format("{}: no such domain (it vanished: {}: {})", who, what, errno_text(err)));
+  return Error(code_for(err), fmt::format("{}: {}: {}{}", who, what, errno_text(err), hint(err)));
+}
+[[noreturn]] void raise_domain(int err, std::string_view who, std::string_view what) {
+  throw domain_error(err, who, what);
 }
 
 [[noreturn]] void raise_missing(std::uint32_t id) {
@@ -730,7 +734,21 @@ struct XenHypervisor::Impl {
       if (!pin.soft) kept_soft = *current_soft;
     }
 
-    auto fill = [&](const CpuMap& map, std::vector<std::uint8_t>& buffer, std::string_view kind) {
+    std::fill(hard.begin(), hard.end(), 0);
+    std::fill(soft.begin(), soft.end(), 0);
+    const std::uint32_t flags = fill_pin(pin, who, vcpu, hard, soft);
+    ++calls.n;
+    errno = 0;
+    if (xc_vcpu_setaffinity(xch, id, static_cast<int>(vcpu), hard.data(), soft.data(), flags) != 0)
+      raise_domain(errno, who, fmt::format("vcpu {}: setting {} (xc_vcpu_setaffinity)", vcpu, describe(pin)));
+    return pin_result(host, who, vcpu, pin, hard, soft, kept_hard ? &*kept_hard : nullptr,
+                      kept_soft ? &*kept_soft : nullptr);
+  }
+
+  /// Writes a pin's maps into zeroed buffers of map_bytes; returns its XEN_VCPUAFFINITY_ flags.
+  std::uint32_t fill_pin(const VcpuPin& pin, std::string_view who, unsigned vcpu, std::span<std::uint8_t> hard,
+                         std::span<std::uint8_t> soft) const {
+    auto fill = [&](const CpuMap& map, std::span<std::uint8_t> buffer, std::string_view kind) {
       try {
         map.write_bytes(buffer);
       } catch (const Error&) {
@@ -739,8 +757,6 @@ struct XenHypervisor::Impl {
                                                              who, vcpu, kind, map, map_bytes * 8));
       }
     };
-    std::fill(hard.begin(), hard.end(), 0);
-    std::fill(soft.begin(), soft.end(), 0);
     std::uint32_t flags = 0;
     if (pin.hard) {
       fill(*pin.hard, hard, "hard");
@@ -751,11 +767,15 @@ struct XenHypervisor::Impl {
       flags |= XEN_VCPUAFFINITY_SOFT;
     }
     if (pin.force) flags |= XEN_VCPUAFFINITY_FORCE;
-    ++calls.n;
-    errno = 0;
-    if (xc_vcpu_setaffinity(xch, id, static_cast<int>(vcpu), hard.data(), soft.data(), flags) != 0)
-      raise_domain(errno, who, fmt::format("vcpu {}: setting {} (xc_vcpu_setaffinity)", vcpu, describe(pin)));
+    return flags;
+  }
 
+  /// The effective maps of an applied pin: what Xen wrote back for the maps the pin set,
+  /// and for a map it left alone that map (`kept_*`) as Xen would restrict it.
+  PinResult pin_result(const HostInfo& host, std::string_view who, unsigned vcpu, const VcpuPin& pin,
+                       std::span<const std::uint8_t> hard, std::span<const std::uint8_t> soft, const CpuMap* kept_hard,
+                       const CpuMap* kept_soft) const {
+    const std::size_t universe = host.cpu_universe();
     PinResult result;
     if (pin.hard) {
       result.hard = from_xen(hard, universe, who, vcpu, "hard");
@@ -770,6 +790,92 @@ struct XenHypervisor::Impl {
       result.soft.resize(universe);
     }
     return result;
+  }
+
+  /// A matrix pin's batch of pins of one domain as XEN_DOMCTL_setvcpuaffinity entries of
+  /// multicalls (up to domctls_per_multicall each), every map filled before the first one.
+  /// Xen runs every entry of a multicall, so pins after a failed one are applied too: each
+  /// outcome says what happened (a multicall that failed as a whole leaves its pins
+  /// unknown). Nothing when Xen refuses the first multicall: nothing was applied, and the
+  /// caller pins one by one.
+  std::optional<std::vector<detail::PinOutcome>> set_affinity_multicall(Calls& calls, const HostInfo& host,
+                                                                        const DomainSnapshot& before,
+                                                                        std::span<const detail::VcpuPinOf> pins) {
+    using State = detail::PinOutcome::State;
+    std::vector<detail::PinOutcome> out(pins.size());
+    if (pins.empty()) return out;
+    const std::string who = detail::describe(before.domain);
+    const std::uint32_t id = to_integer(before.domain.id);
+    const std::size_t batch = std::min(pins.size(), domctls_per_multicall);
+    const std::size_t map_stride = (map_bytes + 7) / 8 * 8;
+    const std::size_t domctl_offset = batch * sizeof(multicall_entry_t);
+    const std::size_t map_offset = domctl_offset + batch * sizeof(xen_domctl);
+    const std::size_t bytes = map_offset + 2 * batch * map_stride;
+    errno = 0;
+    HypercallBuffer buffer(xcall, bytes);
+    if (buffer.data() == nullptr)
+      throw Error(ErrorCode::internal, fmt::format("{}: no hypercall buffer of {} bytes (xencall_alloc_buffer): {}",
+                                                   who, bytes, errno_text(errno)));
+    auto* entry = reinterpret_cast<multicall_entry_t*>(buffer.data());
+    auto* op = reinterpret_cast<xen_domctl*>(buffer.data() + domctl_offset);
+    auto hard_map = [&](std::size_t i) { return std::span<std::uint8_t>(buffer.data() + map_offset + 2 * i * map_stride, map_bytes); };
+    auto soft_map = [&](std::size_t i) {
+      return std::span<std::uint8_t>(buffer.data() + map_offset + (2 * i + 1) * map_stride, map_bytes);
+    };
+    // Every map is checked (filled) once before anything is applied.
+    std::vector<std::uint8_t> scratch(2 * map_bytes);
+    for (const detail::VcpuPinOf& p : pins)
+      (void)fill_pin(p.pin, who, p.vcpu, {scratch.data(), map_bytes}, {scratch.data() + map_bytes, map_bytes});
+
+    for (std::size_t first = 0; first < pins.size(); first += batch) {
+      const std::size_t count = std::min(batch, pins.size() - first);
+      std::memset(buffer.data(), 0, bytes);
+      for (std::size_t i = 0; i < count; ++i) {
+        const detail::VcpuPinOf& p = pins[first + i];
+        xen_domctl& set = prepare_domctl(op[i], XEN_DOMCTL_setvcpuaffinity, id);
+        set.u.vcpuaffinity.vcpu = p.vcpu;
+        set.u.vcpuaffinity.flags = fill_pin(p.pin, who, p.vcpu, hard_map(i), soft_map(i));
+        set_xen_guest_handle_raw(set.u.vcpuaffinity.cpumap_hard.bitmap, hard_map(i).data());
+        set_xen_guest_handle_raw(set.u.vcpuaffinity.cpumap_soft.bitmap, soft_map(i).data());
+        set.u.vcpuaffinity.cpumap_hard.nr_bits = static_cast<std::uint32_t>(map_bytes * 8);
+        set.u.vcpuaffinity.cpumap_soft.nr_bits = static_cast<std::uint32_t>(map_bytes * 8);
+        entry[i].op = __HYPERVISOR_domctl;
+        entry[i].args[0] = reinterpret_cast<std::uintptr_t>(&op[i]);
+      }
+      ++calls.n;
+      errno = 0;
+      if (xencall2(xcall, __HYPERVISOR_multicall, reinterpret_cast<std::uintptr_t>(entry), count) != 0) {
+        const int err = errno;
+        if (first == 0 && refused(err)) return std::nullopt;
+        for (std::size_t i = 0; i < count; ++i) {
+          out[first + i].state = State::unknown;
+          out[first + i].error = domain_error(
+              err, who, fmt::format("vcpu {}: setting {} (multicall)", pins[first + i].vcpu, describe(pins[first + i].pin)));
+        }
+        continue;
+      }
+      for (std::size_t i = 0; i < count; ++i) {
+        const detail::VcpuPinOf& p = pins[first + i];
+        detail::PinOutcome& o = out[first + i];
+        const auto result = static_cast<long>(entry[i].result);
+        if (result != 0) {
+          const int err = result < 0 && result > -4096 ? static_cast<int>(-result) : EIO;
+          o.state = State::failed;
+          o.error = domain_error(err, who, fmt::format("vcpu {}: setting {} (XEN_DOMCTL_setvcpuaffinity in a multicall)",
+                                                       p.vcpu, describe(p.pin)));
+          continue;
+        }
+        const CpuMap kept_hard = before.hard.row(p.vcpu), kept_soft = before.soft.row(p.vcpu);
+        try {
+          o.result = pin_result(host, who, p.vcpu, p.pin, hard_map(i), soft_map(i), &kept_hard, &kept_soft);
+          o.state = State::applied;
+        } catch (const Error& e) {  // applied, but Xen's reply is unreadable
+          o.state = State::unknown;
+          o.error = e;
+        }
+      }
+    }
+    return out;
   }
 };
 
@@ -951,11 +1057,16 @@ MatrixPinResult XenHypervisor::pin_matrix(DomainId domain, const MatrixPin& plan
   const DomainInfo info = im.require_domain(op.calls, domain, xenstore);
   DomainSnapshot before;
   im.read_vcpus(op.calls, *host, info, SnapshotScope::full, before);
-  return detail::apply_matrix_pin(*host, before, plan, [&](unsigned vcpu, const VcpuPin& pin) {
-    const CpuMap hard = before.hard.row(vcpu);
-    const CpuMap soft = before.soft.row(vcpu);
-    return im.set_affinity(op.calls, *host, before.domain, vcpu, pin, &hard, &soft);
-  });
+  auto set_many = [&](std::span<const detail::VcpuPinOf> pins, detail::AfterFailure after) {
+    if (im.multicall_usable())
+      if (auto outcomes = im.set_affinity_multicall(op.calls, *host, before, pins)) return std::move(*outcomes);
+    return detail::pin_one_by_one(pins, after, [&](unsigned vcpu, const VcpuPin& pin) {
+      const CpuMap hard = before.hard.row(vcpu);
+      const CpuMap soft = before.soft.row(vcpu);
+      return im.set_affinity(op.calls, *host, before.domain, vcpu, pin, &hard, &soft);
+    });
+  };
+  return detail::apply_matrix_pin(*host, before, plan, set_many);
 }
 
 std::size_t XenHypervisor::last_call_count() const noexcept {

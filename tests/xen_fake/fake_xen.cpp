@@ -129,6 +129,34 @@ std::vector<bool> intersect(const std::vector<bool>& a, const std::vector<bool>&
 }
 bool any(const std::vector<bool>& map) { return std::find(map.begin(), map.end(), true) != map.end(); }
 
+/// XEN_DOMCTL_setvcpuaffinity: sets the maps `flags` name from the buffers (of the given
+/// sizes in bytes), writes the effective ones back into them; 0 or an errno.
+int set_affinity(std::uint32_t domid, std::uint32_t vcpu, std::uint32_t flags, std::uint8_t* hard_inout,
+                 std::uint8_t* soft_inout, std::size_t hard_bytes, std::size_t soft_bytes) {
+  State& s = state();
+  s.last_flags = flags;
+  Domain* d = nullptr;
+  Vcpu* v = nullptr;
+  if (int err = find_vcpu(domid, vcpu, &d, &v)) return err;
+  const std::uint32_t known = XEN_VCPUAFFINITY_HARD | XEN_VCPUAFFINITY_SOFT | XEN_VCPUAFFINITY_FORCE;
+  if ((flags & (XEN_VCPUAFFINITY_HARD | XEN_VCPUAFFINITY_SOFT)) == 0 || (flags & ~known) != 0) return EINVAL;
+  if ((flags & XEN_VCPUAFFINITY_HARD && hard_inout == nullptr) || (flags & XEN_VCPUAFFINITY_SOFT && soft_inout == nullptr))
+    return EINVAL;
+  const std::vector<bool> pool = d->pool.empty() ? online_cpus(s) : d->pool;
+  std::vector<bool> hard = v->hard;
+  if (flags & XEN_VCPUAFFINITY_HARD) {
+    const std::vector<bool> hard_in = read_map(hard_inout, hard_bytes);
+    if (!any(intersect(hard_in, pool))) return EINVAL;
+    hard = hard_in;
+  }
+  v->hard = hard;
+  if (flags & XEN_VCPUAFFINITY_SOFT) v->soft = read_map(soft_inout, soft_bytes);
+  // Xen 4.17 reports back the effective maps of the flags it was given only.
+  if (flags & XEN_VCPUAFFINITY_HARD) write_map(intersect(hard, pool), hard_inout, hard_bytes);
+  if (flags & XEN_VCPUAFFINITY_SOFT) write_map(intersect(intersect(v->soft, pool), hard), soft_inout, soft_bytes);
+  return 0;
+}
+
 __attribute__((format(printf, 2, 3))) void log_error(xentoollog_logger* logger, const char* format, ...) {
   if (logger == nullptr || logger->vmessage == nullptr) return;
   va_list args;
@@ -532,28 +560,13 @@ int xc_vcpu_getaffinity(xc_interface*, uint32_t domid, int vcpu, xc_cpumap_t cpu
 int xc_vcpu_setaffinity(xc_interface*, uint32_t domid, int vcpu, xc_cpumap_t cpumap_hard_inout,
                         xc_cpumap_t cpumap_soft_inout, uint32_t flags) {
   std::lock_guard lock(mutex());
-  State& s = state();
   if (enter(Call::setvcpuaffinity, domid, static_cast<std::uint32_t>(vcpu))) return -1;
-  s.last_flags = flags;
-  Domain* d = nullptr;
-  Vcpu* v = nullptr;
   if (vcpu < 0) return fail(EINVAL);
-  if (int err = find_vcpu(domid, static_cast<std::uint32_t>(vcpu), &d, &v)) return fail(err);
-  const std::size_t bytes = map_bytes(s);
   // libxenctrl bounces both buffers in and out, whatever the flags.
-  const std::vector<bool> hard_in = read_map(cpumap_hard_inout, bytes);
-  const std::vector<bool> soft_in = read_map(cpumap_soft_inout, bytes);
-  const std::vector<bool> pool = d->pool.empty() ? online_cpus(s) : d->pool;
-  std::vector<bool> hard = v->hard;
-  if (flags & XEN_VCPUAFFINITY_HARD) {
-    if (!any(intersect(hard_in, pool))) return fail(EINVAL);
-    hard = hard_in;
-  }
-  v->hard = hard;
-  if (flags & XEN_VCPUAFFINITY_SOFT) v->soft = soft_in;
-  // Xen 4.17 reports back the effective maps of the flags it was given only.
-  if (flags & XEN_VCPUAFFINITY_HARD) write_map(intersect(hard, pool), cpumap_hard_inout, bytes);
-  if (flags & XEN_VCPUAFFINITY_SOFT) write_map(intersect(intersect(v->soft, pool), hard), cpumap_soft_inout, bytes);
+  const std::size_t bytes = map_bytes(state());
+  if (int err = set_affinity(domid, static_cast<std::uint32_t>(vcpu), flags, cpumap_hard_inout, cpumap_soft_inout,
+                             bytes, bytes))
+    return fail(err);
   return 0;
 }
 
@@ -609,6 +622,12 @@ static long multicall_entry(const multicall_entry_t& entry) {
       if (aff.flags & XEN_VCPUAFFINITY_HARD) write_map(v->hard, aff.cpumap_hard.bitmap.p, aff.cpumap_hard.nr_bits / 8);
       if (aff.flags & XEN_VCPUAFFINITY_SOFT) write_map(v->soft, aff.cpumap_soft.bitmap.p, aff.cpumap_soft.nr_bits / 8);
       return 0;
+    }
+    case XEN_DOMCTL_setvcpuaffinity: {
+      xen_domctl_vcpuaffinity& aff = op->u.vcpuaffinity;
+      if (enter(Call::setvcpuaffinity, op->domain, aff.vcpu, true)) return -errno;
+      return -set_affinity(op->domain, aff.vcpu, aff.flags, aff.cpumap_hard.bitmap.p, aff.cpumap_soft.bitmap.p,
+                           aff.cpumap_hard.nr_bits / 8, aff.cpumap_soft.nr_bits / 8);
     }
     default:
       return -ENOSYS;

@@ -20,7 +20,8 @@
 // - __HYPERVISOR_multicall (xencall2 on xc_interface_xcall_handle's handle, buffers from
 //   xencall_alloc_buffer): runs every entry, stores each one's return value (0 or -errno)
 //   in its `result`, returns 0. Entries: XEN_DOMCTL_getvcpuinfo (fills the domctl) and
-//   XEN_DOMCTL_getvcpuaffinity (fills nr_bits/8 bytes of each flagged bitmap); any other
+//   XEN_DOMCTL_getvcpuaffinity (fills nr_bits/8 bytes of each flagged bitmap),
+//   XEN_DOMCTL_setvcpuaffinity (as setvcpuaffinity above, on nr_bits/8 bytes); any other
 //   op or command, or a domctl of another interface version (-EACCES), fails alone.
 // Every function takes one recursive lock, so the fake may be called from several threads
 // and hooks may change the host.

@@ -942,3 +942,99 @@ TEST_CASE("multicall: failures inside are the domain's, named by vcpu; a refused
   }
   CHECK(fake_xen::open_buffers() == 0);
 }
+
+TEST_CASE("multicall: a whole-matrix pin in one multicall; a failure restores every vcpu it changed") {
+  fake_xen::reset(8);
+  auto& d = fake_xen::add_domain(3, 4, "xperf2");
+  for (std::size_t v = 0; v < 4; ++v) d.vcpus[v].hard = fake_xen::cpus({v});
+  d.vcpus[1].soft = fake_xen::cpus({1, 2});
+  XenHypervisor xen;
+  const DomainSnapshot before = xen.snapshot(DomainId{3});
+  MatrixPin plan;
+  plan.hard = AffinityMatrix(4, 8);
+  plan.soft = AffinityMatrix(4, 8);
+  for (unsigned v = 0; v < 4; ++v) {
+    plan.hard->set_row(v, cpus(8, "4-7"));
+    plan.soft->set_row(v, cpus(8, "5"));
+  }
+  auto unchanged = [&] {
+    const DomainSnapshot after = xen.snapshot(DomainId{3});
+    return after.hard == before.hard && after.soft == before.soft;
+  };
+
+  SECTION("success: domain info, one multicall to read, one to pin") {
+    fake_xen::reset_counts();
+    const MatrixPinResult r = xen.pin_matrix(DomainId{3}, plan);
+    CHECK(xen.last_call_count() == 1 + 1 + 1);
+    CHECK(fake_xen::calls(Call::multicall) == 2);
+    CHECK(fake_xen::calls(Call::setvcpuaffinity) == 4);
+    CHECK(r.hard == *plan.hard);
+    CHECK(r.soft == *plan.soft);
+    CHECK(xen.snapshot(DomainId{3}).hard == *plan.hard);
+  }
+  SECTION("hard only, a CPU offline: Xen's effective maps, the soft ones from the snapshot") {
+    plan.soft.reset();
+    fake_xen::host().cpus[7].online = false;
+    xen.host_info();
+    const MatrixPinResult r = xen.pin_matrix(DomainId{3}, plan);
+    CHECK(fake_xen::last_setaffinity_flags() == flag_hard);
+    CHECK(r.hard.row(0) == cpus(8, "4-6"));
+    CHECK(r.soft.row(0) == cpus(8, "4-6"));
+    CHECK(r.soft.row(1) == CpuMap(8));
+  }
+  SECTION("failure at vcpu 2: Xen applied 0, 1 and 3; all three restored in one more multicall") {
+    fake_xen::inject({Call::setvcpuaffinity, 3, 2, EBUSY});
+    fake_xen::reset_counts();
+    auto e = pin_error_of([&] { xen.pin_matrix(DomainId{3}, plan); });
+    REQUIRE(e);
+    CHECK(e->code() == ErrorCode::busy);
+    CHECK(e->failed_vcpu() == 2);
+    CHECK(e->rolled_back());
+    CHECK(contains(e->what(), "pin failed at vcpu 2"));
+    CHECK(contains(e->what(), "XEN_DOMCTL_setvcpuaffinity in a multicall"));
+    CHECK(contains(e->what(), "vcpus 0-1,3 restored"));
+    CHECK(xen.last_call_count() == 1 + 1 + 1 + 1);
+    CHECK(fake_xen::calls(Call::setvcpuaffinity) == 4 + 3);
+    CHECK(fake_xen::last_setaffinity_flags() == (flag_hard | flag_soft | flag_force));
+    CHECK(unchanged());
+  }
+  SECTION("a restore failing too: internal, the vcpus left changed named") {
+    fake_xen::inject({Call::setvcpuaffinity, 3, 2, EBUSY});
+    fake_xen::inject({Call::setvcpuaffinity, 3, 3, EIO, 1});  // vcpu 3's restore
+    auto e = pin_error_of([&] { xen.pin_matrix(DomainId{3}, plan); });
+    REQUIRE(e);
+    CHECK(e->code() == ErrorCode::internal);
+    CHECK_FALSE(e->rolled_back());
+    CHECK(contains(e->what(), "restoring vcpus 3 failed"));
+    CHECK(fake_map(fake_xen::domain(3).vcpus[0].hard, 8) == cpus(8, "0"));  // the others were restored
+    CHECK(fake_map(fake_xen::domain(3).vcpus[3].hard, 8) == cpus(8, "4-7"));
+  }
+  SECTION("the pin's multicall failing as a whole: every vcpu restored, whatever Xen did") {
+    fake_xen::inject({Call::multicall, std::nullopt, std::nullopt, EIO, 1});  // the 2nd: the pins
+    auto e = pin_error_of([&] { xen.pin_matrix(DomainId{3}, plan); });
+    REQUIRE(e);
+    CHECK(e->code() == ErrorCode::internal);
+    CHECK(e->failed_vcpu() == 0);
+    CHECK(e->rolled_back());
+    CHECK(contains(e->what(), "vcpus 0-3 restored"));
+    CHECK(unchanged());
+  }
+  SECTION("Xen refusing the pin's multicall: one call per vcpu instead, the same result") {
+    fake_xen::inject({Call::multicall, std::nullopt, std::nullopt, ENOSYS, 1});
+    const MatrixPinResult r = xen.pin_matrix(DomainId{3}, plan);
+    CHECK(xen.last_call_count() == 1 + 1 + 1 + 4);
+    CHECK(r.hard == *plan.hard);
+    CHECK(xen.snapshot(DomainId{3}).hard == *plan.hard);
+  }
+  SECTION("300 vcpus: pinned by two multicalls (256 + 44)") {
+    fake_xen::add_domain(4, 300, "wide");
+    MatrixPin wide;
+    wide.hard = AffinityMatrix(300, 8);
+    for (unsigned v = 0; v < 300; ++v) wide.hard->set(v, v % 8);
+    const MatrixPinResult r = xen.pin_matrix(DomainId{4}, wide);
+    CHECK(xen.last_call_count() == 1 + 3 + 2);
+    CHECK(r.hard == *wide.hard);
+    CHECK(xen.snapshot(DomainId{4}).hard == *wide.hard);
+  }
+  CHECK(fake_xen::open_buffers() == 0);
+}
