@@ -289,32 +289,74 @@ class Operation {
 /// one physinfo the first time; the first construction in a process counts that call.
 std::atomic<bool> max_cpus_cached{false};
 
-/// Hypercall-safe memory from libxencall (locked, never paged out: Xen writes into it),
-/// released on scope exit.
-class HypercallBuffer {
+/// The memory of one __HYPERVISOR_multicall of domctls, in one hypercall buffer from
+/// libxencall (locked, never paged out: Xen writes into it), freed on scope exit: up to
+/// `entries` multicall entries, a xen_domctl each, and `map_pairs` pairs of CPU maps
+/// (hard, soft) of `map_bytes` for the vcpuaffinity domctls.
+class DomctlBatch {
  public:
-  HypercallBuffer(xencall_handle* xcall, std::size_t bytes)
-      : xcall_(xcall), data_(static_cast<std::uint8_t*>(xencall_alloc_buffer(xcall, bytes))) {}
-  ~HypercallBuffer() {
-    if (data_ != nullptr) xencall_free_buffer(xcall_, data_);
+  DomctlBatch(xencall_handle* xcall, std::size_t entries, std::size_t map_pairs, std::size_t map_bytes)
+      : xcall_(xcall),
+        map_bytes_(map_bytes),
+        map_stride_((map_bytes + 7) / 8 * 8),
+        domctl_offset_(entries * sizeof(multicall_entry_t)),
+        map_offset_(domctl_offset_ + entries * sizeof(xen_domctl)),
+        bytes_(map_offset_ + 2 * map_pairs * map_stride_) {
+    errno = 0;
+    data_ = static_cast<std::uint8_t*>(xencall_alloc_buffer(xcall, bytes_));
+    if (data_ == nullptr)
+      throw Error(ErrorCode::internal, fmt::format("no hypercall buffer of {} bytes (xencall_alloc_buffer): {}",
+                                                   bytes_, errno_text(errno)));
   }
-  HypercallBuffer(const HypercallBuffer&) = delete;
-  HypercallBuffer& operator=(const HypercallBuffer&) = delete;
-  std::uint8_t* data() const noexcept { return data_; }
+  ~DomctlBatch() { xencall_free_buffer(xcall_, data_); }
+  DomctlBatch(const DomctlBatch&) = delete;
+  DomctlBatch& operator=(const DomctlBatch&) = delete;
+
+  /// Clears everything: a debug Xen scribbles over the entries it ran.
+  void clear() { std::memset(data_, 0, bytes_); }
+  /// Entry i: a domctl `cmd` about `domain`, filled as libxenctrl's do_domctl does.
+  xen_domctl& add(std::size_t i, std::uint32_t cmd, std::uint32_t domain) {
+    xen_domctl& op = domctl(i);
+    op.cmd = cmd;
+    op.interface_version = XEN_DOMCTL_INTERFACE_VERSION;
+    op.domain = static_cast<domid_t>(domain);
+    entry(i).op = __HYPERVISOR_domctl;
+    entry(i).args[0] = reinterpret_cast<std::uintptr_t>(&op);
+    return op;
+  }
+  /// Points a vcpuaffinity domctl at map pair k (xenctrl.h's set_xen_guest_handle wants
+  /// its own buffer type: the arch's raw form here).
+  void use_maps(xen_domctl_vcpuaffinity& aff, std::size_t k) {
+    set_xen_guest_handle_raw(aff.cpumap_hard.bitmap, hard_map(k).data());
+    set_xen_guest_handle_raw(aff.cpumap_soft.bitmap, soft_map(k).data());
+    aff.cpumap_hard.nr_bits = aff.cpumap_soft.nr_bits = static_cast<std::uint32_t>(map_bytes_ * 8);
+  }
+  std::span<std::uint8_t> hard_map(std::size_t k) { return {data_ + map_offset_ + 2 * k * map_stride_, map_bytes_}; }
+  std::span<std::uint8_t> soft_map(std::size_t k) {
+    return {data_ + map_offset_ + (2 * k + 1) * map_stride_, map_bytes_};
+  }
+  xen_domctl& domctl(std::size_t i) { return reinterpret_cast<xen_domctl*>(data_ + domctl_offset_)[i]; }
+
+  /// Runs entries 0..n-1 in one multicall: 0, or the errno of the multicall itself.
+  int run(std::size_t n) {
+    errno = 0;
+    if (xencall2(xcall_, __HYPERVISOR_multicall, reinterpret_cast<std::uintptr_t>(&entry(0)), n) == 0) return 0;
+    return errno != 0 ? errno : EIO;
+  }
+  /// The errno entry i returned (Xen stores each entry's return value), 0 when it succeeded.
+  int error(std::size_t i) {
+    const auto result = static_cast<long>(entry(i).result);
+    if (result == 0) return 0;
+    return result < 0 && result > -4096 ? static_cast<int>(-result) : EIO;
+  }
 
  private:
-  xencall_handle* xcall_;
-  std::uint8_t* data_;
-};
+  multicall_entry_t& entry(std::size_t i) { return reinterpret_cast<multicall_entry_t*>(data_)[i]; }
 
-/// One domctl of a multicall, filled as libxenctrl's do_domctl does.
-xen_domctl& prepare_domctl(xen_domctl& op, std::uint32_t cmd, std::uint32_t domain) {
-  std::memset(&op, 0, sizeof op);
-  op.cmd = cmd;
-  op.interface_version = XEN_DOMCTL_INTERFACE_VERSION;
-  op.domain = static_cast<domid_t>(domain);
-  return op;
-}
+  xencall_handle* xcall_;
+  std::size_t map_bytes_, map_stride_, domctl_offset_, map_offset_, bytes_;
+  std::uint8_t* data_ = nullptr;
+};
 
 }  // namespace
 
@@ -606,21 +648,7 @@ struct XenHypervisor::Impl {
     const bool affinity = reads.front().into->scope == SnapshotScope::full;
     const std::size_t per_vcpu = affinity ? 2 : 1;
     const std::size_t batch = std::min(total, domctls_per_multicall / per_vcpu);
-    const std::size_t entries = batch * per_vcpu;
-    const std::size_t map_stride = (map_bytes + 7) / 8 * 8;
-    const std::size_t domctl_offset = entries * sizeof(multicall_entry_t);
-    const std::size_t map_offset = domctl_offset + entries * sizeof(xen_domctl);
-    const std::size_t bytes = map_offset + (affinity ? 2 * batch * map_stride : 0);
-    errno = 0;
-    HypercallBuffer buffer(xcall, bytes);
-    if (buffer.data() == nullptr)
-      throw Error(ErrorCode::internal,
-                  fmt::format("no hypercall buffer of {} bytes (xencall_alloc_buffer): {}", bytes, errno_text(errno)));
-    auto* entry = reinterpret_cast<multicall_entry_t*>(buffer.data());
-    auto* op = reinterpret_cast<xen_domctl*>(buffer.data() + domctl_offset);
-    std::uint8_t* maps = buffer.data() + map_offset;
-    auto hard_map = [&](std::size_t i) { return maps + 2 * i * map_stride; };
-    auto soft_map = [&](std::size_t i) { return maps + (2 * i + 1) * map_stride; };
+    DomctlBatch mc(xcall, batch * per_vcpu, affinity ? batch : 0, map_bytes);
 
     struct Slot {  // the vcpu an entry (or pair of entries) reads
       DomainRead* read;
@@ -636,32 +664,19 @@ struct XenHypervisor::Impl {
         while (v >= reads[r].into->vcpus.size()) ++r, v = 0;
         slots[count] = {&reads[r], v++};
       }
-      std::memset(entry, 0, count * per_vcpu * sizeof(multicall_entry_t));  // debug Xens scribble on them
-      if (affinity) std::memset(maps, 0, 2 * count * map_stride);
+      mc.clear();
       for (std::size_t i = 0; i < count; ++i) {
         const std::uint32_t id = to_integer(slots[i].read->into->domain.id);
-        xen_domctl& info = prepare_domctl(op[i * per_vcpu], XEN_DOMCTL_getvcpuinfo, id);
-        info.u.getvcpuinfo.vcpu = slots[i].vcpu;
+        mc.add(i * per_vcpu, XEN_DOMCTL_getvcpuinfo, id).u.getvcpuinfo.vcpu = slots[i].vcpu;
         if (affinity) {
-          xen_domctl& aff = prepare_domctl(op[i * 2 + 1], XEN_DOMCTL_getvcpuaffinity, id);
-          aff.u.vcpuaffinity.vcpu = slots[i].vcpu;
-          aff.u.vcpuaffinity.flags = XEN_VCPUAFFINITY_HARD | XEN_VCPUAFFINITY_SOFT;
-          // The arch's raw form: xenctrl.h's set_xen_guest_handle wants its own buffer type.
-          set_xen_guest_handle_raw(aff.u.vcpuaffinity.cpumap_hard.bitmap, hard_map(i));
-          set_xen_guest_handle_raw(aff.u.vcpuaffinity.cpumap_soft.bitmap, soft_map(i));
-          aff.u.vcpuaffinity.cpumap_hard.nr_bits = static_cast<std::uint32_t>(map_bytes * 8);
-          aff.u.vcpuaffinity.cpumap_soft.nr_bits = static_cast<std::uint32_t>(map_bytes * 8);
+          xen_domctl_vcpuaffinity& aff = mc.add(i * 2 + 1, XEN_DOMCTL_getvcpuaffinity, id).u.vcpuaffinity;
+          aff.vcpu = slots[i].vcpu;
+          aff.flags = XEN_VCPUAFFINITY_HARD | XEN_VCPUAFFINITY_SOFT;
+          mc.use_maps(aff, i);
         }
       }
-      const std::size_t n = count * per_vcpu;
-      for (std::size_t j = 0; j < n; ++j) {
-        entry[j].op = __HYPERVISOR_domctl;
-        entry[j].args[0] = reinterpret_cast<std::uintptr_t>(&op[j]);
-      }
       ++calls.n;
-      errno = 0;
-      if (xencall2(xcall, __HYPERVISOR_multicall, reinterpret_cast<std::uintptr_t>(entry), n) != 0) {
-        const int err = errno;
+      if (const int err = mc.run(count * per_vcpu)) {
         if (!any_succeeded && refused(err)) return false;
         const Slot &a = slots[0], &b = slots[count - 1];
         const std::string what = fmt::format("reading their state{} (multicall)", affinity ? " and affinity" : "");
@@ -673,12 +688,11 @@ struct XenHypervisor::Impl {
         const unsigned vcpu = slots[i].vcpu;
         if (d.vanished) continue;
         for (std::size_t k = 0; k < per_vcpu && !d.vanished; ++k) {
-          const auto result = static_cast<long>(entry[i * per_vcpu + k].result);
-          if (result == 0) {
+          const int err = mc.error(i * per_vcpu + k);
+          if (err == 0) {
             any_succeeded = true;
             continue;
           }
-          const int err = result < 0 && result > -4096 ? static_cast<int>(-result) : EIO;
           const std::string what =
               k == 0 ? fmt::format("vcpu {}: reading its state (XEN_DOMCTL_getvcpuinfo in a multicall)", vcpu)
                      : fmt::format("vcpu {}: reading its affinity (XEN_DOMCTL_getvcpuaffinity in a multicall)", vcpu);
@@ -693,12 +707,12 @@ struct XenHypervisor::Impl {
         }
         if (d.vanished) continue;
         DomainSnapshot& s = *d.into;
-        const xen_domctl_getvcpuinfo& vi = op[i * per_vcpu].u.getvcpuinfo;
+        const xen_domctl_getvcpuinfo& vi = mc.domctl(i * per_vcpu).u.getvcpuinfo;
         s.vcpus[vcpu] =
             metrics_of(vcpu, vi.online != 0, vi.running != 0, vi.blocked != 0, vi.cpu_time, vi.cpu, universe);
         if (affinity) {
-          s.hard.set_row(vcpu, from_xen({hard_map(i), map_bytes}, universe, d.who, vcpu, "hard"));
-          s.soft.set_row(vcpu, from_xen({soft_map(i), map_bytes}, universe, d.who, vcpu, "soft"));
+          s.hard.set_row(vcpu, from_xen(mc.hard_map(i), universe, d.who, vcpu, "hard"));
+          s.soft.set_row(vcpu, from_xen(mc.soft_map(i), universe, d.who, vcpu, "soft"));
         }
       }
       done += count;
@@ -807,21 +821,7 @@ struct XenHypervisor::Impl {
     const std::string who = detail::describe(before.domain);
     const std::uint32_t id = to_integer(before.domain.id);
     const std::size_t batch = std::min(pins.size(), domctls_per_multicall);
-    const std::size_t map_stride = (map_bytes + 7) / 8 * 8;
-    const std::size_t domctl_offset = batch * sizeof(multicall_entry_t);
-    const std::size_t map_offset = domctl_offset + batch * sizeof(xen_domctl);
-    const std::size_t bytes = map_offset + 2 * batch * map_stride;
-    errno = 0;
-    HypercallBuffer buffer(xcall, bytes);
-    if (buffer.data() == nullptr)
-      throw Error(ErrorCode::internal, fmt::format("{}: no hypercall buffer of {} bytes (xencall_alloc_buffer): {}",
-                                                   who, bytes, errno_text(errno)));
-    auto* entry = reinterpret_cast<multicall_entry_t*>(buffer.data());
-    auto* op = reinterpret_cast<xen_domctl*>(buffer.data() + domctl_offset);
-    auto hard_map = [&](std::size_t i) { return std::span<std::uint8_t>(buffer.data() + map_offset + 2 * i * map_stride, map_bytes); };
-    auto soft_map = [&](std::size_t i) {
-      return std::span<std::uint8_t>(buffer.data() + map_offset + (2 * i + 1) * map_stride, map_bytes);
-    };
+    DomctlBatch mc(xcall, batch, batch, map_bytes);
     // Every map is checked (filled) once before anything is applied.
     std::vector<std::uint8_t> scratch(2 * map_bytes);
     for (const detail::VcpuPinOf& p : pins)
@@ -829,37 +829,29 @@ struct XenHypervisor::Impl {
 
     for (std::size_t first = 0; first < pins.size(); first += batch) {
       const std::size_t count = std::min(batch, pins.size() - first);
-      std::memset(buffer.data(), 0, bytes);
+      mc.clear();
       for (std::size_t i = 0; i < count; ++i) {
         const detail::VcpuPinOf& p = pins[first + i];
-        xen_domctl& set = prepare_domctl(op[i], XEN_DOMCTL_setvcpuaffinity, id);
-        set.u.vcpuaffinity.vcpu = p.vcpu;
-        set.u.vcpuaffinity.flags = fill_pin(p.pin, who, p.vcpu, hard_map(i), soft_map(i));
-        set_xen_guest_handle_raw(set.u.vcpuaffinity.cpumap_hard.bitmap, hard_map(i).data());
-        set_xen_guest_handle_raw(set.u.vcpuaffinity.cpumap_soft.bitmap, soft_map(i).data());
-        set.u.vcpuaffinity.cpumap_hard.nr_bits = static_cast<std::uint32_t>(map_bytes * 8);
-        set.u.vcpuaffinity.cpumap_soft.nr_bits = static_cast<std::uint32_t>(map_bytes * 8);
-        entry[i].op = __HYPERVISOR_domctl;
-        entry[i].args[0] = reinterpret_cast<std::uintptr_t>(&op[i]);
+        xen_domctl_vcpuaffinity& set = mc.add(i, XEN_DOMCTL_setvcpuaffinity, id).u.vcpuaffinity;
+        set.vcpu = p.vcpu;
+        set.flags = fill_pin(p.pin, who, p.vcpu, mc.hard_map(i), mc.soft_map(i));
+        mc.use_maps(set, i);
       }
       ++calls.n;
-      errno = 0;
-      if (xencall2(xcall, __HYPERVISOR_multicall, reinterpret_cast<std::uintptr_t>(entry), count) != 0) {
-        const int err = errno;
+      if (const int err = mc.run(count)) {
         if (first == 0 && refused(err)) return std::nullopt;
         for (std::size_t i = 0; i < count; ++i) {
+          const detail::VcpuPinOf& p = pins[first + i];
           out[first + i].state = State::unknown;
-          out[first + i].error = domain_error(
-              err, who, fmt::format("vcpu {}: setting {} (multicall)", pins[first + i].vcpu, describe(pins[first + i].pin)));
+          out[first + i].error =
+              domain_error(err, who, fmt::format("vcpu {}: setting {} (multicall)", p.vcpu, describe(p.pin)));
         }
         continue;
       }
       for (std::size_t i = 0; i < count; ++i) {
         const detail::VcpuPinOf& p = pins[first + i];
         detail::PinOutcome& o = out[first + i];
-        const auto result = static_cast<long>(entry[i].result);
-        if (result != 0) {
-          const int err = result < 0 && result > -4096 ? static_cast<int>(-result) : EIO;
+        if (const int err = mc.error(i)) {
           o.state = State::failed;
           o.error = domain_error(err, who, fmt::format("vcpu {}: setting {} (XEN_DOMCTL_setvcpuaffinity in a multicall)",
                                                        p.vcpu, describe(p.pin)));
@@ -867,7 +859,7 @@ struct XenHypervisor::Impl {
         }
         const CpuMap kept_hard = before.hard.row(p.vcpu), kept_soft = before.soft.row(p.vcpu);
         try {
-          o.result = pin_result(host, who, p.vcpu, p.pin, hard_map(i), soft_map(i), &kept_hard, &kept_soft);
+          o.result = pin_result(host, who, p.vcpu, p.pin, mc.hard_map(i), mc.soft_map(i), &kept_hard, &kept_soft);
           o.state = State::applied;
         } catch (const Error& e) {  // applied, but Xen's reply is unreadable
           o.state = State::unknown;

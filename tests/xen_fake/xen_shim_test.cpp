@@ -63,6 +63,26 @@ CpuMap fake_map(const std::vector<bool>& bits, std::size_t universe) {
   return m;
 }
 
+/// The matrix-pin tests' host: 8 CPUs, xperf2 (domain 3) with vcpu v pinned to CPU v and
+/// vcpu 1's soft affinity 1-2.
+void add_pinned_xperf2() {
+  fake_xen::reset(8);
+  auto& d = fake_xen::add_domain(3, 4, "xperf2");
+  for (std::size_t v = 0; v < 4; ++v) d.vcpus[v].hard = fake_xen::cpus({v});
+  d.vcpus[1].soft = fake_xen::cpus({1, 2});
+}
+/// Their plan: every vcpu of xperf2 to CPUs 4-7, soft 5.
+MatrixPin move_to_4_7() {
+  MatrixPin plan;
+  plan.hard = AffinityMatrix(4, 8);
+  plan.soft = AffinityMatrix(4, 8);
+  for (unsigned v = 0; v < 4; ++v) {
+    plan.hard->set_row(v, cpus(8, "4-7"));
+    plan.soft->set_row(v, cpus(8, "5"));
+  }
+  return plan;
+}
+
 }  // namespace
 
 TEST_CASE("constructor: an unusable interface is hypervisor_unavailable, quietly, naming what to check") {
@@ -641,19 +661,10 @@ TEST_CASE("pin_vcpu: validated before any call; the effective maps Xen writes ba
 }
 
 TEST_CASE("pin_matrix: all or nothing; a failure at vcpu k restores vcpus 0..k-1") {
-  fake_xen::reset(8);
-  auto& d = fake_xen::add_domain(3, 4, "xperf2");
-  for (std::size_t v = 0; v < 4; ++v) d.vcpus[v].hard = fake_xen::cpus({v});
-  d.vcpus[1].soft = fake_xen::cpus({1, 2});
+  add_pinned_xperf2();
   XenHypervisor xen(per_call);
   const DomainSnapshot before = xen.snapshot(DomainId{3});
-  MatrixPin plan;
-  plan.hard = AffinityMatrix(4, 8);
-  plan.soft = AffinityMatrix(4, 8);
-  for (unsigned v = 0; v < 4; ++v) {
-    plan.hard->set_row(v, cpus(8, "4-7"));
-    plan.soft->set_row(v, cpus(8, "5"));
-  }
+  MatrixPin plan = move_to_4_7();
 
   SECTION("success: 1 + 2V + V calls, the effective matrices") {
     fake_xen::reset_counts();
@@ -944,19 +955,10 @@ TEST_CASE("multicall: failures inside are the domain's, named by vcpu; a refused
 }
 
 TEST_CASE("multicall: a whole-matrix pin in one multicall; a failure restores every vcpu it changed") {
-  fake_xen::reset(8);
-  auto& d = fake_xen::add_domain(3, 4, "xperf2");
-  for (std::size_t v = 0; v < 4; ++v) d.vcpus[v].hard = fake_xen::cpus({v});
-  d.vcpus[1].soft = fake_xen::cpus({1, 2});
+  add_pinned_xperf2();
   XenHypervisor xen;
   const DomainSnapshot before = xen.snapshot(DomainId{3});
-  MatrixPin plan;
-  plan.hard = AffinityMatrix(4, 8);
-  plan.soft = AffinityMatrix(4, 8);
-  for (unsigned v = 0; v < 4; ++v) {
-    plan.hard->set_row(v, cpus(8, "4-7"));
-    plan.soft->set_row(v, cpus(8, "5"));
-  }
+  MatrixPin plan = move_to_4_7();
   auto unchanged = [&] {
     const DomainSnapshot after = xen.snapshot(DomainId{3});
     return after.hard == before.hard && after.soft == before.soft;
