@@ -311,3 +311,28 @@ TEST_CASE("property: every output of format is canonical (strict == standard)", 
     REQUIRE(CpuMap::parse(canonical, universe(200)).to_string() == canonical);
   }
 }
+
+TEST_CASE("property: the fast reader of plain lists agrees with the general one", "[cpulist][property]") {
+  // "a,^b,c" takes the fast path; the same list with a space after each comma takes the
+  // general reader. Both must give the same set and the same universe.
+  std::mt19937_64 rng(2006);
+  for (int round = 0; round < 20000; ++round) {
+    const std::size_t top = 1 + rng() % 300;
+    std::string fast, general;
+    const int items = 1 + static_cast<int>(rng() % 8);
+    for (int i = 0; i < items; ++i) {
+      std::string item = i > 0 && rng() % 3 == 0 ? "^" : "";
+      const std::size_t lo = rng() % top, len = rng() % 4 == 0 ? rng() % 70 : 0;
+      item += std::to_string(lo);
+      if (len > 0) item += "-" + std::to_string(lo + len);
+      fast += (i > 0 ? "," : "") + item;
+      general += (i > 0 ? ", " : "") + item;
+    }
+    for (const ParseOptions& o : {ParseOptions{}, universe(top + 70), ParseOptions{.dialect = Dialect::compat}}) {
+      const CpuMap a = CpuMap::parse(fast, o), b = CpuMap::parse(general, o);
+      if (a != b)
+        FAIL("\"" << fast << "\": " << a.to_string() << " (universe " << a.size() << ") vs " << b.to_string()
+                   << " (universe " << b.size() << ")");
+    }
+  }
+}

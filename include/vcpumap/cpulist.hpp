@@ -190,9 +190,10 @@ class CpulistReader {
     return std::nullopt;
   }
 
-  /// The common shape, "N[-M](,N[-M])*" with nothing else, in one tight loop. Returns
-  /// false, with nothing read, for any other text: the general reader then reads it (and
-  /// reports its errors with their columns).
+  /// The common shape, "N[-M](,[^]N[-M])*" with nothing else (an exclusion after the first
+  /// item, in-order exclusions), in one tight loop. Returns false, with nothing read, for
+  /// any other text: the general reader then reads it (and reports its errors with their
+  /// columns).
   bool read_plain_list(std::size_t begin) {
     const char* p = text_.data() + begin;
     const char* const end = text_.data() + text_.size();
@@ -220,7 +221,15 @@ class CpulistReader {
       if (pending != 0) words[pending_word] |= pending;
       pending = 0;
     };
-    for (;;) {
+    for (bool first = true;; first = false) {
+      bool exclude = false;
+      if (p != end && *p == '^') {
+        // "^N" after an item clears N from what the items before set. A leading one (all
+        // CPUs but N) and exclusions applied after every inclusion are the general reader's.
+        if (first || opt_.exclusion != Exclusion::in_order) return give_up();
+        exclude = true;
+        ++p;
+      }
       std::size_t lo = 0, hi = 0;
       if (!number(lo)) return give_up();
       hi = lo;
@@ -234,7 +243,10 @@ class CpulistReader {
         words = blocks(out_);
         nbits = out_.size();
       }
-      if (lo == hi) {
+      if (exclude) {
+        store_pending();  // the CPUs set before it, first
+        clear_range(words, lo, hi);
+      } else if (lo == hi) {
         if (lo / block_bits != pending_word) {
           store_pending();
           pending_word = lo / block_bits;
