@@ -12,6 +12,8 @@
 // Checked on every input, __builtin_trap() on a violation (after printing what failed):
 // - parse() throws ParseError exactly when try_parse() fails, with the same column and reason,
 //   and the column is in 1 .. length + 1;
+// - a plain list (digits, '-', ',', '^') reads the same through the fast path as through the
+//   general reader (the same text with a space after each comma);
 // - a parsed set has the requested universe, no bits beyond it, and count() equals the number
 //   of members iterated (ascending, each test()-able, first()/last() agreeing);
 // - round trips: for every TextForm f, parse(m.to_string(f), {form for f, universe m.size()})
@@ -196,10 +198,30 @@ void check_round_trips(const Set& m) {
   CHECK(Set::from_bytes(bytes, m.size()) == m, describe(m));
 }
 
+/// A plain list of digits, '-', ',' and '^' may take the reader's fast path; with a space
+/// after each comma it takes the general reader. Both must accept the same texts and read
+/// the same sets.
+template <class Set>
+void check_fast_path(std::string_view text, const ParseOptions& options, const std::optional<Set>& got) {
+  if (options.form != TextForm::list || options.dialect == Dialect::strict || text.empty() ||
+      text.find_first_not_of("0123456789,-^") != std::string_view::npos)
+    return;
+  std::string spaced;
+  for (char c : text) {
+    spaced += c;
+    if (c == ',') spaced += ' ';
+  }
+  const std::optional<Set> slow = Set::try_parse(spaced, options);
+  CHECK(got.has_value() == slow.has_value(),
+        std::string("\"") + printable(spaced) + "\" (the general reader) " + (slow ? "reads" : "refuses") + " it");
+  if (got) CHECK(*got == *slow, describe(*got) + "; the general reader: " + describe(*slow));
+}
+
 template <class Set>
 void run(std::string_view text, const ParseOptions& options) {
   ParseFailure failure;
   const std::optional<Set> got = Set::try_parse(text, options, &failure);
+  check_fast_path(text, options, got);
 
   // parse() throws exactly when try_parse() fails, and says the same thing.
   bool threw = false;
