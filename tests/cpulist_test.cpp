@@ -1,5 +1,6 @@
 #include <vcpumap/cpulist.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <random>
 #include <string>
@@ -335,4 +336,27 @@ TEST_CASE("property: the fast reader of plain lists agrees with the general one"
                    << " (universe " << b.size() << ")");
     }
   }
+}
+
+TEST_CASE("numbers of every length, with leading zeros, before any terminator", "[cpulist]") {
+  // In the fast reader of plain lists and in the general one (after a space), at the end
+  // of the text and before more items.
+  for (std::size_t digits = 1; digits <= 7; ++digits) {
+    const std::string n = std::string("7654321").substr(0, digits);
+    const auto x = static_cast<std::size_t>(std::stoul(n));
+    CHECK(parsed(n + ",0") == V{0, x});
+    CHECK(parsed("0," + n) == V{0, x});
+    CHECK(parsed(n + "," + n + "," + n) == V{x});
+    CHECK(parsed(n + "-" + n + ",^" + n + ",0") == V{0});
+    CHECK(parsed("0, " + n + " ,1") == V{0, 1, x});
+    CHECK(parsed(std::string(8 - digits, '0') + n + ",1") == V{1, x});  // 8 digits
+    V expect{1, 2, 3, 4, 5, 6, 7, x};
+    std::sort(expect.begin(), expect.end());
+    expect.erase(std::unique(expect.begin(), expect.end()), expect.end());
+    CHECK(parsed("00" + n + ",1,2,3,4,5,6,7") == expect);
+  }
+  CHECK(parsed("1-1234567,^2-1234566") == V{1, 1234567});
+  CHECK(parsed("9999999,0", ParseOptions{.limit = 10000000}) == V{0, 9999999});
+  CHECK_THAT(error_of("16777216,0"), Catch::Contains("column 1: CPU number beyond the parse limit"));
+  CHECK_THAT(error_of("0,123456789012345678901"), Catch::Contains("column 3"));
 }
