@@ -486,5 +486,17 @@ TEST_CASE("the transactional pin with a batching backend: every changed vcpu res
     };
     CHECK_THROWS_WITH(detail::apply_matrix_pin(host, before, plan, forgetful),
                       "domain 7 (guest): vcpu 0 was not pinned, and no error said why");
+    auto short_answer = [&](std::span<const detail::VcpuPinOf> pins, detail::AfterFailure) {
+      return std::vector<detail::PinOutcome>(pins.size() - 1);
+    };
+    CHECK_THROWS_WITH(detail::apply_matrix_pin(host, before, plan, short_answer),
+                      "domain 7 (guest): the backend reported 5 outcomes for 6 pins");
+    auto mute = [&](std::span<const detail::VcpuPinOf> pins, detail::AfterFailure) {
+      std::vector<detail::PinOutcome> out(pins.size());
+      if (!out.empty()) out[0].state = detail::PinOutcome::State::failed;  // and no error
+      return out;
+    };
+    CHECK_THROWS_WITH(detail::apply_matrix_pin(host, before, plan, mute),
+                      "domain 7 (guest): pin failed at vcpu 0: vcpu 0: failed, no error given; nothing was changed");
   }
 }

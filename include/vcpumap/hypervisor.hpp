@@ -217,6 +217,9 @@ MatrixPinResult apply_matrix_pin(const HostInfo& host, const DomainSnapshot& bef
 
   using State = PinOutcome::State;
   const std::vector<PinOutcome> outcomes = set_many(std::span<const VcpuPinOf>(pins), AfterFailure::stop);
+  if (outcomes.size() != pins.size())
+    throw Error(ErrorCode::internal, fmt::format("{}: the backend reported {} outcomes for {} pins", who,
+                                                 outcomes.size(), pins.size()));
   const auto failed = std::find_if(outcomes.begin(), outcomes.end(), [](const PinOutcome& o) {
     return o.state == State::failed || o.state == State::unknown;
   });
@@ -224,7 +227,7 @@ MatrixPinResult apply_matrix_pin(const HostInfo& host, const DomainSnapshot& bef
     MatrixPinResult result{AffinityMatrix(domain.max_vcpus, host.cpu_universe()),
                            AffinityMatrix(domain.max_vcpus, host.cpu_universe())};
     for (unsigned v = 0; v < domain.max_vcpus; ++v) {
-      if (outcomes.at(v).state != State::applied)
+      if (outcomes[v].state != State::applied)
         throw Error(ErrorCode::internal, fmt::format("{}: vcpu {} was not pinned, and no error said why", who, v));
       result.hard.set_row(v, outcomes[v].result.hard);
       result.soft.set_row(v, outcomes[v].result.soft);
@@ -233,7 +236,8 @@ MatrixPinResult apply_matrix_pin(const HostInfo& host, const DomainSnapshot& bef
   }
 
   const auto v = static_cast<unsigned>(failed - outcomes.begin());
-  const Error& failure = *failed->error;
+  const Error failure = failed->error ? *failed->error
+                                      : Error(ErrorCode::internal, fmt::format("vcpu {}: failed, no error given", v));
   std::vector<VcpuPinOf> restores;
   for (unsigned u = 0; u < outcomes.size(); ++u)
     if (outcomes[u].state == State::applied || outcomes[u].state == State::unknown)
