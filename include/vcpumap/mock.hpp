@@ -198,7 +198,9 @@ class MockHypervisor {
 
   std::vector<DomainInfo> list_domains() {
     begin_operation();
-    return list_domains_counted();
+    std::vector<DomainInfo> out;
+    list_domains_counted(out);
+    return out;
   }
 
   DomainSnapshot snapshot(DomainId id, SnapshotScope scope = SnapshotScope::full) {
@@ -354,11 +356,6 @@ class MockHypervisor {
     out.clear();
     out.reserve(domains_.size());
     for (const auto& [id, d] : domains_) out.push_back(d.info);
-  }
-  std::vector<DomainInfo> list_domains_counted() {
-    std::vector<DomainInfo> out;
-    list_domains_counted(out);
-    return out;
   }
   DomainInfo read_info(DomainId id) {
     call("getdomaininfo", id);

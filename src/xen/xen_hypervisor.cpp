@@ -807,7 +807,7 @@ struct XenHypervisor::Impl {
   }
 
   /// A matrix pin's batch of pins of one domain as XEN_DOMCTL_setvcpuaffinity entries of
-  /// multicalls (up to domctls_per_multicall each), every map filled before the first one.
+  /// multicalls (up to domctls_per_multicall each).
   /// Xen runs every entry of a multicall, so pins after a failed one are applied too: each
   /// outcome says what happened (a multicall that failed as a whole leaves its pins
   /// unknown). Nothing when Xen refuses the first multicall: nothing was applied, and the
@@ -822,10 +822,9 @@ struct XenHypervisor::Impl {
     const std::uint32_t id = to_integer(before.domain.id);
     const std::size_t batch = std::min(pins.size(), domctls_per_multicall);
     DomctlBatch mc(xcall, batch, batch, map_bytes);
-    // Every map is checked (filled) once before anything is applied.
-    std::vector<std::uint8_t> scratch(2 * map_bytes);
-    for (const detail::VcpuPinOf& p : pins)
-      (void)fill_pin(p.pin, who, p.vcpu, {scratch.data(), map_bytes}, {scratch.data() + map_bytes, map_bytes});
+    // fill_pin cannot fail on a later batch once an earlier one is applied: apply_matrix_pin
+    // validated every map within the host's CPUs, and read_host refuses a host wider than
+    // libxenctrl's maps.
 
     for (std::size_t first = 0; first < pins.size(); first += batch) {
       const std::size_t count = std::min(batch, pins.size() - first);
