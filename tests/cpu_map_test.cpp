@@ -221,9 +221,9 @@ TEST_CASE("bytes in the libvirt/xenctrl layout", "[cpu_map][bytes]") {
   // A shorter input means absent CPUs.
   const std::uint8_t one[] = {0x81};
   CHECK(CpuMap::from_bytes(one, 100) == CpuMap(100, {0, 7}));
-  // A bit beyond the universe is an error naming the CPU.
+  // A bit beyond the universe is an error naming the byte and the CPU.
   const std::uint8_t two[] = {0x00, 0x04};
-  REQUIRE_THROWS_WITH(CpuMap::from_bytes(two, 10), "byte map sets CPU 10, beyond the 10 CPUs of the universe");
+  REQUIRE_THROWS_WITH(CpuMap::from_bytes(two, 10), "byte map: byte 2: sets CPU 10, beyond the 10 CPUs of the universe");
   CHECK(CpuMap::from_bytes(two, 11) == CpuMap(11, {10}));
 
   // write_bytes zero-fills and refuses a buffer too short for a member, writing nothing.
@@ -263,3 +263,62 @@ TEST_CASE("byte layout matches libvirt's public macros", "[cpu_map][bytes][libvi
   }
 }
 #endif
+
+namespace {
+
+/// The ParseError from_bytes throws for bytes in a universe (caught as ParseError).
+template <class Set = CpuMap>
+vcpumap::ParseError bytes_error(std::span<const std::uint8_t> bytes, std::size_t universe) {
+  try {
+    (void)Set::from_bytes(bytes, universe);
+  } catch (const vcpumap::ParseError& e) {
+    return e;
+  }
+  FAIL("no ParseError from from_bytes");
+  throw;
+}
+
+}  // namespace
+
+TEST_CASE("from_bytes: a bit beyond the universe is a ParseError naming its byte", "[cpu_map][bytes][errors]") {
+  const std::uint8_t bytes[] = {0xff, 0x01, 0x80};  // CPUs 0-7, 8, 23
+  const vcpumap::ParseError e = bytes_error(bytes, 16);
+  CHECK(std::string(e.what()) == "byte map: byte 3: sets CPU 23, beyond the 16 CPUs of the universe");
+  CHECK(e.column() == 3);
+  CHECK(e.code() == vcpumap::ErrorCode::invalid_argument);
+  CHECK(e.out_of_range());
+  CHECK(e.reason() == "CPU number beyond the universe");
+  CHECK(e.input() == "ff 01 80");
+  // Still an Error to code that catches the base class.
+  CHECK_THROWS_AS(CpuMap::from_bytes(bytes, 16), vcpumap::Error);
+  CHECK_THROWS_AS(CpuMap::from_bytes(bytes, 16), vcpumap::ParseError);
+
+  // The first byte holding such a bit, and its highest bit: the byte's members below the
+  // universe do not make it fine.
+  const std::uint8_t straddle[] = {0x00, 0x06, 0xff};  // CPUs 9, 10 and 16-23
+  CHECK(std::string(bytes_error(straddle, 10).what()) ==
+        "byte map: byte 2: sets CPU 10, beyond the 10 CPUs of the universe");
+  CHECK(bytes_error(straddle, 10).column() == 2);
+  CHECK(std::string(bytes_error(straddle, 0).what()) ==
+        "byte map: byte 2: sets CPU 10, beyond the 0 CPUs of the universe");
+  CHECK(CpuMap::from_bytes(straddle, 24) == CpuMap(24, {9, 10, 16, 17, 18, 19, 20, 21, 22, 23}));
+  // Trailing zero bytes beyond the universe are fine.
+  const std::uint8_t padded[] = {0x03, 0x00, 0x00, 0x00};
+  CHECK(CpuMap::from_bytes(padded, 2) == CpuMap(2, {0, 1}));
+
+  // The noun of the set's type.
+  CHECK(std::string(bytes_error<VcpuSet>(bytes, 8).what()) ==
+        "byte map: byte 2: sets vcpu 8, beyond the 8 vcpus of the universe");
+
+  // A long map is quoted in hex, cut to 80 characters.
+  std::vector<std::uint8_t> many(100, 0xa5);
+  const vcpumap::ParseError cut = bytes_error(many, 8);
+  CHECK(cut.column() == 2);
+  CHECK(cut.input().size() <= 80);
+  CHECK(cut.input().starts_with("a5 a5 a5"));
+  CHECK(cut.input().ends_with(" ..."));
+  std::vector<std::uint8_t> exact(27, 0x10);  // 27 bytes: exactly 80 characters, not cut
+  const vcpumap::ParseError whole = bytes_error(exact, 4);
+  CHECK(whole.input().size() == 80);
+  CHECK(!whole.input().ends_with("..."));
+}

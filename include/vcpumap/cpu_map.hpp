@@ -63,6 +63,29 @@ enum class TextForm {
 
 struct ParseOptions;  // cpulist.hpp
 
+namespace detail {
+
+/// Bytes in hex, two digits each, space-separated ("ff 01 80"), for a ParseError's input();
+/// at most max_chars characters (at least 5): a longer rendering ends with " ..." after the
+/// bytes that fit. No bytes: the empty string.
+inline std::string hex_bytes(std::span<const std::uint8_t> bytes, std::size_t max_chars) {
+  constexpr char digits[] = "0123456789abcdef";
+  // n bytes take 3n - 1 characters; cut, the bytes that fit before " ..." (4 characters).
+  const bool cut = bytes.size() > (max_chars + 1) / 3;
+  const std::size_t n = cut ? (max_chars - 4 + 1) / 3 : bytes.size();
+  std::string out;
+  out.reserve(3 * n + 4);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i != 0) out += ' ';
+    out += digits[bytes[i] >> 4];
+    out += digits[bytes[i] & 0xf];
+  }
+  if (cut) out += " ...";
+  return out;
+}
+
+}  // namespace detail
+
 template <class Tag>
 class BasicCpuSet {
  public:
@@ -263,19 +286,20 @@ class BasicCpuSet {
     }
   }
   /// Reads bytes in the libvirt layout into a set of `universe` CPUs. Fewer bytes than the
-  /// universe needs mean absent CPUs; a set bit at or beyond the universe throws ParseError
-  /// naming it (the column is its byte, 1-based).
+  /// universe needs mean absent CPUs; more are fine while they are zero. A set bit at or
+  /// beyond the universe throws ParseError (invalid_argument, out_of_range() true) naming the
+  /// highest such bit of the first byte holding one: column() is that byte, 1-based, input()
+  /// the bytes in hex ("ff 01 80", cut to 80 characters), and what() reads
+  /// "byte map: byte 3: sets CPU 23, beyond the 16 CPUs of the universe".
   static BasicCpuSet from_bytes(std::span<const std::uint8_t> bytes, size_type universe) {
     BasicCpuSet s(universe);
     auto w = detail::blocks(s.bits_);
     for (size_type i = 0; i < bytes.size(); ++i) {
       if (bytes[i] == 0) continue;
+      // i * 8 cannot wrap: the span is in memory, so its size is far below SIZE_MAX / 8.
       const size_type top = i * 8 + 7 - static_cast<size_type>(std::countl_zero(bytes[i]));
-      if (top >= universe)
-        throw Error(ErrorCode::invalid_argument,
-                    "byte map sets " + std::string(Tag::noun) + " " + std::to_string(top) +
-                        ", beyond the " + std::to_string(universe) + " " + std::string(Tag::noun) +
-                        "s of the universe");
+      if (top >= universe) [[unlikely]]
+        byte_beyond_universe(bytes, i, top, universe);
       w[i / 8] |= detail::Block{bytes[i]} << (8 * (i % 8));
     }
     return s;
@@ -345,6 +369,15 @@ class BasicCpuSet {
   struct AdoptBits {};
   BasicCpuSet(AdoptBits, detail::Bits&& bits) noexcept : bits_(std::move(bits)) {}
 
+  [[noreturn]] static void byte_beyond_universe(std::span<const std::uint8_t> bytes, size_type i, size_type top,
+                                                 size_type universe) {
+    const std::string noun(Tag::noun);
+    throw ParseError::preformatted(
+        detail::hex_bytes(bytes, 80),
+        ParseFailure{.column = i + 1, .reason = "CPU number beyond the universe", .out_of_range = true},
+        "byte map: byte " + std::to_string(i + 1) + ": sets " + noun + " " + std::to_string(top) + ", beyond the " +
+            std::to_string(universe) + " " + noun + "s of the universe");
+  }
   void check(size_type cpu) const {
     if (cpu >= size())
       throw Error(ErrorCode::invalid_argument, std::string(Tag::noun) + " " + std::to_string(cpu) +

@@ -12,6 +12,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace vcpumap {
 
@@ -46,11 +47,19 @@ class Error : public std::runtime_error {
   ErrorCode code_;
 };
 
-/// Why a cpulist (or mask, or y- string) was rejected: the 1-based column of the offending
-/// character (input length + 1 when the input ended too early) and a fixed reason text.
+/// Why a cpulist (or mask, or y- string, or byte map) was rejected: the 1-based column of the
+/// offending character (input length + 1 when the input ended too early; the byte for a byte
+/// map) and a fixed reason text. An aggregate: ParseFailure{column, reason} is a syntax error.
 struct ParseFailure {
   std::size_t column = 0;
   std::string_view reason;  // a string literal: valid for the program's lifetime
+  /// True when the text is well formed but names a CPU that cannot be: a CPU number (in a
+  /// list, a mask's set bit, a y- string's 'y', a byte map's set bit) at or beyond the
+  /// universe, at or beyond the parse limit (and a mask or y- string wider than the limit),
+  /// or a number with more than 18 digits where a CPU number goes. False for syntax errors and
+  /// for every other number (a stride's, a NUMA node's, a node holding a CPU beyond the
+  /// universe: the topology's fault, not the text's).
+  bool out_of_range = false;
 };
 
 /// Thrown by the parsing functions. what() reads: cpulist "0-3,x": column 5: expected a CPU number
@@ -61,11 +70,26 @@ class ParseError : public Error {
         input_(input),
         failure_(failure) {}
 
+  /// A failure of an input that is not text (CpuMap::from_bytes' bytes): what() is `message`
+  /// as given, input() is `input` as given (the caller's printable rendering of it, e.g. the
+  /// bytes in hex, cut short), column() and reason() are the failure's.
+  static ParseError preformatted(std::string input, ParseFailure failure, const std::string& message) {
+    return ParseError(Preformatted{}, std::move(input), failure, message);
+  }
+
+  /// The text read (for a byte map, its bytes in hex: "ff 01 80", at most 80 characters).
   const std::string& input() const noexcept { return input_; }
   std::size_t column() const noexcept { return failure_.column; }
   std::string_view reason() const noexcept { return failure_.reason; }
+  /// The input names a CPU that cannot be (see ParseFailure::out_of_range); false for a
+  /// syntax error.
+  bool out_of_range() const noexcept { return failure_.out_of_range; }
 
  private:
+  struct Preformatted {};
+  ParseError(Preformatted, std::string&& input, ParseFailure failure, const std::string& message)
+      : Error(ErrorCode::invalid_argument, message), input_(std::move(input)), failure_(failure) {}
+
   static std::string describe(std::string_view input, ParseFailure failure) {
     // Quote at most 80 characters of the input so a hostile megabyte doesn't land in a log.
     constexpr std::size_t max_quoted = 80;
