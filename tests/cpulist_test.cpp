@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -34,6 +35,7 @@ std::string error_of(std::string_view text, const ParseOptions& options = {}) {
     vcpumap::ParseFailure failure;
     CHECK(!CpuMap::try_parse(text, options, &failure));  // the non-throwing form agrees
     CHECK(failure.column == e.column());
+    CHECK(failure.out_of_range == e.out_of_range());
     CHECK(e.code() == vcpumap::ErrorCode::invalid_argument);
     CHECK(e.input() == text);
     return e.what();
@@ -359,4 +361,245 @@ TEST_CASE("numbers of every length, with leading zeros, before any terminator", 
   CHECK(parsed("9999999,0", ParseOptions{.limit = 10000000}) == V{0, 9999999});
   CHECK_THAT(error_of("16777216,0"), Catch::Contains("column 1: CPU number beyond the parse limit"));
   CHECK_THAT(error_of("0,123456789012345678901"), Catch::Contains("column 3"));
+}
+
+namespace {
+
+/// Whether parsing text fails with out_of_range set (and the thrown ParseError agrees).
+bool out_of_range(std::string_view text, const ParseOptions& options = {}) {
+  vcpumap::ParseFailure failure;
+  if (CpuMap::try_parse(text, options, &failure)) {
+    FAIL("\"" << std::string(text.substr(0, 40)) << "\" parsed");
+  }
+  try {
+    (void)CpuMap::parse(text, options);
+  } catch (const ParseError& e) {
+    CHECK(e.out_of_range() == failure.out_of_range);
+    CHECK(e.column() == failure.column);
+  }
+  return failure.out_of_range;
+}
+
+}  // namespace
+
+TEST_CASE("out_of_range tells CPUs that cannot be from syntax errors", "[cpulist][errors]") {
+  // A CPU number at or beyond the universe or the limit, or too long to be a number.
+  CHECK(out_of_range("8", universe(8)));
+  CHECK(out_of_range("0-8", universe(8)));
+  CHECK(out_of_range("0-3:1/2,99999", universe(8)));
+  CHECK(out_of_range("20000000"));
+  CHECK(out_of_range("16777216,0"));
+  CHECK(out_of_range("99999999999999999999"));
+  CHECK(out_of_range("0,123456789012345678901"));
+  CHECK(out_of_range("3-99999999999999999999"));
+  CHECK(out_of_range("0, 99999", universe(8)));           // the general reader
+  CHECK(out_of_range("^99", universe(8)));                // an exclusion's CPU too
+  CHECK(out_of_range("8", ParseOptions{.dialect = Dialect::strict, .universe = 8}));
+  CHECK(out_of_range("9", ParseOptions{.universe = 8, .limit = 4}));  // the universe rules
+  // A mask's set bit or a 'y' beyond the universe; a mask or y- string wider than the limit.
+  CHECK(out_of_range("0x1f", universe(4)));
+  CHECK(out_of_range("10", ParseOptions{.form = TextForm::hex, .universe = 4}));
+  CHECK(out_of_range("0x" + std::string(4'200'000, 'f')));
+  CHECK(out_of_range("fffff", ParseOptions{.form = TextForm::hex, .limit = 16}));
+  CHECK(out_of_range("1,00000000", ParseOptions{.form = TextForm::sysfs_mask, .universe = 32}));
+  CHECK(out_of_range("1,00000000", ParseOptions{.form = TextForm::sysfs_mask, .limit = 32}));
+  CHECK(out_of_range("---y", ParseOptions{.form = TextForm::yn, .universe = 3}));
+  CHECK(out_of_range("yyyyy", ParseOptions{.form = TextForm::yn, .limit = 4}));
+  CHECK(out_of_range("yy--y", ParseOptions{.dialect = Dialect::compat, .universe = 4}));  // y- in a list
+
+  // Syntax errors, and numbers that are not CPUs', are not.
+  CHECK(!out_of_range("0-3,x"));
+  CHECK(!out_of_range("5-3"));
+  CHECK(!out_of_range("1,,2"));
+  CHECK(!out_of_range("-1"));
+  CHECK(!out_of_range("01", strict));
+  CHECK(!out_of_range("0-15:99999999999999999999/2"));
+  CHECK(!out_of_range("0-15:1/99999999999999999999"));
+  CHECK(!out_of_range("0-15:3/2"));
+  CHECK(!out_of_range("0xfg"));
+  CHECK(!out_of_range("0xfg", universe(4)));
+  CHECK(!out_of_range("yyn", ParseOptions{.form = TextForm::yn}));
+  CHECK(!out_of_range("123456789", ParseOptions{.form = TextForm::sysfs_mask}));
+  CHECK(!out_of_range("all"));
+  CHECK(!out_of_range("N", ParseOptions{.dialect = Dialect::compat}));
+  const std::vector<CpuMap> nodes{CpuMap(8, {0, 1}), CpuMap(16, {9})};
+  CHECK(!out_of_range("node:2", ParseOptions{.universe = 8, .numa_nodes = nodes}));
+  CHECK(!out_of_range("node:99999999999999999999", ParseOptions{.universe = 8, .numa_nodes = nodes}));
+  CHECK(!out_of_range("node:1", ParseOptions{.universe = 8, .numa_nodes = nodes}));  // the topology's fault
+
+  // ParseFailure stays an aggregate of column and reason.
+  const vcpumap::ParseFailure plain{3, "expected a number"};
+  CHECK(!plain.out_of_range);
+  const ParseError e("0-3,x", plain);
+  CHECK(!e.out_of_range());
+  CHECK(std::string(e.what()) == "cpulist \"0-3,x\": column 3: expected a number");
+  CHECK(ParseError("8", vcpumap::ParseFailure{.column = 1, .reason = "r", .out_of_range = true}).out_of_range());
+}
+
+namespace {
+
+/// The CPUs of a list of items lo-hi:used/group, one at a time (the definition).
+struct StrideItem {
+  bool exclude;
+  std::size_t lo, hi, used, group;
+};
+
+std::string stride_text(const std::vector<StrideItem>& items) {
+  std::string text;
+  for (const StrideItem& it : items) {
+    if (!text.empty()) text += ',';
+    if (it.exclude) text += '^';
+    text += std::to_string(it.lo) + '-' + std::to_string(it.hi);
+    if (it.used != 0) text += ':' + std::to_string(it.used) + '/' + std::to_string(it.group);
+  }
+  return text;
+}
+
+CpuMap naive_strides(const std::vector<StrideItem>& items, Exclusion mode, std::optional<std::size_t> universe) {
+  std::size_t size = 0;
+  for (const StrideItem& it : items) size = std::max(size, it.hi + 1);
+  if (universe) size = *universe;
+  std::vector<char> in(size, 0), out(size, 0);
+  bool any_inclusion = false;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const StrideItem& it = items[i];
+    const std::size_t used = it.used == 0 ? 1 : it.used, group = it.used == 0 ? 1 : it.group;
+    if (mode == Exclusion::in_order && i == 0 && it.exclude) std::fill(in.begin(), in.end(), 1);
+    any_inclusion |= !it.exclude;
+    for (std::size_t c = it.lo; c <= it.hi; ++c) {
+      if ((c - it.lo) % group >= used) continue;
+      if (mode == Exclusion::after_inclusions && it.exclude)
+        out[c] = 1;
+      else
+        in[c] = !it.exclude;
+    }
+  }
+  if (mode == Exclusion::after_inclusions && !any_inclusion) std::fill(in.begin(), in.end(), 1);
+  CpuMap m(size);
+  for (std::size_t c = 0; c < size; ++c)
+    if (in[c] && !out[c]) m.set(c);
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("property: strides set exactly the CPUs of the per-CPU definition", "[cpulist][property]") {
+  std::mt19937_64 rng(0x5717de);
+  // Numbers near word edges (64k - 2 .. 64k + 2) half the time.
+  auto number = [&](std::size_t top) -> std::size_t {
+    if (rng() % 2) return rng() % top;
+    const std::size_t edge = 64 * (rng() % (top / 64 + 1)) + rng() % 5;  // 64k .. 64k + 4
+    return edge < 2 ? 0 : std::min(top - 1, edge - 2);
+  };
+  for (int round = 0; round < 6000; ++round) {
+    const std::size_t top = 1 + rng() % 1100;
+    const bool with_universe = rng() % 2;
+    const std::optional<std::size_t> u = with_universe ? std::optional<std::size_t>(top + rng() % 70) : std::nullopt;
+    const Exclusion mode = rng() % 2 ? Exclusion::in_order : Exclusion::after_inclusions;
+    std::vector<StrideItem> items;
+    const int n = 1 + static_cast<int>(rng() % 5);
+    for (int i = 0; i < n; ++i) {
+      StrideItem it{};
+      it.exclude = (i > 0 || with_universe) && rng() % 3 == 0;
+      it.lo = number(top);
+      switch (rng() % 3) {
+        case 0: it.hi = it.lo + rng() % 8; break;
+        case 1: it.hi = it.lo + rng() % top; break;
+        default: it.hi = std::max(it.lo, number(top));  // near a word edge too
+      }
+      it.hi = std::min(top - 1, it.hi);
+      if (rng() % 4 != 0) {  // a stride; otherwise a plain range
+        switch (rng() % 4) {
+          case 0: it.group = 1 + rng() % 8; break;
+          case 1: it.group = 60 + rng() % 10; break;  // around a word
+          case 2: it.group = 120 + rng() % 16; break;  // around two
+          default: it.group = 1 + rng() % 200;
+        }
+        it.used = 1 + rng() % it.group;
+      }
+      items.push_back(it);
+    }
+    const std::string text = stride_text(items);
+    ParseOptions o{.exclusion = mode, .universe = u};
+    const CpuMap expect = naive_strides(items, mode, u);
+    const auto got = CpuMap::try_parse(text, o);
+    if (!got || *got != expect)
+      FAIL("\"" << text << "\" (" << (mode == Exclusion::in_order ? "in order" : "after inclusions") << ", universe "
+                << (u ? std::to_string(*u) : "none") << "): " << (got ? got->to_string() : "error") << " (size "
+                << (got ? got->size() : 0) << "), expected " << expect.to_string() << " (size " << expect.size() << ")");
+  }
+}
+
+TEST_CASE("hostile strides: 800 items over 2^24 CPUs cost their words and not their CPUs", "[cpulist][hostile]") {
+  // Each item "0-16777215:1/2" used to be 8388608 one-bit runs (about 15 ms); now it is
+  // 262144 word writes. A functional bound, far above the new cost and far below the old
+  // (12+ s for the whole list).
+  std::string text;
+  for (int i = 0; i < 800; ++i) text += (i ? "," : "") + std::string("0-16777215:1/2");
+  REQUIRE(text.size() < 12000);
+  const auto start = std::chrono::steady_clock::now();
+  const CpuMap m = CpuMap::parse(text);
+  const auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  WARN("800 stride items over 2^24 CPUs in " << seconds << " s");
+  CHECK(seconds < 5.0);
+  REQUIRE(m.size() == std::size_t{1} << 24);
+  CHECK(m.count() == std::size_t{1} << 23);
+  for (const auto w : m.words()) REQUIRE(w == 0x5555555555555555ULL);
+
+  // Exclusions of wide strides, in order and after the inclusions, and a group that does
+  // not divide 64, and one wider than a word.
+  CHECK(CpuMap::parse("0-16777215,^0-16777215:1/2,^1-16777215:1/2").empty());
+  CHECK(CpuMap::parse("^0-16777215:2/3", ParseOptions{.exclusion = Exclusion::after_inclusions,
+                                                     .universe = std::size_t{1} << 24})
+            .count() == 5592405);  // the CPUs 3k + 2
+  const CpuMap thirds = CpuMap::parse("1-16777215:1/3");
+  CHECK(thirds.count() == 5592405);
+  CHECK(*thirds.last() == 16777213);
+  CHECK(CpuMap::parse("0-16777215:1/65").count() == 16777216 / 65 + 1);
+}
+
+TEST_CASE("NUMA nodes are merged a word at a time", "[cpulist]") {
+  // Nodes spanning words, of universes wider than the parse's, an empty node; compared
+  // with the per-CPU definition in both exclusion modes.
+  std::mt19937_64 rng(0xe0de);
+  for (int round = 0; round < 2000; ++round) {
+    const std::size_t universe_size = 1 + rng() % 300;
+    std::vector<CpuMap> nodes;
+    for (int n = 0; n < 4; ++n) {
+      CpuMap node = vcpumap::test::random_set(rng, universe_size);
+      node.resize(universe_size + rng() % 200);  // a wider universe, no member beyond
+      nodes.push_back(node);
+    }
+    const Exclusion mode = rng() % 2 ? Exclusion::in_order : Exclusion::after_inclusions;
+    std::string text;
+    std::vector<char> in(universe_size, 0), out(universe_size, 0);
+    bool any_inclusion = false;
+    for (int i = 0, items = 1 + static_cast<int>(rng() % 4); i < items; ++i) {
+      const bool exclude = rng() % 3 == 0;
+      const std::size_t a = rng() % 4, b = a + rng() % (4 - a);
+      text += std::string(i ? "," : "") + (exclude ? "^" : "") + (a == b ? "node:" + std::to_string(a)
+                                                                        : "nodes:" + std::to_string(a) + "-" + std::to_string(b));
+      if (mode == Exclusion::in_order && i == 0 && exclude) std::fill(in.begin(), in.end(), 1);
+      any_inclusion |= !exclude;
+      for (std::size_t node = a; node <= b; ++node)
+        for (std::size_t c : nodes[node]) {
+          if (mode == Exclusion::after_inclusions && exclude)
+            out[c] = 1;
+          else
+            in[c] = !exclude;
+        }
+    }
+    if (mode == Exclusion::after_inclusions && !any_inclusion) std::fill(in.begin(), in.end(), 1);
+    CpuMap expect(universe_size);
+    for (std::size_t c = 0; c < universe_size; ++c)
+      if (in[c] && !out[c]) expect.set(c);
+    const CpuMap got =
+        CpuMap::parse(text, ParseOptions{.exclusion = mode, .universe = universe_size, .numa_nodes = nodes});
+    if (got != expect) FAIL("\"" << text << "\": " << got.to_string() << ", expected " << expect.to_string());
+  }
+  // Without a universe, the result holds the highest CPU of the nodes named.
+  const std::vector<CpuMap> nodes{CpuMap(300, {1, 70}), CpuMap(300), CpuMap(300, {130, 199})};
+  const CpuMap named = CpuMap::parse("node:0,nodes:1-2,^node:0", ParseOptions{.numa_nodes = nodes});
+  CHECK(named == CpuMap(200, {130, 199}));
+  CHECK(CpuMap::parse("node:1", ParseOptions{.numa_nodes = nodes}) == CpuMap());
 }

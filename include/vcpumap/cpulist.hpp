@@ -30,12 +30,17 @@
 // - Errors (ParseError, naming the 1-based column): an empty item ("1,,2", "1,"), a reversed
 //   range ("5-3"), a number with too many digits ("99999999999999999999"), a CPU at or
 //   beyond the universe, a stray character, a form the dialect does not accept, a bad
-//   stride, an unknown NUMA node, "all"/"N-" without a universe.
+//   stride, an unknown NUMA node, "all"/"N-" without a universe. ParseFailure::out_of_range
+//   (ParseError::out_of_range()) tells the CPU numbers that cannot be (at or beyond the
+//   universe or the limit, too many digits; a mask bit or a 'y' likewise) from the rest.
 // - The result's universe is options.universe when given; otherwise the smallest that holds
 //   every CPU the text names (a list: its highest number + 1; a mask or y- string: its
 //   width). Without a universe, numbers at or beyond options.limit are rejected so that a
 //   hostile "4000000000" does not allocate half a gigabyte: the limit is a guard, not a
 //   ceiling of the type, and callers may raise it.
+// - Cost: each item costs O(1 + the 64-bit words its CPUs span), whatever its stride
+//   ("0-16777215:1/2" is 262144 word writes, not 8 million bit runs); a "node:" item costs
+//   the words of its nodes' maps.
 //
 // The sysfs mask ("ff,ffffffff") cannot be told apart from a list ("11" is CPU 11 as a
 // list and CPUs 0 and 4 as a mask), so it is read only with form = TextForm::sysfs_mask.
@@ -107,6 +112,10 @@ class CpulistReader {
 
   Failure fail(std::size_t pos, std::string_view reason) const {
     return ParseFailure{pos + 1, reason};
+  }
+  /// A well-formed CPU number (or mask bit, or 'y') that cannot be: ParseFailure::out_of_range.
+  Failure fail_range(std::size_t pos, std::string_view reason) const {
+    return ParseFailure{.column = pos + 1, .reason = reason, .out_of_range = true};
   }
   static bool is_space(char c) noexcept { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
   static bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
@@ -337,22 +346,75 @@ class CpulistReader {
     return apply(exclude, lo, hi, used, group);
   }
 
-  /// CPUs lo..hi, taking `used` of every `group`, added or excluded.
-  Failure apply(bool exclude, std::size_t lo, std::size_t hi, std::size_t used, std::size_t group) {
-    Bits& target = exclude && opt_.exclusion == Exclusion::after_inclusions ? excluded_ : out_;
+  /// The words an item writes to, made large enough for CPU `hi` (below bound()): out_, or
+  /// excluded_ for an exclusion applied after the inclusions. `clear` tells whether the item
+  /// clears its CPUs (an in-order exclusion) rather than sets them.
+  std::span<Block> target(bool exclude, std::size_t hi, bool& clear) {
     name(hi);
-    if (&target == &excluded_ && excluded_.size() < out_.size()) excluded_.resize(out_.size());
-    auto w = blocks(target);
-    if (used >= group) used = group = hi - lo + 1;  // no stride: one range
-    for (std::size_t start = lo; start <= hi; start += group) {
-      const std::size_t stop = std::min(hi, start + used - 1);
-      if (exclude && &target == &out_)
-        clear_range(w, start, stop);
+    clear = exclude && opt_.exclusion == Exclusion::in_order;
+    if (!exclude || clear) return blocks(out_);
+    if (excluded_.size() < out_.size()) excluded_.resize(out_.size());
+    return blocks(excluded_);
+  }
+
+  /// CPUs lo..hi (lo <= hi < bound()), taking `used` of every `group` (1 <= used, 1 <=
+  /// group; used >= group: all of them), added or excluded. O(1 + words of lo..hi): a group
+  /// of at most 64 CPUs writes each word once with its slice of the periodic pattern; a
+  /// larger group writes one run per group, and runs start more than a word apart.
+  Failure apply(bool exclude, std::size_t lo, std::size_t hi, std::size_t used, std::size_t group) {
+    bool clear = false;
+    const std::span<Block> w = target(exclude, hi, clear);
+    if (used >= group || used > hi - lo) {  // no stride, or a first run that covers lo..hi
+      if (clear)
+        clear_range(w, lo, hi);
       else
-        set_range(w, start, stop);
-      if (hi - start < group) break;  // no overflow of start += group
+        set_range(w, lo, hi);
+    } else if (group <= block_bits) {
+      apply_pattern(w, lo, hi, used, group, clear);
+    } else {
+      for (std::size_t start = lo;; start += group) {
+        const std::size_t stop = used - 1 >= hi - start ? hi : start + used - 1;  // no overflow
+        if (clear)
+          clear_range(w, start, stop);
+        else
+          set_range(w, start, stop);
+        if (hi - start < group) break;  // no overflow of start += group
+      }
     }
     return std::nullopt;
+  }
+
+  /// The stride lo..hi:used/group with 1 <= used < group <= 64, a word at a time: bit k of
+  /// the 128-bit pattern p1:p0 is set when k % group < used, and the word whose bit 0 is
+  /// CPU lo + r (r % group = phase) takes pattern bits phase .. phase + 63.
+  static void apply_pattern(std::span<Block> w, std::size_t lo, std::size_t hi, std::size_t used,
+                            std::size_t group, bool clear) noexcept {
+    const Block run = (Block{1} << used) - 1;  // used < 64
+    Block p0 = 0, p1 = 0;
+    for (std::size_t k = 0; k < 2 * block_bits; k += group) {
+      if (k < block_bits) {
+        p0 |= run << k;
+        if (k + used > block_bits) p1 |= run >> (block_bits - k);  // k > 0 here
+      } else {
+        p1 |= run << (k - block_bits);
+      }
+    }
+    const std::size_t last = hi / block_bits;
+    const Block tail = ~Block{0} >> (block_bits - 1 - hi % block_bits);
+    const std::size_t step = block_bits % group;
+    std::size_t phase = (block_bits - lo % block_bits) % group;  // of the word after lo's
+    Block mask = p0 << (lo % block_bits);                      // lo's word: the pattern from lo
+    for (std::size_t i = lo / block_bits;; ++i) {
+      if (i == last) mask &= tail;
+      if (clear)
+        w[i] &= ~mask;
+      else
+        w[i] |= mask;
+      if (i == last) break;
+      mask = phase == 0 ? p0 : (p0 >> phase) | (p1 << (block_bits - phase));
+      phase += step;
+      if (phase >= group) phase -= group;
+    }
   }
 
   Failure read_nodes(bool exclude) {
@@ -372,9 +434,20 @@ class CpulistReader {
     if (hi >= opt_.numa_nodes.size()) return fail(lo_pos, "no such NUMA node");
     for (std::size_t node = lo; node <= hi; ++node) {
       const CpuMap& cpus = opt_.numa_nodes[node];
-      if (auto top = cpus.last()) {
-        if (*top >= bound()) return fail(lo_pos, "NUMA node holds a CPU beyond the universe");
-        for (std::size_t cpu : cpus) (void)apply(exclude, cpu, cpu, 1, 1);
+      const auto top = cpus.last();
+      if (!top) continue;  // a node without CPUs names none
+      if (*top >= bound()) return fail(lo_pos, "NUMA node holds a CPU beyond the universe");
+      // The node's words up to its highest CPU, ORed in (or cleared): its bits beyond *top
+      // are zero, so the target's beyond its size stay zero.
+      bool clear = false;
+      const std::span<Block> w = target(exclude, *top, clear);
+      const auto src = cpus.words();
+      const std::size_t n = blocks_for(*top + 1);  // <= both sizes
+      for (std::size_t i = 0; i < n; ++i) {
+        if (clear)
+          w[i] &= ~src[i];
+        else
+          w[i] |= src[i];
       }
     }
     return std::nullopt;
@@ -389,19 +462,20 @@ class CpulistReader {
       value = *opt_.universe - 1;
       return std::nullopt;
     }
-    if (Failure f = read_number(value)) return f;
+    if (Failure f = read_number(value, true)) return f;
     if (strict() && text_[start] == '0' && pos_ - start > 1) return fail(start, "leading zero in a strict cpulist");
-    if (value >= bound()) return fail(start, beyond_reason());
+    if (value >= bound()) return fail_range(start, beyond_reason());
     return std::nullopt;
   }
 
-  /// Decimal digits; more than 18 significant digits is an overflow.
-  Failure read_number(std::size_t& value) {
+  /// Decimal digits; more than 18 significant digits is an overflow ("number too large",
+  /// out_of_range when the number is a CPU's: `cpu`).
+  Failure read_number(std::size_t& value, bool cpu = false) {
     const std::size_t start = pos_;
     std::uint64_t v = 0;
     while (pos_ < text_.size() && is_digit(text_[pos_])) {
       v = v * 10 + static_cast<std::uint64_t>(text_[pos_] - '0');
-      if (v > 999'999'999'999'999'999ULL) return fail(start, "number too large");
+      if (v > 999'999'999'999'999'999ULL) return cpu ? fail_range(start, "number too large") : fail(start, "number too large");
       ++pos_;
     }
     if (pos_ == start) {
@@ -423,16 +497,17 @@ class CpulistReader {
 
   /// Digits [first, end) hold bits starting at `base_bit` (for the last digit).
   Failure read_hex_digits(std::size_t first, std::size_t end, std::size_t base_bit) {
-    const std::size_t width = base_bit + 4 * (end - first);
-    if (!opt_.universe && width > opt_.limit) return fail(first, "mask wider than the parse limit");
-    named_ = std::max(named_, width);
+    // width = base_bit + 4 * digits, compared without computing it: it cannot wrap then.
+    if (!opt_.universe && (base_bit > opt_.limit || end - first > (opt_.limit - base_bit) / 4))
+      return fail_range(first, "mask wider than the parse limit");
+    if (!opt_.universe) named_ = std::max(named_, base_bit + 4 * (end - first));  // <= limit
     std::size_t bit = base_bit;
     for (std::size_t i = end; i-- > first; bit += 4) {
       const int v = hex_value(text_[i]);
       if (v < 0) return fail(i, "expected a hex digit");
       if (v == 0) continue;
       const std::size_t top = bit + 3 - static_cast<std::size_t>(std::countl_zero(static_cast<std::uint8_t>(v)) - 4);
-      if (top >= bound()) return fail(i, beyond_reason());
+      if (top >= bound()) return fail_range(i, beyond_reason());
       if (top >= out_.size()) out_.resize(std::max(top + 1, 2 * out_.size()));
       auto w = blocks(out_);
       w[bit / block_bits] |= Block(v) << (bit % block_bits);  // 4 | 64: a digit never straddles words
@@ -464,7 +539,7 @@ class CpulistReader {
   Failure read_yn() {
     const std::size_t begin = trimmed_begin(), end = trimmed_end();
     const std::size_t width = end - begin;
-    if (!opt_.universe && width > opt_.limit) return fail(begin, "y- string longer than the parse limit");
+    if (!opt_.universe && width > opt_.limit) return fail_range(begin, "y- string longer than the parse limit");
     named_ = std::max(named_, width);
     if (out_.size() < width && (!opt_.universe)) out_.resize(width);
     auto w = blocks(out_);
@@ -473,7 +548,7 @@ class CpulistReader {
       if (c == '-') continue;
       if (c != 'y') return fail(i, "expected 'y' or '-'");
       const std::size_t cpu = i - begin;
-      if (cpu >= out_.size()) return fail(i, beyond_reason());
+      if (cpu >= out_.size()) return fail_range(i, beyond_reason());
       w[cpu / block_bits] |= Block{1} << (cpu % block_bits);
     }
     return std::nullopt;
