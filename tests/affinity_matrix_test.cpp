@@ -1,6 +1,8 @@
 #include <vcpumap/affinity_matrix.hpp>
 
+#include <cstdint>
 #include <random>
+#include <string>
 
 #include <catch2/catch.hpp>
 
@@ -96,7 +98,7 @@ TEST_CASE("libvirt cpumaps layout", "[matrix][bytes]") {
   CHECK(AffinityMatrix::from_cpumaps(maps, 2, 12) == m);
   const std::uint8_t beyond[] = {0x00, 0x00, 0x00, 0x10};
   REQUIRE_THROWS_WITH(AffinityMatrix::from_cpumaps(beyond, 2, 12),
-                      "vcpu 1: byte map sets CPU 12, beyond the 12 CPUs of the universe");
+                      "vcpu 1: byte map: byte 2: sets CPU 12, beyond the 12 CPUs of the universe");
   REQUIRE_THROWS_WITH(AffinityMatrix::from_cpumaps(beyond, 3, 12), "cpumaps of 4 bytes cannot hold 3 rows of 2 bytes");
 #if VCPUMAP_TEST_LIBVIRT
   const int maplen = VIR_CPU_MAPLEN(12);
@@ -140,4 +142,121 @@ TEST_CASE("reshape: any shape, every bit clear, storage reused when large enough
   CHECK((m.rows() == 0 && m.cols() == 0 && m.words().empty()));
   CHECK(m == AffinityMatrix());
   CHECK_THROWS_WITH(m.set(0, 0), "vcpu 0 is beyond the matrix's 0 vcpus");
+}
+
+namespace {
+
+/// The vcpumap::Error (code and message) that `make` throws; fails the test if it throws
+/// nothing or anything else (std::length_error, std::bad_alloc).
+template <class Make>
+std::string error_of(Make make) {
+  try {
+    make();
+  } catch (const vcpumap::Error& e) {
+    CHECK(e.code() == vcpumap::ErrorCode::invalid_argument);
+    return e.what();
+  }
+  FAIL("no vcpumap::Error");
+  return {};
+}
+
+}  // namespace
+
+TEST_CASE("shapes whose storage cannot be addressed throw a typed error", "[matrix][errors]") {
+  // rows x row_words() wraps size_t: before the check, a tiny vector and writes past it.
+  CHECK(error_of([] { AffinityMatrix m(SIZE_MAX, 4096); }) ==
+        "affinity matrix of 18446744073709551615 x 4096 does not fit in memory");
+  CHECK(error_of([] { AffinityMatrix m((std::size_t{1} << 58) + 1, 4096); }) ==  // 64 words a row: 2^64 + 64
+        "affinity matrix of 288230376151711745 x 4096 does not fit in memory");
+  // No wrap, but more words than a std::vector holds (not std::length_error).
+  CHECK(error_of([] { AffinityMatrix m(SIZE_MAX / 2, 128); }) ==
+        "affinity matrix of 9223372036854775807 x 128 does not fit in memory");
+  CHECK(error_of([] { (void)AffinityMatrix::full(SIZE_MAX, 65); }) ==
+        "affinity matrix of 18446744073709551615 x 65 does not fit in memory");
+  // A huge column count: its word count is fine for one row, not for 2^7.
+  CHECK_THAT(error_of([] { AffinityMatrix m(128, SIZE_MAX); }), Catch::EndsWith("does not fit in memory"));
+
+  // reshape refuses and leaves the matrix as it was.
+  AffinityMatrix m(3, 70);
+  m.set(1, 69);
+  const AffinityMatrix before = m;
+  CHECK(error_of([&] { m.reshape(SIZE_MAX, 4096); }) ==
+        "affinity matrix of 18446744073709551615 x 4096 does not fit in memory");
+  CHECK(error_of([&] { m.reshape((std::size_t{1} << 62) + 1, 256); }) ==
+        "affinity matrix of 4611686018427387905 x 256 does not fit in memory");
+  CHECK(error_of([&] { m.reshape(SIZE_MAX / 2, 128); }) ==
+        "affinity matrix of 9223372036854775807 x 128 does not fit in memory");
+  CHECK(m == before);
+  CHECK(m.test(1, 69));
+
+  // from_cpumaps: rows x maplen wraps to 32 bytes, which the span holds; before the
+  // check it read and wrote far past both.
+  const std::vector<std::uint8_t> maps(32, 0x01);
+  const std::size_t rows = (std::size_t{1} << 59) + 1;  // x 32 bytes = 2^64 + 32
+  CHECK(error_of([&] { (void)AffinityMatrix::from_cpumaps(maps, rows, 256); }) ==
+        "cpumaps array of 576460752303423489 rows of 32 bytes does not fit in memory");
+  CHECK(error_of([&] { (void)AffinityMatrix::from_cpumaps(maps, 2, 16, SIZE_MAX / 2 + 17); }) ==
+        "cpumaps array of 2 rows of 9223372036854775824 bytes does not fit in memory");
+  // 0 bytes a row of 0 columns: no words, and no loop over 2^64 rows.
+  CHECK(AffinityMatrix::from_cpumaps({}, SIZE_MAX, 0).rows() == SIZE_MAX);
+  // A huge column count: (cols + 7) / 8 must not wrap to a 0-byte maplen.
+  CHECK_THAT(error_of([&] { (void)AffinityMatrix::from_cpumaps(maps, 2, SIZE_MAX); }),
+             Catch::Contains("cannot hold 2 rows of 2305843009213693952 bytes"));
+
+  // to_cpumaps: rows x a caller's maplen wraps.
+  CHECK(error_of([&] { (void)before.to_cpumaps(SIZE_MAX / 2); }) ==
+        "cpumaps array of 3 rows of 9223372036854775807 bytes does not fit in memory");
+  CHECK(error_of([&] { (void)before.to_cpumaps(SIZE_MAX / 3 + 1); }) ==
+        "cpumaps array of 3 rows of 6148914691236517206 bytes does not fit in memory");
+}
+
+TEST_CASE("0 columns (a host without CPUs) and 0 rows", "[matrix]") {
+  // Every row is the empty map of 0 CPUs; nothing hands memcpy a null pointer (UBSan).
+  AffinityMatrix m(3, 0);
+  CHECK((m.rows() == 3 && m.cols() == 0 && m.row_words() == 0 && m.words().empty()));
+  CHECK(m.row(2) == CpuMap());
+  CHECK(m.row_span(1).empty());
+  CHECK(m.row_empty(0));
+  m.set_row(1, CpuMap());
+  m.set_row(2, CpuMap(8));  // a wider map without members is fine
+  CHECK(m.row(1) == CpuMap());
+  REQUIRE_THROWS_WITH(m.set_row(0, CpuMap(8, {0})), "vcpu 0: CPU 0 is beyond the matrix's 0 CPUs");
+  REQUIRE_THROWS_WITH(m.column(0), "CPU 0 is beyond the matrix's 0 CPUs");
+  CHECK(m.to_cpumaps().empty());
+  CHECK(m.to_cpumaps(2) == std::vector<std::uint8_t>(6, 0));
+  CHECK(AffinityMatrix::from_cpumaps({}, 3, 0) == m);
+  CHECK(AffinityMatrix::full(3, 0) == m);
+  CHECK(fmt::format("{}", m) == "0: \n1: \n2: \n");
+  m.restrict_to(CpuMap(4, {1}));
+  CHECK(m == AffinityMatrix(3, 0));
+  CHECK((m & m) == m);
+  // A huge number of rows of 0 columns holds no words, and full() does not loop over them.
+  const AffinityMatrix tall = AffinityMatrix::full(SIZE_MAX, 0);
+  CHECK((tall.rows() == SIZE_MAX && tall.words().empty()));
+  CHECK(tall.row(SIZE_MAX - 1) == CpuMap());
+  CHECK(tall.to_cpumaps().empty());
+  AffinityMatrix narrowed = tall;
+  narrowed.restrict_to(CpuMap(4, {1}));
+  CHECK(narrowed == tall);
+
+  // 0 rows: every column is the empty set of 0 vcpus.
+  AffinityMatrix none(0, 70);
+  CHECK(none.column(69) == VcpuSet());
+  CHECK(none.to_cpumaps().empty());
+  CHECK(AffinityMatrix::from_cpumaps({}, 0, 70) == none);
+  AffinityMatrix empty;
+  CHECK(empty.to_cpumaps(4).empty());
+  empty.reshape(2, 0);
+  CHECK(empty.row(1) == CpuMap());
+  empty.set_row(0, CpuMap());
+}
+
+TEST_CASE("full() sets every CPU of every row and nothing beyond", "[matrix]") {
+  for (const std::size_t cols : std::vector<std::size_t>{1, 63, 64, 65, 127, 128, 130, 200}) {
+    const AffinityMatrix m = AffinityMatrix::full(5, cols);
+    for (std::size_t v = 0; v < 5; ++v) REQUIRE(m.row(v) == CpuMap::full(cols));
+    REQUIRE(m.column(cols - 1) == VcpuSet::full(5));
+    for (std::size_t v = 0; v < 5; ++v)
+      REQUIRE(m.row_span(v).back() == vcpumap::detail::last_block_mask(cols));
+  }
 }

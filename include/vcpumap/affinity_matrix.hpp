@@ -14,6 +14,13 @@
 // - Indexes out of range throw vcpumap::Error (invalid_argument) naming vcpu/CPU and the
 //   matrix's shape; set_row with a map holding CPUs >= cols() throws and changes nothing.
 // - Copy-assignment and reshape() reuse the storage when it is large enough.
+// - A shape whose storage cannot be addressed (rows x row_words() words, or rows x maplen
+//   cpumaps bytes, wrapping size_t or beyond a std::vector's max_size()) throws
+//   vcpumap::Error (invalid_argument) naming it, "affinity matrix of R x C does not fit in
+//   memory", before anything is allocated or changed; one that is merely too large for the
+//   machine still throws std::bad_alloc.
+// - 0 columns (a host with no CPUs) or 0 rows: every row is the empty map of cols() CPUs,
+//   every column the empty set of rows() vcpus, and the cpumaps are empty.
 // - Equality compares the shape and every bit. & and | combine matrices of equal shape.
 // - libvirt's "cpumaps" layout (virDomainGetVcpuPinInfo, virDomainGetVcpus): rows of
 //   maplen bytes, VIR_CPU_MAPLEN(cols) = (cols+7)/8 by default; CPU c of vcpu v is bit
@@ -35,25 +42,43 @@
 
 namespace vcpumap {
 
+namespace detail {
+
+/// a * b when the product neither wraps nor exceeds `max` (a container's max_size());
+/// otherwise throws Error(invalid_argument, what() + " does not fit in memory"). `what` is
+/// called only then, to name the thing sized ("affinity matrix of 4 x 16").
+template <class What>
+std::size_t checked_mul(std::size_t a, std::size_t b, std::size_t max, What what) {
+  if (b != 0 && a > max / b) [[unlikely]]  // a * b <= max exactly when a <= max / b: no wrap
+    throw Error(ErrorCode::invalid_argument, std::string(what()) + " does not fit in memory");
+  return a * b;
+}
+
+}  // namespace detail
+
 class AffinityMatrix {
  public:
   AffinityMatrix() = default;
   /// rows vcpus × cols CPUs, every bit clear.
+  /// Throws Error (invalid_argument) for a shape whose words cannot be addressed (see above).
   AffinityMatrix(std::size_t rows, std::size_t cols)
-      : rows_(rows), cols_(cols), stride_(detail::blocks_for(cols)), words_(rows * stride_, 0) {}
-  /// Every vcpu allowed on every CPU ("any cpu").
+      : rows_(rows), cols_(cols), stride_(detail::blocks_for(cols)), words_(storage_words(rows, cols), 0) {}
+  /// Every vcpu allowed on every CPU ("any cpu"). O(words), whatever the number of rows.
   static AffinityMatrix full(std::size_t rows, std::size_t cols) {
     AffinityMatrix m(rows, cols);
-    for (std::size_t v = 0; v < rows; ++v) m.set_row(v, CpuMap::full(cols));
+    std::fill(m.words_.begin(), m.words_.end(), ~detail::Block{0});
+    if (const detail::Block tail = detail::last_block_mask(cols); tail != ~detail::Block{0})
+      for (std::size_t i = m.stride_ - 1; i < m.words_.size(); i += m.stride_) m.words_[i] = tail;
     return m;
   }
 
   /// Makes this a rows x cols matrix with every bit clear, reusing the storage when it is
   /// large enough (a matrix refilled in a loop allocates once). reshape(0, 0) empties it
-  /// and keeps the storage.
+  /// and keeps the storage. A shape whose words cannot be addressed throws Error
+  /// (invalid_argument) and leaves the matrix as it was.
   AffinityMatrix& reshape(std::size_t rows, std::size_t cols) {
     const std::size_t stride = detail::blocks_for(cols);
-    words_.assign(rows * stride, 0);
+    words_.assign(storage_words(rows, cols), 0);
     rows_ = rows;
     cols_ = cols;
     stride_ = stride;
@@ -80,12 +105,14 @@ class AffinityMatrix {
     return *this;
   }
 
-  /// The CPUs of vcpu v, as a CpuMap of cols() CPUs (a copy).
+  /// The CPUs of vcpu v, as a CpuMap of cols() CPUs (a copy; with 0 columns, the empty
+  /// map of 0 CPUs).
   CpuMap row(std::size_t vcpu) const {
     check_row(vcpu);
     detail::Bits bits(cols_);
     auto dst = detail::blocks(bits);
-    std::memcpy(dst.data(), words_.data() + vcpu * stride_, stride_ * sizeof(detail::Block));
+    // Not with 0 columns: both pointers may be null, which memcpy must not be given.
+    if (stride_ != 0) std::memcpy(dst.data(), words_.data() + vcpu * stride_, stride_ * sizeof(detail::Block));
     return CpuMap::from_bits(std::move(bits));
   }
   /// The words of row v, for code that works a word at a time.
@@ -93,7 +120,8 @@ class AffinityMatrix {
     check_row(vcpu);
     return {words_.data() + vcpu * stride_, stride_};
   }
-  /// Replaces row v. The map may have any universe, but no CPU at or beyond cols().
+  /// Replaces row v. The map may have any universe, but no CPU at or beyond cols() (with 0
+  /// columns: only an empty map, which changes nothing).
   AffinityMatrix& set_row(std::size_t vcpu, const CpuMap& cpus) {
     check_row(vcpu);
     if (auto top = cpus.last(); top && *top >= cols_)
@@ -102,11 +130,13 @@ class AffinityMatrix {
     const auto src = cpus.words();
     const std::size_t n = stride_, k = std::min(n, src.size());
     detail::Block* dst = words_.data() + vcpu * n;
-    std::memcpy(dst, src.data(), k * sizeof(detail::Block));
-    std::memset(dst + k, 0, (n - k) * sizeof(detail::Block));
+    // Either pointer may be null when its length is 0 (no columns, a map of 0 CPUs).
+    if (k != 0) std::memcpy(dst, src.data(), k * sizeof(detail::Block));
+    if (n != k) std::memset(dst + k, 0, (n - k) * sizeof(detail::Block));
     return *this;
   }
-  /// The vcpus whose row holds CPU c.
+  /// The vcpus whose row holds CPU c, a VcpuSet of rows() vcpus (empty with 0 rows). With 0
+  /// columns every c is out of range and throws.
   VcpuSet column(std::size_t cpu) const {
     if (cpu >= cols_) throw Error(ErrorCode::invalid_argument, "CPU " + std::to_string(cpu) + " is beyond the matrix's " + std::to_string(cols_) + " CPUs");
     detail::Bits bits(rows_);
@@ -126,6 +156,7 @@ class AffinityMatrix {
   AffinityMatrix& restrict_to(const CpuMap& cpus) {
     const auto m = cpus.words();
     const std::size_t n = stride_, rows = rows_, k = std::min(n, m.size());
+    if (n == 0) return *this;  // 0 columns: nothing to restrict, however many rows
     detail::Block* w = words_.data();
     for (std::size_t v = 0; v < rows; ++v, w += n) {
       for (std::size_t i = 0; i < k; ++i) w[i] &= m[i];
@@ -140,14 +171,18 @@ class AffinityMatrix {
   }
 
   /// libvirt's cpumaps: rows of maplen bytes (default VIR_CPU_MAPLEN(cols())). A maplen
-  /// too short for a CPU some row holds throws, naming the vcpu and CPU.
+  /// too short for a CPU some row holds throws, naming the vcpu and CPU; rows() x maplen
+  /// bytes that cannot be addressed throw Error (invalid_argument). 0 rows or 0 columns (and
+  /// the default maplen): no bytes.
   std::vector<std::uint8_t> to_cpumaps(std::size_t maplen = 0) const {
-    const std::size_t needed = (cols_ + 7) / 8;
+    const std::size_t needed = map_bytes(cols_);
     if (maplen == 0) maplen = needed;
+    const std::size_t total = cpumaps_bytes(rows_, maplen);
     if (maplen < needed)
       for (std::size_t v = 0; v < rows_; ++v) check_fits(v, maplen);
-    std::vector<std::uint8_t> out(rows_ * maplen, 0);
+    std::vector<std::uint8_t> out(total, 0);
     const std::size_t n = std::min(maplen, needed);
+    if (n == 0) return out;  // 0 columns: zeros, however many rows
     for (std::size_t v = 0; v < rows_; ++v) {
       const detail::Block* src = words_.data() + v * stride_;
       std::uint8_t* dst = out.data() + v * maplen;
@@ -156,14 +191,17 @@ class AffinityMatrix {
     return out;
   }
   /// Reads libvirt's cpumaps: `rows` rows of maplen bytes. Bits beyond cols throw (naming
-  /// the vcpu and CPU); a maplen shorter than the CPUs need means absent CPUs.
+  /// the vcpu and CPU); a maplen shorter than the CPUs need means absent CPUs. A shape that
+  /// cannot be addressed (rows x maplen bytes, or the matrix's words) throws Error
+  /// (invalid_argument), and so does a span shorter than rows x maplen bytes.
   static AffinityMatrix from_cpumaps(std::span<const std::uint8_t> maps, std::size_t rows, std::size_t cols,
                                      std::size_t maplen = 0) {
-    if (maplen == 0) maplen = (cols + 7) / 8;
-    if (maps.size() < rows * maplen)
+    if (maplen == 0) maplen = map_bytes(cols);
+    if (maps.size() < cpumaps_bytes(rows, maplen))
       throw Error(ErrorCode::invalid_argument, "cpumaps of " + std::to_string(maps.size()) + " bytes cannot hold " +
                                                    std::to_string(rows) + " rows of " + std::to_string(maplen) + " bytes");
     AffinityMatrix m(rows, cols);
+    if (maplen == 0) return m;  // 0 columns: no bytes to read, however many rows
     for (std::size_t v = 0; v < rows; ++v) {
       try {
         m.set_row(v, CpuMap::from_bytes(maps.subspan(v * maplen, maplen), cols));
@@ -179,6 +217,21 @@ class AffinityMatrix {
   std::span<detail::Block> mutable_words() noexcept { return words_; }
 
  private:
+  /// VIR_CPU_MAPLEN(cols), (cols + 7) / 8 without the wrap of cols + 7.
+  static constexpr std::size_t map_bytes(std::size_t cols) noexcept { return cols / 8 + (cols % 8 != 0); }
+  /// rows x row_words() of cols, the words of the storage; throws when it cannot be addressed.
+  static std::size_t storage_words(std::size_t rows, std::size_t cols) {
+    return detail::checked_mul(rows, detail::blocks_for(cols), std::vector<detail::Block>().max_size(), [&] {
+      return "affinity matrix of " + std::to_string(rows) + " x " + std::to_string(cols);
+    });
+  }
+  /// rows x maplen, the bytes of cpumaps; throws when they cannot be addressed.
+  static std::size_t cpumaps_bytes(std::size_t rows, std::size_t maplen) {
+    return detail::checked_mul(rows, maplen, std::vector<std::uint8_t>().max_size(), [&] {
+      return "cpumaps array of " + std::to_string(rows) + " rows of " + std::to_string(maplen) + " bytes";
+    });
+  }
+
   // The checks throw through [[noreturn]] helpers so the compiler knows the index is in
   // range after them (g++ 12 otherwise warns about the unreachable out-of-range access).
   void check_row(std::size_t vcpu) const {
