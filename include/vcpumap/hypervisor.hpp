@@ -47,10 +47,18 @@ struct PinResult {
 
 /// A pin of a whole domain: new hard and/or soft matrices of max_vcpus rows; a row with no
 /// CPU in `soft` is allowed (it means "no preference"), in `hard` it is not.
+///
+/// Only the rows that differ from the domain's current maps are checked and set (all rows
+/// under `force`, which has an effect of its own); the others are left as they are, so a
+/// row the pin does not change is never refused. restore: the matrices are maps read
+/// earlier (a rollback): their rows are set as they are, without the checks meant for new
+/// pins (a map read from the hypervisor may name CPUs that are not present, or no online
+/// one); the hypervisor may still refuse them.
 struct MatrixPin {
   std::optional<AffinityMatrix> hard = std::nullopt;
   std::optional<AffinityMatrix> soft = std::nullopt;
   bool force = false;
+  bool restore = false;
 };
 
 /// The effective matrices after a whole-matrix pin, one PinResult per vcpu, as matrices.
@@ -105,11 +113,6 @@ concept Hypervisor = requires(H& hv, const H& chv, DomainId domain, unsigned vcp
 // clang-format on
 
 namespace detail {
-
-/// "domain 3 (xperf2)" — how messages name a domain.
-inline std::string describe(const DomainInfo& d) {
-  return d.name.empty() ? fmt::format("domain {}", d.id) : fmt::format("domain {} ({})", d.id, d.name);
-}
 
 /// Checks a single-vcpu pin against the host and the domain before any call: vcpu in
 /// range, at least one map, CPUs within the host and present, a hard map with at least
@@ -178,8 +181,8 @@ std::vector<PinOutcome> pin_one_by_one(std::span<const VcpuPinOf> pins, AfterFai
   return out;
 }
 
-/// The transactional whole-matrix pin, shared by every backend. `before` is the domain's
-/// current full snapshot; set_many(std::span<const VcpuPinOf>, AfterFailure) pins a batch
+/// The transactional whole-matrix pin, shared by every backend (see MatrixPin: only rows
+/// that change are checked and pinned). `before` is the domain's current full snapshot; set_many(std::span<const VcpuPinOf>, AfterFailure) pins a batch
 /// through the backend and says, per pin, whether it was applied (with its PinResult),
 /// failed, was not attempted, or is unknown (the batch call itself failed; a backend that
 /// batches may have applied pins after a failed one). Everything is validated before
@@ -205,18 +208,22 @@ MatrixPinResult apply_matrix_pin(const HostInfo& host, const DomainSnapshot& bef
                                                                v, *top, host.cpu_universe()));
     }
   }
-  std::vector<VcpuPinOf> pins(domain.max_vcpus);
+  // The rows that change (every row under force), each checked as a new pin unless restored.
+  std::vector<VcpuPinOf> pins;
   for (unsigned v = 0; v < domain.max_vcpus; ++v) {
-    VcpuPin& pin = pins[v].pin;
-    pins[v].vcpu = v;
-    pin.force = plan.force;
+    VcpuPin pin{std::nullopt, std::nullopt, plan.force};
     if (plan.hard) pin.hard = plan.hard->row(v), pin.hard->resize(host.cpu_universe());
     if (plan.soft) pin.soft = plan.soft->row(v), pin.soft->resize(host.cpu_universe());
-    validate_pin(host, domain, v, pin);
+    const bool changes = (pin.hard && !same_members(*pin.hard, before.hard.row(v))) ||
+                         (pin.soft && !same_members(*pin.soft, before.soft.row(v)));
+    if (!changes && !plan.force) continue;
+    if (changes && !plan.restore) validate_pin(host, domain, v, pin);
+    pins.push_back({v, std::move(pin)});
   }
 
   using State = PinOutcome::State;
-  const std::vector<PinOutcome> outcomes = set_many(std::span<const VcpuPinOf>(pins), AfterFailure::stop);
+  const std::vector<PinOutcome> outcomes =
+      pins.empty() ? std::vector<PinOutcome>{} : set_many(std::span<const VcpuPinOf>(pins), AfterFailure::stop);
   if (outcomes.size() != pins.size())
     throw Error(ErrorCode::internal, fmt::format("{}: the backend reported {} outcomes for {} pins", who,
                                                  outcomes.size(), pins.size()));
@@ -224,24 +231,36 @@ MatrixPinResult apply_matrix_pin(const HostInfo& host, const DomainSnapshot& bef
     return o.state == State::failed || o.state == State::unknown;
   });
   if (failed == outcomes.end()) {
+    // A row left alone reports what Xen writes back for it: hard ∩ online, soft ∩ that.
     MatrixPinResult result{AffinityMatrix(domain.max_vcpus, host.cpu_universe()),
                            AffinityMatrix(domain.max_vcpus, host.cpu_universe())};
+    std::size_t next = 0;
     for (unsigned v = 0; v < domain.max_vcpus; ++v) {
-      if (outcomes[v].state != State::applied)
-        throw Error(ErrorCode::internal, fmt::format("{}: vcpu {} was not pinned, and no error said why", who, v));
-      result.hard.set_row(v, outcomes[v].result.hard);
-      result.soft.set_row(v, outcomes[v].result.soft);
+      if (next < pins.size() && pins[next].vcpu == v) {
+        const PinOutcome& o = outcomes[next++];
+        if (o.state != State::applied)
+          throw Error(ErrorCode::internal, fmt::format("{}: vcpu {} was not pinned, and no error said why", who, v));
+        result.hard.set_row(v, o.result.hard);
+        result.soft.set_row(v, o.result.soft);
+      } else {
+        CpuMap hard = before.hard.row(v) & host.online;
+        hard.resize(host.cpu_universe());
+        result.soft.set_row(v, before.soft.row(v) & hard);
+        result.hard.set_row(v, hard);
+      }
     }
     return result;
   }
 
-  const auto v = static_cast<unsigned>(failed - outcomes.begin());
+  const unsigned v = pins[static_cast<std::size_t>(failed - outcomes.begin())].vcpu;
   const Error failure = failed->error ? *failed->error
                                       : Error(ErrorCode::internal, fmt::format("vcpu {}: failed, no error given", v));
   std::vector<VcpuPinOf> restores;
-  for (unsigned u = 0; u < outcomes.size(); ++u)
-    if (outcomes[u].state == State::applied || outcomes[u].state == State::unknown)
+  for (std::size_t i = 0; i < outcomes.size(); ++i)
+    if (outcomes[i].state == State::applied || outcomes[i].state == State::unknown) {
+      const unsigned u = pins[i].vcpu;
       restores.push_back({u, VcpuPin{before.hard.row(u), before.soft.row(u), true}});
+    }
   const std::vector<PinOutcome> undone = set_many(std::span<const VcpuPinOf>(restores), AfterFailure::go_on);
   VcpuSet restored(domain.max_vcpus), stuck(domain.max_vcpus);
   for (std::size_t i = 0; i < restores.size(); ++i)

@@ -26,24 +26,15 @@
 //   max_vcpus is an error, the stored hard/soft maps are the requested ones, and a pin
 //   reports hard ∩ online and soft ∩ that (which can be empty) as effective.
 //
-// Fixture format: one statement per line, '#' starts a comment, key=value options:
-//   host cpus=8 [present=0-7] [online=0-5] [threads_per_core=2] [cores_per_socket=2] [sockets=2]
-//   node 0 0-3                      NUMA node 0 holds CPUs 0-3 (default: one node, every CPU)
-//   domain 3 xperf2 [vcpus=4] [flags=running,paused] [time=1.5]
-//   vcpu 0 [state=running|blocked|runnable|offline] [cpu=2] [time=20.0 | time_ns=...]
-//          [hard=0-3] [soft=all]     (applies to the last domain; cpulists in this host's terms)
-// Vcpus not listed are offline with affinity "all"; a domain's time defaults to the sum of
-// its vcpus'. Errors name the line: Error(invalid_argument, "fixture line 4: ...").
+// The fixture format, its limits and its errors: fixture.hpp.
 #pragma once
 
 #include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <cstddef>
-#include <fstream>
 #include <map>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -53,6 +44,7 @@
 #include "affinity_matrix.hpp"
 #include "cpu_map.hpp"
 #include "error.hpp"
+#include "fixture.hpp"
 #include "hypervisor.hpp"
 #include "model.hpp"
 
@@ -69,11 +61,12 @@ class MockHypervisor {
     host_.numa_nodes = {CpuMap::full(cpus)};
     refresh_topology();
   }
-  /// A host described by `host` (its maps must share one universe).
+  /// A host described by `host`: its maps share one universe of at most limits::max_cpus,
+  /// online CPUs are present, node maps lie within the universe, topology counts are 1 or
+  /// more (else Error, invalid_argument). Its cpu_socket and cpu_node are derived from the
+  /// counts and the node maps.
   explicit MockHypervisor(HostInfo host) : host_(std::move(host)) {
-    const std::size_t n = host_.cpu_universe();
-    if (host_.present.size() != n || host_.online.size() != n)
-      throw Error(ErrorCode::invalid_argument, "mock host: possible, present and online maps need one universe");
+    detail::check_host(host_, "mock host");
     if (host_.numa_nodes.empty()) host_.numa_nodes = {host_.present};
     refresh_topology();
   }
@@ -97,18 +90,15 @@ class MockHypervisor {
       "vcpu 2 state=blocked cpu=0 time=18.6\n"
       "vcpu 3 state=blocked cpu=1 time=17.8\n";
 
-  static MockHypervisor from_fixture(std::string_view text);
-  static MockHypervisor from_fixture_file(const std::string& path) {
-    std::ifstream in(path);
-    if (!in) throw Error(ErrorCode::not_found, fmt::format("mock fixture {}: cannot open", path));
-    std::stringstream ss;
-    ss << in.rdbuf();
-    try {
-      return from_fixture(ss.str());
-    } catch (const Error& e) {
-      throw Error(e.code(), fmt::format("{}: {}", path, e.what()));
-    }
-  }
+  /// A host read from fixture text or a fixture file (fixture.hpp: the format, its limits
+  /// and its errors).
+  static MockHypervisor from_fixture(std::string_view text) { return from_snapshot(read_fixture(text)); }
+  static MockHypervisor from_fixture_file(const std::string& path) { return from_snapshot(read_fixture_file(path)); }
+  /// A host as a snapshot describes it (any backend's, or read_fixture's): its host info
+  /// (checked as by MockHypervisor(HostInfo)), domains, vcpu metrics and, for snapshots of
+  /// scope full, hard and soft affinity (else "all"). A domain time that is not the sum of
+  /// its vcpus' stays as given; otherwise it follows the vcpus as they advance.
+  static MockHypervisor from_snapshot(const HostSnapshot& snap);
 
   // ---- building the host (not backend calls: never counted, never failing) ----
 
@@ -123,12 +113,18 @@ class MockHypervisor {
     for (const VcpuMetrics& m : vcpus) {
       if (m.vcpu >= info.max_vcpus)
         throw Error(ErrorCode::invalid_argument, fmt::format("mock: {}: vcpu {} is beyond its {} vcpus",
-                                                             detail::describe(info), m.vcpu, info.max_vcpus));
+                                                             describe(info), m.vcpu, info.max_vcpus));
       if (m.cpu && *m.cpu >= host_.cpu_universe())
         throw Error(ErrorCode::invalid_argument, fmt::format("mock: {}: vcpu {} last ran on CPU {}, beyond the host",
-                                                             detail::describe(info), m.vcpu, *m.cpu));
+                                                             describe(info), m.vcpu, *m.cpu));
+      if (m.cpu_time.count() < 0)
+        throw Error(ErrorCode::invalid_argument, fmt::format("mock: {}: vcpu {} has a negative CPU time",
+                                                             describe(info), m.vcpu));
       d.vcpus[m.vcpu] = m;
     }
+    if (!detail::sum_cpu_time(d.vcpus))
+      throw Error(ErrorCode::invalid_argument, fmt::format("mock: {}: the vcpus' CPU times add up past {} ns",
+                                                           describe(info), limits::max_cpu_time_ns));
     d.hard = d.soft = AffinityMatrix::full(info.max_vcpus, host_.cpu_universe());
     d.explicit_time = info.cpu_time.count() != 0;
     const DomainId id = info.id;
@@ -136,6 +132,25 @@ class MockHypervisor {
     sync_domain(domains_.emplace(id, std::move(d)).first->second);
   }
   void remove_domain(DomainId id) { domains_.erase(id); }
+  /// The whole host as it stands, scope full: what snapshot_all() returns, but not a backend
+  /// call (never counted, never failing, no fault or vanishing takes effect). For saving the
+  /// host (write_fixture) and for tests.
+  HostSnapshot state() const {
+    HostSnapshot all;
+    all.host = host_;
+    all.domains.reserve(domains_.size());
+    for (const auto& [id, d] : domains_) {
+      DomainSnapshot& s = all.domains.emplace_back();
+      s.domain = d.info;
+      s.vcpus = d.vcpus;
+      s.hard = d.hard;
+      s.soft = d.soft;
+      effective_affinity(s.hard, s.soft, host_.online, s.effective);
+      s.taken_at = now();
+    }
+    all.taken_at = now();
+    return all;
+  }
   /// Sets a vcpu's stored affinity directly (no Xen rules, no call counted).
   void set_affinity(DomainId id, unsigned vcpu, const CpuMap& hard, const CpuMap& soft) {
     MockDomain& d = domain(id);
@@ -143,10 +158,18 @@ class MockHypervisor {
     d.hard.set_row(vcpu, hard);
     d.soft.set_row(vcpu, soft);
   }
+  /// Replaces a vcpu's metrics; refused (nothing changed) when its CPU time is negative or
+  /// the domain's vcpus would add up past limits::max_cpu_time_ns.
   void set_vcpu(DomainId id, const VcpuMetrics& metrics) {
     MockDomain& d = domain(id);
     check_vcpu(d, metrics.vcpu);
-    d.vcpus[metrics.vcpu] = metrics;
+    std::vector<VcpuMetrics> next = d.vcpus;
+    next[metrics.vcpu] = metrics;
+    if (metrics.cpu_time.count() < 0 || !detail::sum_cpu_time(next))
+      throw Error(ErrorCode::invalid_argument,
+                  fmt::format("mock: {}: vcpu {}: CPU time {} ns is negative or makes the domain's pass {} ns",
+                              describe(d.info), metrics.vcpu, metrics.cpu_time.count(), limits::max_cpu_time_ns));
+    d.vcpus = std::move(next);
     sync_domain(d);
   }
   /// Takes a CPU online or offline (it stays present). Vcpus that last ran there keep
@@ -160,8 +183,23 @@ class MockHypervisor {
 
   // ---- the virtual clock ----
 
-  /// Moves the clock: every running vcpu accrues dt of CPU time.
+  /// Moves the clock: every running vcpu accrues dt of CPU time. Refused (nothing changed)
+  /// when dt is negative or a time would pass limits::max_cpu_time_ns.
   void advance(std::chrono::nanoseconds dt) {
+    bool fits = dt.count() >= 0 && detail::add_cpu_time(elapsed_, dt).has_value();
+    for (const auto& [id, d] : domains_) {
+      std::size_t running = 0;
+      for (const VcpuMetrics& m : d.vcpus) {
+        running += m.state == VcpuState::running;
+        fits = fits && (m.state != VcpuState::running || detail::add_cpu_time(m.cpu_time, dt));
+      }
+      // the domain's sum grows by running × dt
+      fits = fits && (running == 0 || dt.count() <= (limits::max_cpu_time_ns - d.info.cpu_time.count()) /
+                                                        static_cast<std::int64_t>(running));
+    }
+    if (!fits)
+      throw Error(ErrorCode::invalid_argument,
+                  fmt::format("mock: advancing the clock by {} ns would pass the CPU time limit", dt.count()));
     elapsed_ += dt;
     for (auto& [id, d] : domains_) {
       for (VcpuMetrics& m : d.vcpus)
@@ -297,27 +335,14 @@ class MockHypervisor {
   static void check_vcpu(const MockDomain& d, unsigned vcpu) {
     if (vcpu >= d.vcpus.size())
       throw Error(ErrorCode::invalid_argument,
-                  fmt::format("{}: vcpu {} is beyond its {} vcpus", detail::describe(d.info), vcpu, d.vcpus.size()));
+                  fmt::format("{}: vcpu {} is beyond its {} vcpus", describe(d.info), vcpu, d.vcpus.size()));
   }
   void sync_domain(MockDomain& d) {
     d.info.online_vcpus = static_cast<unsigned>(
         std::count_if(d.vcpus.begin(), d.vcpus.end(), [](const VcpuMetrics& m) { return m.state != VcpuState::offline; }));
-    if (!d.explicit_time) {
-      d.info.cpu_time = {};
-      for (const VcpuMetrics& m : d.vcpus) d.info.cpu_time += m.cpu_time;
-    }
+    if (!d.explicit_time) d.info.cpu_time = detail::sum_cpu_time(d.vcpus).value();  // checked by every caller
   }
-  void refresh_topology() {
-    const std::size_t n = host_.cpu_universe();
-    host_.cpu_node.assign(n, std::nullopt);
-    host_.cpu_socket.assign(n, std::nullopt);
-    const std::size_t per_socket = std::max<std::size_t>(1, std::size_t{host_.threads_per_core} * host_.cores_per_socket);
-    for (std::size_t node = 0; node < host_.numa_nodes.size(); ++node)
-      for (std::size_t cpu : host_.numa_nodes[node])
-        if (cpu < n) host_.cpu_node[cpu] = static_cast<unsigned>(node);
-    std::size_t rank = 0;  // present CPUs fill sockets in id order
-    for (std::size_t cpu : host_.present) host_.cpu_socket[cpu] = static_cast<unsigned>(rank++ / per_socket);
-  }
+  void refresh_topology() { detail::derive_cpu_topology(host_); }
 
   void begin_operation() {
     calls_last_ = 0;
@@ -402,10 +427,10 @@ class MockHypervisor {
     MockDomain& d = domain(id);
     if (vcpu >= d.vcpus.size())
       throw Error(ErrorCode::invalid_argument,
-                  fmt::format("{}: vcpu {} is beyond its {} vcpus", detail::describe(d.info), vcpu, d.vcpus.size()));
+                  fmt::format("{}: vcpu {} is beyond its {} vcpus", describe(d.info), vcpu, d.vcpus.size()));
     if (pin.hard && !(*pin.hard & host_.online).any())
       throw Error(ErrorCode::invalid_argument,
-                  fmt::format("{}: vcpu {}: hard affinity {} holds no online CPU", detail::describe(d.info), vcpu,
+                  fmt::format("{}: vcpu {}: hard affinity {} holds no online CPU", describe(d.info), vcpu,
                               *pin.hard));
     if (pin.hard) d.hard.set_row(vcpu, *pin.hard);
     if (pin.soft) d.soft.set_row(vcpu, *pin.soft);
@@ -428,222 +453,22 @@ class MockHypervisor {
 
 static_assert(Hypervisor<MockHypervisor>);
 
-namespace detail {
-
-/// Reads the fixture text of MockHypervisor::from_fixture.
-class MockFixtureReader {
- public:
-  explicit MockFixtureReader(std::string_view text) : text_(text) {}
-
-  MockHypervisor read() {
-    std::size_t start = 0;
-    while (start <= text_.size()) {
-      std::size_t end = text_.find('\n', start);
-      if (end == std::string_view::npos) end = text_.size();
-      ++line_;
-      statement(text_.substr(start, end - start));
-      start = end + 1;
+inline MockHypervisor MockHypervisor::from_snapshot(const HostSnapshot& snap) {
+  MockHypervisor hv(snap.host);
+  for (const DomainSnapshot& d : snap.domains) {
+    hv.add_domain(d.domain, d.vcpus);
+    MockDomain& m = hv.domain(d.domain.id);
+    if (d.hard.rows() == d.domain.max_vcpus && d.soft.rows() == d.domain.max_vcpus) {
+      for (unsigned v = 0; v < d.domain.max_vcpus; ++v) {
+        m.hard.set_row(v, d.hard.row(v));
+        m.soft.set_row(v, d.soft.row(v));
+      }
     }
-    flush_domain();
-    if (!hv_) build_host();
-    return std::move(*hv_);
+    m.explicit_time = d.domain.cpu_time != detail::sum_cpu_time(m.vcpus);
+    m.info.cpu_time = d.domain.cpu_time;
+    hv.sync_domain(m);
   }
-
- private:
-  [[noreturn]] void fail(const std::string& what) const {
-    throw Error(ErrorCode::invalid_argument, fmt::format("fixture line {}: {}", line_, what));
-  }
-
-  void statement(std::string_view line) {
-    if (auto hash = line.find('#'); hash != std::string_view::npos) line = line.substr(0, hash);
-    std::vector<std::string_view> words;
-    std::size_t i = 0;
-    while (i < line.size()) {
-      while (i < line.size() && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r')) ++i;
-      const std::size_t begin = i;
-      while (i < line.size() && line[i] != ' ' && line[i] != '\t' && line[i] != '\r') ++i;
-      if (i > begin) words.push_back(line.substr(begin, i - begin));
-    }
-    if (words.empty()) return;
-    const std::string_view kind = words[0];
-    if (kind == "host") return host(words);
-    if (kind == "node") return node(words);
-    if (kind == "domain") return domain(words);
-    if (kind == "vcpu") return vcpu(words);
-    fail(fmt::format("unknown statement '{}' (host, node, domain or vcpu)", kind));
-  }
-
-  /// key=value words after the first `positional` ones.
-  std::map<std::string_view, std::string_view> options(const std::vector<std::string_view>& words,
-                                                       std::size_t positional,
-                                                       std::initializer_list<std::string_view> allowed) const {
-    if (words.size() < positional + 1) fail(fmt::format("'{}' needs {} argument(s)", words[0], positional));
-    std::map<std::string_view, std::string_view> out;
-    for (std::size_t i = positional + 1; i < words.size(); ++i) {
-      const auto eq = words[i].find('=');
-      if (eq == std::string_view::npos) fail(fmt::format("expected key=value, found '{}'", words[i]));
-      const std::string_view key = words[i].substr(0, eq);
-      if (std::find(allowed.begin(), allowed.end(), key) == allowed.end())
-        fail(fmt::format("unknown key '{}' for '{}'", key, words[0]));
-      out[key] = words[i].substr(eq + 1);
-    }
-    return out;
-  }
-
-  std::uint64_t number(std::string_view text, std::string_view what) const {
-    std::uint64_t v = 0;
-    auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-    if (ec != std::errc() || ptr != text.data() + text.size() || text.empty())
-      fail(fmt::format("{} '{}' is not a number", what, text));
-    return v;
-  }
-
-  /// Seconds with up to 9 decimals ("636.8"), exactly, as nanoseconds.
-  std::chrono::nanoseconds seconds(std::string_view text) const {
-    const auto dot = text.find('.');
-    std::uint64_t ns = number(text.substr(0, dot), "time") * 1'000'000'000ULL;
-    if (dot != std::string_view::npos) {
-      std::string_view frac = text.substr(dot + 1);
-      if (frac.empty() || frac.size() > 9) fail(fmt::format("time '{}' needs 1 to 9 decimals", text));
-      std::uint64_t f = number(frac, "time");
-      for (std::size_t i = frac.size(); i < 9; ++i) f *= 10;
-      ns += f;
-    }
-    return std::chrono::nanoseconds(static_cast<std::int64_t>(ns));
-  }
-
-  CpuMap cpus(std::string_view text, std::size_t universe) const {
-    ParseOptions o;
-    o.universe = universe;
-    o.numa_nodes = nodes_;
-    ParseFailure failure;
-    auto map = CpuMap::try_parse(text, o, &failure);
-    if (!map) fail(ParseError(text, failure).what());
-    return *map;
-  }
-
-  void host(const std::vector<std::string_view>& words) {
-    if (saw_host_ || hv_) fail("'host' must come once, before nodes and domains");
-    saw_host_ = true;
-    auto o = options(words, 0, {"cpus", "present", "online", "threads_per_core", "cores_per_socket", "sockets"});
-    if (!o.count("cpus")) fail("'host' needs cpus=N");
-    universe_ = number(o["cpus"], "cpus");
-    host_.possible = CpuMap::full(universe_);
-    host_.present = o.count("present") ? cpus(o["present"], universe_) : host_.possible;
-    host_.online = o.count("online") ? cpus(o["online"], universe_) : host_.present;
-    if (!host_.online.is_subset_of(host_.present)) fail("online CPUs must be present");
-    host_.threads_per_core = static_cast<unsigned>(o.count("threads_per_core") ? number(o["threads_per_core"], "threads_per_core") : 1);
-    host_.sockets = static_cast<unsigned>(o.count("sockets") ? number(o["sockets"], "sockets") : 1);
-    host_.cores_per_socket = static_cast<unsigned>(
-        o.count("cores_per_socket") ? number(o["cores_per_socket"], "cores_per_socket")
-                                    : std::max<std::size_t>(1, host_.present.count() / (host_.threads_per_core * std::max(1u, host_.sockets))));
-  }
-
-  void node(const std::vector<std::string_view>& words) {
-    if (!saw_host_ || hv_) fail("'node' must come after 'host' and before domains");
-    if (words.size() != 3) fail("'node' needs an id and a cpulist: node 0 0-3");
-    const std::uint64_t id = number(words[1], "node id");
-    if (id != nodes_.size()) fail(fmt::format("node {} out of order (expected node {})", id, nodes_.size()));
-    nodes_.push_back(cpus(words[2], universe_));
-  }
-
-  void build_host() {
-    if (!saw_host_) {
-      universe_ = 4;
-      host_.possible = host_.present = host_.online = CpuMap::full(4);
-      host_.cores_per_socket = 4;
-    }
-    host_.numa_nodes = nodes_;
-    hv_.emplace(host_);
-  }
-
-  void domain(const std::vector<std::string_view>& words) {
-    flush_domain();
-    if (!hv_) build_host();
-    auto o = options(words, 2, {"vcpus", "flags", "time"});
-    pending_ = PendingDomain{};
-    DomainInfo& info = pending_->info;
-    info.id = DomainId{static_cast<std::uint32_t>(number(words[1], "domain id"))};
-    info.name = std::string(words[2]);
-    info.max_vcpus = static_cast<unsigned>(o.count("vcpus") ? number(o["vcpus"], "vcpus") : 1);
-    if (o.count("time")) info.cpu_time = seconds(o["time"]);
-    std::string_view flags = o.count("flags") ? o["flags"] : "";
-    while (!flags.empty()) {
-      const auto comma = flags.find(',');
-      const std::string_view f = flags.substr(0, comma);
-      if (f == "running") info.flags.running = true;
-      else if (f == "blocked") info.flags.blocked = true;
-      else if (f == "paused") info.flags.paused = true;
-      else if (f == "shutdown") info.flags.shutdown = true;
-      else if (f == "dying") info.flags.dying = true;
-      else fail(fmt::format("unknown domain flag '{}'", f));
-      flags = comma == std::string_view::npos ? std::string_view{} : flags.substr(comma + 1);
-    }
-    pending_->line = line_;
-  }
-
-  void vcpu(const std::vector<std::string_view>& words) {
-    if (!pending_) fail("'vcpu' must follow a 'domain'");
-    auto o = options(words, 1, {"state", "cpu", "time", "time_ns", "hard", "soft"});
-    VcpuMetrics m;
-    m.vcpu = static_cast<unsigned>(number(words[1], "vcpu"));
-    if (m.vcpu >= pending_->info.max_vcpus)
-      fail(fmt::format("vcpu {} is beyond the domain's {} vcpus", m.vcpu, pending_->info.max_vcpus));
-    const std::string_view state = o.count("state") ? o["state"] : "blocked";
-    if (state == "running") m.state = VcpuState::running;
-    else if (state == "blocked") m.state = VcpuState::blocked;
-    else if (state == "runnable") m.state = VcpuState::runnable;
-    else if (state == "offline") m.state = VcpuState::offline;
-    else fail(fmt::format("unknown vcpu state '{}'", state));
-    if (o.count("cpu")) {
-      const std::uint64_t cpu = number(o["cpu"], "cpu");
-      if (cpu >= universe_) fail(fmt::format("cpu {} is beyond the host's {} CPUs", cpu, universe_));
-      if (m.state != VcpuState::offline) m.cpu = static_cast<unsigned>(cpu);
-    }
-    if (o.count("time")) m.cpu_time = seconds(o["time"]);
-    if (o.count("time_ns")) m.cpu_time = std::chrono::nanoseconds(number(o["time_ns"], "time_ns"));
-    pending_->vcpus.push_back(m);
-    pending_->hard.push_back(o.count("hard") ? cpus(o["hard"], universe_) : CpuMap::full(universe_));
-    pending_->soft.push_back(o.count("soft") ? cpus(o["soft"], universe_) : CpuMap::full(universe_));
-  }
-
-  void flush_domain() {
-    if (!pending_) return;
-    const std::size_t saved = line_;
-    line_ = pending_->line;
-    try {
-      const DomainId id = pending_->info.id;
-      hv_->add_domain(pending_->info, pending_->vcpus);
-      for (std::size_t i = 0; i < pending_->vcpus.size(); ++i)
-        hv_->set_affinity(id, pending_->vcpus[i].vcpu, pending_->hard[i], pending_->soft[i]);
-    } catch (const Error& e) {
-      fail(e.what());
-    }
-    line_ = saved;
-    pending_.reset();
-  }
-
-  struct PendingDomain {
-    DomainInfo info;
-    std::vector<VcpuMetrics> vcpus;
-    std::vector<CpuMap> hard, soft;
-    std::size_t line = 0;
-  };
-
-  std::string_view text_;
-  std::size_t line_ = 0;
-  bool saw_host_ = false;
-  std::size_t universe_ = 0;
-  HostInfo host_;
-  std::vector<CpuMap> nodes_;
-  std::optional<MockHypervisor> hv_;
-  std::optional<PendingDomain> pending_;
-};
-
-}  // namespace detail
-
-inline MockHypervisor MockHypervisor::from_fixture(std::string_view text) {
-  return detail::MockFixtureReader(text).read();
+  return hv;
 }
 
 }  // namespace vcpumap

@@ -23,6 +23,7 @@
 #include "cpu_map.hpp"
 #include "cpulist.hpp"
 #include "error.hpp"
+#include "text.hpp"
 
 namespace vcpumap {
 
@@ -79,6 +80,7 @@ struct DomainFlags {
 
 struct DomainInfo {
   DomainId id{};
+  /// Any bytes (guest owners choose it): escape it for a terminal (text.hpp, describe()).
   std::string name;
   DomainFlags flags;
   unsigned online_vcpus = 0;
@@ -87,6 +89,13 @@ struct DomainInfo {
   std::chrono::nanoseconds cpu_time{0};
   friend bool operator==(const DomainInfo&, const DomainInfo&) = default;
 };
+
+/// "domain 3 (xperf2)": how messages name a domain, the name escaped for a terminal
+/// (escape_terminal), so an error message never carries a control character from it.
+inline std::string describe(const DomainInfo& d) {
+  const std::uint32_t id = to_integer(d.id);
+  return d.name.empty() ? fmt::format("domain {}", id) : fmt::format("domain {} ({})", id, escape_terminal(d.name));
+}
 
 /// The host's CPUs and topology. Every CpuMap here has the host's universe, max CPU id + 1
 /// (never the online count: with CPUs offline or SMT off, ids have holes).
@@ -119,6 +128,7 @@ struct HostInfo {
   CpuMap parse(std::string_view cpulist, Dialect dialect = Dialect::standard) const {
     return CpuMap::parse(cpulist, parse_options(dialect));
   }
+  friend bool operator==(const HostInfo&, const HostInfo&) = default;
 };
 
 /// Which parts of a domain a snapshot reads. Affinity costs a privileged call per vcpu on
@@ -152,6 +162,7 @@ struct DomainSnapshot {
     scope = SnapshotScope::full;
     taken_at = {};
   }
+  friend bool operator==(const DomainSnapshot&, const DomainSnapshot&) = default;
 };
 
 /// The whole host in one call: what `xm vcpu-list` / `xl vcpu-list` print.
@@ -166,6 +177,7 @@ struct HostSnapshot {
     domains.clear();
     taken_at = {};
   }
+  friend bool operator==(const HostSnapshot&, const HostSnapshot&) = default;
 };
 
 namespace detail {

@@ -565,7 +565,7 @@ struct XenHypervisor::Impl {
     if (vcpus > max_vcpus_per_domain)
       throw Error(ErrorCode::internal, fmt::format("{}: Xen reports max_vcpu_id {}: more vcpus than any Xen build "
                                                    "allows ({})",
-                                                   detail::describe(info), vcpus - 1, max_vcpus_per_domain));
+                                                   describe(info), vcpus - 1, max_vcpus_per_domain));
     s.vcpus.resize(vcpus);
     if (scope == SnapshotScope::full) {
       s.hard.reshape(vcpus, universe);
@@ -601,7 +601,7 @@ struct XenHypervisor::Impl {
                   DomainSnapshot& s) {
     const std::size_t universe = host.cpu_universe();
     begin_read(info, scope, universe, s);
-    DomainRead one{&s, detail::describe(info)};
+    DomainRead one{&s, describe(info)};
     if (multicall_usable() && read_multicall(calls, {&one, 1}, universe)) {
       if (one.vanished) raise_domain(ESRCH, one.who, one.vanished_in);
     } else {
@@ -733,7 +733,7 @@ struct XenHypervisor::Impl {
   /// `current_hard` / `current_soft` when the caller knows them, else read first.
   PinResult set_affinity(Calls& calls, const HostInfo& host, const DomainInfo& info, unsigned vcpu,
                          const VcpuPin& pin, const CpuMap* current_hard, const CpuMap* current_soft) {
-    const std::string who = detail::describe(info);
+    const std::string who = describe(info);
     const std::uint32_t id = to_integer(info.id);
     const std::size_t universe = host.cpu_universe();
     std::vector<std::uint8_t> hard(map_bytes), soft(map_bytes);
@@ -818,7 +818,7 @@ struct XenHypervisor::Impl {
     using State = detail::PinOutcome::State;
     std::vector<detail::PinOutcome> out(pins.size());
     if (pins.empty()) return out;
-    const std::string who = detail::describe(before.domain);
+    const std::string who = describe(before.domain);
     const std::uint32_t id = to_integer(before.domain.id);
     const std::size_t batch = std::min(pins.size(), domctls_per_multicall);
     DomctlBatch mc(xcall, batch, batch, map_bytes);
@@ -996,7 +996,7 @@ void XenHypervisor::snapshot_all(SnapshotScope scope, HostSnapshot& all) {
     std::vector<Impl::DomainRead> reads(raw.size());
     for (std::size_t i = 0; i < raw.size(); ++i) {
       Impl::begin_read(infos[i], scope, universe, all.domains[i]);
-      reads[i] = {&all.domains[i], detail::describe(infos[i])};
+      reads[i] = {&all.domains[i], describe(infos[i])};
     }
     if (im.multicall_usable() && im.read_multicall(op.calls, reads, universe)) {
       // Every domain's vcpus in shared multicalls; the vanished ones again, alone.

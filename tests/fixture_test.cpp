@@ -1,0 +1,259 @@
+// The fixture format (fixture.hpp): the reader and writer round trip, every limit, hostile
+// files, and the file operations (atomic replacement, the locked read-modify-write).
+#include <vcpumap/fixture.hpp>
+#include <vcpumap/mock.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <string>
+
+#include "random_maps.hpp"
+
+using namespace vcpumap;
+
+namespace {
+
+std::string error_of(std::string_view text) {
+  try {
+    (void)read_fixture(text);
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::invalid_argument);
+    return e.what();
+  }
+  return "no error";
+}
+
+/// A name of hostile bytes: controls, quotes, '#', blanks, invalid UTF-8, bidi controls.
+std::string random_name(std::mt19937_64& rng) {
+  static const std::string pieces[] = {"web", "db-1", " ", "\t", "#", "\"", "\\", "\x1b]0;pwned\x07", "\r", "\xff",
+                                       "\xc3\xa9", "\xe2\x80\xae", "<&>", "]]>", "x=1", "\x7f", "\xc2\x9b"};
+  std::string name;
+  for (std::size_t i = rng() % 5; i > 0; --i) name += pieces[rng() % std::size(pieces)];
+  return name;
+}
+
+/// A random host as read_fixture could produce it: derived fields filled the reader's way.
+HostSnapshot random_host(std::mt19937_64& rng) {
+  HostSnapshot s;
+  HostInfo& h = s.host;
+  const std::size_t n = 1 + rng() % 200;
+  h.possible = CpuMap::full(n);
+  h.present = test::random_set(rng, n);
+  h.online = h.present & test::random_set(rng, n);
+  h.threads_per_core = 1 + static_cast<unsigned>(rng() % 4);
+  h.cores_per_socket = 1 + static_cast<unsigned>(rng() % 8);
+  h.sockets = 1 + static_cast<unsigned>(rng() % 3);
+  for (std::size_t i = 1 + rng() % 3; i > 0; --i) h.numa_nodes.push_back(test::random_set(rng, n));
+  detail::derive_cpu_topology(h);
+  std::uint32_t id = 0;
+  for (std::size_t i = rng() % 5; i > 0; --i) {
+    DomainSnapshot& d = s.domains.emplace_back();
+    d.domain.id = DomainId{id += 1 + static_cast<std::uint32_t>(rng() % 1000)};
+    d.domain.name = random_name(rng);
+    d.domain.max_vcpus = static_cast<unsigned>(rng() % 6);
+    d.domain.flags = {rng() % 2 == 0, rng() % 2 == 0, rng() % 2 == 0, rng() % 2 == 0, rng() % 2 == 0};
+    d.hard = AffinityMatrix(d.domain.max_vcpus, n);
+    d.soft = AffinityMatrix(d.domain.max_vcpus, n);
+    for (unsigned v = 0; v < d.domain.max_vcpus; ++v) {
+      VcpuMetrics& m = d.vcpus.emplace_back();
+      m.vcpu = v;
+      m.state = static_cast<VcpuState>(rng() % 5);
+      if (m.state != VcpuState::offline && rng() % 2) m.cpu = static_cast<unsigned>(rng() % n);
+      m.cpu_time = std::chrono::nanoseconds(static_cast<std::int64_t>(rng() % (std::uint64_t{1} << 50)));
+      d.hard.set_row(v, test::random_set(rng, n));
+      d.soft.set_row(v, test::random_set(rng, n));
+    }
+    d.domain.online_vcpus = static_cast<unsigned>(
+        std::count_if(d.vcpus.begin(), d.vcpus.end(), [](const VcpuMetrics& m) { return m.state != VcpuState::offline; }));
+    d.domain.cpu_time = rng() % 2 ? *detail::sum_cpu_time(d.vcpus)
+                                  : std::chrono::nanoseconds(static_cast<std::int64_t>(rng() % 1'000'000'000'000));
+    effective_affinity(d.hard, d.soft, h.online, d.effective);
+  }
+  return s;
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string temp_dir() {
+  char dir[] = "/tmp/vcpumap-fixture-test.XXXXXX";
+  REQUIRE(::mkdtemp(dir) != nullptr);
+  return dir;
+}
+
+}  // namespace
+
+TEST_CASE("fixtures round trip: read(write(s)) == s for random hosts with hostile names", "[fixture][property]") {
+  std::mt19937_64 rng(20061026);
+  for (int i = 0; i < 2000; ++i) {
+    const HostSnapshot s = random_host(rng);
+    const std::string text = write_fixture(s);
+    INFO(text);
+    const HostSnapshot back = read_fixture(text);
+    REQUIRE(back == s);
+    REQUIRE(write_fixture(back) == text);
+  }
+}
+
+TEST_CASE("fixtures: a name that is not a plain word is quoted, and the rest of the line still reads",
+          "[fixture]") {
+  HostSnapshot s = read_fixture("host cpus=2\ndomain 1 \"a b#c\\\"d\\\\e\\x1b\" vcpus=1 # comment\nvcpu 0 cpu=1\n");
+  REQUIRE(s.domains.size() == 1);
+  CHECK(s.domains[0].domain.name == "a b#c\"d\\e\x1b");
+  CHECK(s.domains[0].vcpus[0].cpu == 1u);
+  CHECK(write_fixture(s).find("domain 1 \"a b#c\\\"d\\\\e\\x1b\" vcpus=1") != std::string::npos);
+  CHECK(read_fixture("domain 5 \"\" vcpus=0\n").domains[0].domain.name.empty());
+  CHECK(read_fixture("host cpus=8 present=0-5\n").host.numa_nodes == std::vector{CpuMap::parse("0-5", {.universe = 8})});
+}
+
+TEST_CASE("fixtures: every number is bounded, and errors name the line and the key", "[fixture][limits]") {
+  CHECK(error_of("host cpus=1000000000\n") == "fixture line 1: cpus 1000000000 is beyond the limit of 65536");
+  CHECK(error_of("host cpus=18446744073709551616\n") ==
+        "fixture line 1: cpus 18446744073709551616 is beyond the limit of 65536");
+  CHECK(error_of("host cpus=4 threads_per_core=0\n") ==
+        "fixture line 1: host: threads_per_core is 0: it must be 1 to 65536");
+  CHECK(error_of("host cpus=4 sockets=0\n") == "fixture line 1: host: sockets is 0: it must be 1 to 65536");
+  CHECK(error_of("host cpus=4 threads_per_core=65537\n") ==
+        "fixture line 1: threads_per_core 65537 is beyond the limit of 65536");
+  // Counts whose 32-bit product wraps to 0 are fine: nothing multiplies them in 32 bits.
+  const HostSnapshot wide = read_fixture("host cpus=4 threads_per_core=65536 sockets=65536\n");
+  CHECK(wide.host.cores_per_socket == 1);
+  CHECK(error_of("host cpus=4\ndomain 1 a vcpus=4294967298\n") ==
+        "fixture line 2: vcpus 4294967298 is beyond the limit of 16384");
+  CHECK(error_of("host cpus=4\ndomain 4294967296 a\n") ==
+        "fixture line 2: domain id 4294967296 is beyond the limit of 4294967295");
+  CHECK(error_of("host cpus=4\ndomain 1 a vcpus=2\nvcpu 4294967296\n") ==
+        "fixture line 3: vcpu 4294967296 is beyond the limit of 16384");
+  CHECK(error_of("host cpus=4\ndomain 1 a\nvcpu 0 time_ns=9223372036854775808\n") ==
+        "fixture line 3: time_ns 9223372036854775808 is beyond the limit of 9223372036854775807");
+  CHECK(error_of("host cpus=4\ndomain 1 a\nvcpu 0 time=9223372037\n") ==
+        "fixture line 3: time 9223372037 is beyond the limit of 9223372036");
+  CHECK(error_of("host cpus=4\ndomain 1 a\nvcpu 0 time=9223372036.9\n") ==
+        "fixture line 3: time '9223372036.9' is beyond the limit of 9223372036854775807 ns");
+  CHECK(error_of("host cpus=4\ndomain 1 a vcpus=2\nvcpu 0 time_ns=9223372036854775807\nvcpu 1 time_ns=1\n") ==
+        "fixture line 2: the vcpus' CPU times add up past the limit of 9223372036854775807 ns");
+  CHECK(error_of("host cpus=65536\ndomain 1 a vcpus=4096\ndomain 2 b vcpus=1\n") ==
+        "fixture line 3: 1 vcpus × 65536 CPUs: the host's affinity matrices would pass the limit of 268435456 cells");
+  CHECK(error_of("host cpus=4\nnode 1024 0\n") == "fixture line 2: node id 1024 is beyond the limit of 1023");
+  CHECK(error_of("host cpus=4\ndomain 1 " + std::string(4097, 'n') + "\n") ==
+        "fixture line 2: a name of 4097 bytes is beyond the limit of 4096");
+  CHECK(error_of("host cpus=4 cpus=8\n") == "fixture line 1: key 'cpus' given twice");
+  CHECK(error_of("host cpus=4\ndomain 1 a vcpus=2\nvcpu 1\nvcpu 1\n") == "fixture line 4: vcpu 1 is listed twice");
+  CHECK(error_of("host cpus=4\ndomain 1 a\nvcpu 0 time=1 time_ns=1\n") == "fixture line 3: give time or time_ns, not both");
+  CHECK(error_of(std::string("host cpus=4\ndomain 1 a\0b\n", 23)) == "fixture line 2: NUL byte");
+  CHECK(error_of("domain 1 \"abc\n") == "fixture line 1: unterminated quoted word");
+  CHECK(error_of("domain 1 \"a\\qb\"\n") == "fixture line 1: bad escape in a quoted word (\\\\, \\\" or \\xHH)");
+  CHECK(error_of("domain 1 \"a\"b\n") == "fixture line 1: expected a blank after a quoted word");
+  CHECK(error_of("host cpus=4\n\x1b]0;x\x07 1\n") ==
+        "fixture line 2: unknown statement '\\x1b]0;x\\x07' (host, node, domain or vcpu)");
+  CHECK(error_of("node 0 0\n") == "fixture line 1: 'node' needs a 'host' line before it");
+  CHECK(error_of("host cpus=8 present=0-3 online=0-5\n") == "fixture line 1: online CPUs must be present");
+}
+
+TEST_CASE("fixtures: the limits themselves are accepted", "[fixture][limits]") {
+  const HostSnapshot s = read_fixture("host cpus=65536\ndomain 1 a vcpus=4096\nvcpu 4095 cpu=65535 time_ns=9223372036854775807\n");
+  REQUIRE(s.domains.size() == 1);
+  CHECK(s.domains[0].hard.rows() == 4096);
+  CHECK(s.domains[0].domain.cpu_time.count() == limits::max_cpu_time_ns);
+  CHECK(read_fixture("host cpus=4\ndomain 4294967295 " + std::string(4096, 'n') + " vcpus=0\n").domains.size() == 1);
+}
+
+TEST_CASE("fixture files: bounded reads, no directories, names escaped in messages", "[fixture][files]") {
+  REQUIRE_THROWS_WITH(read_fixture_file("/dev/zero"),
+                      "fixture /dev/zero: larger than the limit of 67108864 bytes");
+  REQUIRE_THROWS_WITH(read_fixture_file("/tmp"), "fixture /tmp: is a directory");
+  REQUIRE_THROWS_WITH(read_fixture_file(""), "fixture: the file name is empty");
+  REQUIRE_THROWS_WITH(read_fixture_file("/nonexistent/\x1b[2J"),
+                      "fixture /nonexistent/\\x1b[2J: cannot open: No such file or directory");
+  try {
+    (void)read_fixture_file("/nonexistent/x");
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::not_found);
+  }
+}
+
+TEST_CASE("write_fixture_file replaces a file whole or not at all", "[fixture][files]") {
+  const std::string dir = temp_dir(), path = dir + "/host.txt";
+  const std::string original = "# a comment the writer would drop\nhost cpus=4\ndomain 1 a vcpus=2\n";
+  std::ofstream(path) << original;
+  ::chmod(path.c_str(), 0640);
+
+  HostSnapshot big = read_fixture(original);
+  big.domains[0].domain.name = std::string(4000, 'x');
+  SECTION("a file size limit: the write fails, the old file stays byte for byte") {
+    rlimit old{};
+    REQUIRE(::getrlimit(RLIMIT_FSIZE, &old) == 0);
+    const auto previous = std::signal(SIGXFSZ, SIG_IGN);
+    rlimit small = old;
+    small.rlim_cur = 1000;
+    REQUIRE(::setrlimit(RLIMIT_FSIZE, &small) == 0);
+    std::string message;
+    try {
+      write_fixture_file(path, big);
+    } catch (const Error& e) {
+      message = e.what();
+    }
+    REQUIRE(::setrlimit(RLIMIT_FSIZE, &old) == 0);
+    std::signal(SIGXFSZ, previous);
+    CHECK(message == path + ": cannot write; the file is unchanged: File too large");
+    CHECK(slurp(path) == original);
+  }
+  SECTION("success: the new text, the old permissions, no temporary file left") {
+    write_fixture_file(path, big);
+    CHECK(read_fixture(slurp(path)) == big);
+    struct stat st {};
+    REQUIRE(::stat(path.c_str(), &st) == 0);
+    CHECK((st.st_mode & 07777) == 0640);
+  }
+  std::string listing;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) listing += entry.path().filename().string() + ";";
+  CHECK(listing == "host.txt;");  // no temporary file left behind
+  std::remove(path.c_str());
+  ::rmdir(dir.c_str());
+}
+
+TEST_CASE("FixtureFile writes back only a changed host, keeping comments otherwise", "[fixture][files]") {
+  const std::string dir = temp_dir(), path = dir + "/host.txt";
+  const std::string original = "# comment\nhost cpus=4\ndomain 1 a vcpus=2 # another\nvcpu 0 hard=1\n";
+  std::ofstream(path) << original;
+  {
+    FixtureFile file(path);
+    MockHypervisor mock = MockHypervisor::from_snapshot(file.host());
+    CHECK_FALSE(file.commit(mock.state()));
+    CHECK(slurp(path) == original);
+    mock.set_affinity(DomainId{1}, 1, CpuMap(4, {2}), CpuMap::full(4));
+    CHECK(file.commit(mock.state()));
+    CHECK_FALSE(file.commit(mock.state()));
+  }
+  const HostSnapshot back = read_fixture_file(path);
+  CHECK(back.domains[0].hard.row(0) == CpuMap(4, {1}));
+  CHECK(back.domains[0].hard.row(1) == CpuMap(4, {2}));
+  REQUIRE_THROWS_WITH(FixtureFile("/dev/null"), "fixture /dev/null: not a regular file: it cannot be written back");
+  std::remove(path.c_str());
+  ::rmdir(dir.c_str());
+}
+
+TEST_CASE("a mock from a snapshot is the host the snapshot describes", "[fixture][mock]") {
+  std::mt19937_64 rng(7);
+  for (int i = 0; i < 200; ++i) {
+    const HostSnapshot s = random_host(rng);
+    MockHypervisor mock = MockHypervisor::from_snapshot(s);
+    HostSnapshot state = mock.state();
+    state.taken_at = s.taken_at;
+    for (DomainSnapshot& d : state.domains) d.taken_at = {};
+    REQUIRE(state == s);
+  }
+}
