@@ -5,9 +5,12 @@
 //   }
 //
 // Backend options of every tool: --backend=auto|xen|mock, --fixture FILE (a MockHypervisor
-// fixture, see vcpumap/mock.hpp), --persist (write the mock host back to FILE when done, so
-// that commands can be chained without Xen). auto takes Xen when /dev/xen/privcmd is usable,
-// else the demo host of the 2006 libvir-list thread, and says so on stderr in one line.
+// fixture, see vcpumap/fixture.hpp), --persist (write the mock host back to FILE when the
+// command changed it, so that commands can be chained without Xen: the file is locked from
+// its read to its replacement, and replaced atomically). auto takes Xen when
+// /dev/xen/privcmd is usable; else a tool that only reads uses the demo host of the 2006
+// libvir-list thread and says so on stderr in one line, and a tool that changes the host
+// (vcpu-pin, vcpu-balance --apply) fails, changing nothing.
 //
 // Exit codes: 0 success; 1 an operation failed (no such domain, vcpu or CPU on this host, the
 // hypervisor refused); 2 a usage error (unknown option, missing or malformed argument).
@@ -18,11 +21,15 @@
 // VCPUMAP_EXAMPLES_WITH_XEN); the tools see only vcpumap::AnyHypervisor.
 #pragma once
 
+#include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <cmath>
+#include <csignal>
+#include <cstdio>
 #include <cstdlib>
-#include <fstream>
+#include <cstring>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -53,10 +60,11 @@ struct Help {};
 
 constexpr std::string_view backend_usage =
     "backend:\n"
-    "  --backend=auto|xen|mock  auto (default): Xen when /dev/xen/privcmd is usable, else the demo host\n"
+    "  --backend=auto|xen|mock  auto (default): Xen when /dev/xen/privcmd is usable, else (for\n"
+    "                           reading only) the demo host\n"
     "  --fixture FILE           the mock host described in FILE (default: the demo host of the\n"
     "                           2006 libvir-list thread, 4 CPUs, Domain-0 + xperf1 + xperf2)\n"
-    "  --persist                write the mock host back to FILE when done (chains commands)\n"
+    "  --persist                write the mock host back to FILE when the command changed it\n"
     "  -h, --help               this help\n"
     "exit status: 0 success, 1 the operation failed, 2 usage error\n";
 
@@ -114,11 +122,6 @@ inline double parse_seconds(std::string_view what, const std::string& text) {
   return s;
 }
 
-/// "domain 3 (xperf2)": how messages name a domain.
-inline std::string describe(const DomainInfo& d) {
-  return d.name.empty() ? fmt::format("domain {}", d.id) : fmt::format("domain {} ({})", d.id, d.name);
-}
-
 /// Runs op() (a backend call about domain d); an Error whose message does not name the domain
 /// yet is thrown again with "domain N (name): " in front, so every error line names it.
 template <class Op>
@@ -126,7 +129,7 @@ auto about(const DomainInfo& d, Op&& op) -> decltype(op()) {
   try {
     return op();
   } catch (const Error& e) {
-    const std::string who = describe(d);
+    const std::string who = vcpumap::describe(d);
     if (std::string_view(e.what()).starts_with(who)) throw;
     throw Error(e.code(), fmt::format("{}: {}", who, e.what()));
   }
@@ -140,100 +143,34 @@ std::size_t find_domain(const std::vector<T>& items, std::string_view which, Inf
     const DomainInfo& d = info_of(items[i]);
     if (numeric ? std::to_string(to_integer(d.id)) == which : d.name == which) return i;
   }
-  throw Error(ErrorCode::not_found, fmt::format("no such domain '{}'", which));
+  throw Error(ErrorCode::not_found, fmt::format("no such domain '{}'", escape_terminal(which)));
 }
 inline std::size_t find_domain(const std::vector<DomainInfo>& domains, std::string_view which) {
   return find_domain(domains, which, [](const DomainInfo& d) -> const DomainInfo& { return d; });
 }
 
 /// Reads a set argument (`what` names it in errors): malformed text is a usage error; a
-/// member at or beyond `universe` (a CPU the host lacks, a vcpu the domain lacks) is an
-/// operation error, worded by beyond(member).
+/// member at or beyond `universe` (a CPU the host lacks, a vcpu the domain lacks), however
+/// large its number, is an operation error, worded by beyond(number): the number as written
+/// in a list, or nothing when the text is a mask.
 template <class Set, class Beyond>
-Set parse_set(std::string_view what, std::string_view text, ParseOptions options, Beyond beyond) {
-  ParseOptions loose = options;
-  loose.universe.reset();
-  if (auto set = Set::try_parse(text, loose); set && set->last() && *set->last() >= *options.universe)
-    throw Error(ErrorCode::invalid_argument, beyond(*set->last()));
+Set parse_set(std::string_view what, std::string_view text, const ParseOptions& options, Beyond beyond) {
   try {
     return Set::parse(text, options);
   } catch (const ParseError& e) {
-    throw Usage(fmt::format("{}: {}", what, e.what()));
+    if (!e.out_of_range()) throw Usage(fmt::format("{}: {}", what, e.what()));
+    const bool digits = [&] {
+      for (char c : text)
+        if (c != ' ' && c != '\t' && c != ',' && c != '-' && c != '^' && c != ':' && c != '/' && (c < '0' || c > '9'))
+          return false;
+      return options.form == TextForm::list || options.form == TextForm::xl_list;
+    }();
+    std::size_t at = e.column() - 1, end = at;  // in a decimal list: the number the column points at
+    while (digits && end < text.size() && text[end] >= '0' && text[end] <= '9') ++end;
+    throw Error(ErrorCode::invalid_argument,
+                beyond(end > at ? std::optional<std::string_view>(text.substr(at, end - at)) : std::nullopt));
   }
 }
-
-/// Writes a host in MockHypervisor's fixture format; from_fixture reads it back unchanged.
-inline std::string to_fixture(const HostSnapshot& snap) {
-  const HostInfo& h = snap.host;
-  auto list = [](const CpuMap& m) { return m.empty() ? std::string("none") : m.to_string(); };
-  std::string out =
-      fmt::format("host cpus={} present={} online={} threads_per_core={} cores_per_socket={} sockets={}\n",
-                  h.cpu_universe(), list(h.present), list(h.online), h.threads_per_core, h.cores_per_socket, h.sockets);
-  for (std::size_t n = 0; n < h.numa_nodes.size(); ++n) out += fmt::format("node {} {}\n", n, list(h.numa_nodes[n]));
-  for (const DomainSnapshot& d : snap.domains) {
-    const DomainFlags& f = d.domain.flags;
-    std::vector<std::string_view> flags;
-    const std::pair<bool, std::string_view> named[] = {{f.running, "running"},
-                                                       {f.blocked, "blocked"},
-                                                       {f.paused, "paused"},
-                                                       {f.shutdown, "shutdown"},
-                                                       {f.dying, "dying"}};
-    for (auto [on, name] : named)
-      if (on) flags.push_back(name);
-    std::chrono::nanoseconds sum{0};
-    for (const VcpuMetrics& m : d.vcpus) sum += m.cpu_time;
-    out += fmt::format("domain {} {} vcpus={}", d.domain.id, d.domain.name, d.domain.max_vcpus);
-    if (!flags.empty()) out += fmt::format(" flags={}", fmt::join(flags, ","));
-    if (d.domain.cpu_time != sum)  // fixture times are seconds: keep an explicit time exact
-      out += fmt::format(" time={}.{:09}", d.domain.cpu_time.count() / 1'000'000'000,
-                         d.domain.cpu_time.count() % 1'000'000'000);
-    out += '\n';
-    for (const VcpuMetrics& m : d.vcpus) {
-      const VcpuState state = m.state == VcpuState::unknown ? VcpuState::blocked : m.state;
-      out += fmt::format("vcpu {} state={}", m.vcpu, state);
-      if (m.cpu) out += fmt::format(" cpu={}", *m.cpu);
-      out += fmt::format(" time_ns={} hard={} soft={}\n", m.cpu_time.count(), list(d.hard.row(m.vcpu)),
-                         list(d.soft.row(m.vcpu)));
-    }
-  }
-  return out;
-}
-
-/// A MockHypervisor that writes its host back to a fixture file when destroyed (--persist),
-/// whether the command succeeded or not: what a failed transaction left is visible.
-class PersistedMock {
- public:
-  PersistedMock(MockHypervisor mock, std::string path) : mock_(std::move(mock)), path_(std::move(path)) {}
-  PersistedMock(PersistedMock&& o) noexcept : mock_(std::move(o.mock_)), path_(std::exchange(o.path_, {})) {}
-  PersistedMock& operator=(PersistedMock&&) = delete;
-  ~PersistedMock() {
-    if (path_.empty()) return;
-    for (int attempt = 1;; ++attempt) {
-      try {
-        const std::string text = to_fixture(mock_.snapshot_all());
-        std::ofstream(path_, std::ios::trunc) << text;
-        return;
-      } catch (const Error& e) {  // busy: an injected failure (VCPUMAP_MOCK_FAIL_CALL) not yet used
-        if (e.code() == ErrorCode::busy && attempt < 3) continue;
-        fmt::print(stderr, "warning: could not write the mock host back to {}: {}\n", path_, e.what());
-        return;
-      }
-    }
-  }
-  HostInfo host_info() { return mock_.host_info(); }
-  std::vector<DomainInfo> list_domains() { return mock_.list_domains(); }
-  DomainSnapshot snapshot(DomainId d, SnapshotScope s) { return mock_.snapshot(d, s); }
-  void snapshot(DomainId d, SnapshotScope s, DomainSnapshot& into) { mock_.snapshot(d, s, into); }
-  HostSnapshot snapshot_all(SnapshotScope s) { return mock_.snapshot_all(s); }
-  void snapshot_all(SnapshotScope s, HostSnapshot& into) { mock_.snapshot_all(s, into); }
-  PinResult pin_vcpu(DomainId d, unsigned v, const VcpuPin& p) { return mock_.pin_vcpu(d, v, p); }
-  MatrixPinResult pin_matrix(DomainId d, const MatrixPin& p) { return mock_.pin_matrix(d, p); }
-  std::size_t last_call_count() const noexcept { return mock_.last_call_count(); }
-
- private:
-  MockHypervisor mock_;
-  std::string path_;
-};
 
 // ---- the one place that knows whether Xen was built ----
 #if VCPUMAP_EXAMPLES_WITH_XEN
@@ -248,7 +185,10 @@ inline AnyHypervisor open_xen() {
 constexpr std::string_view no_xen_reason = "built without Xen";
 #endif
 
-/// The backend options of every tool.
+/// What a tool does with the host: only reads it, or changes it (pins).
+enum class Access { read, change };
+
+/// The backend options of every tool, and the backend they open.
 class Backend {
  public:
   /// Takes the current argument if it is a backend option (or --help); false otherwise.
@@ -256,9 +196,10 @@ class Backend {
     if (args.is("--help") || args.is("-h")) throw Help{};
     if (auto kind = args.value("--backend")) {
       if (*kind != "auto" && *kind != "xen" && *kind != "mock")
-        throw Usage(fmt::format("--backend is auto, xen or mock, not '{}'", *kind));
+        throw Usage(fmt::format("--backend is auto, xen or mock, not '{}'", escape_terminal(*kind)));
       kind_ = *kind;
     } else if (auto file = args.value("--fixture")) {
+      if (file->empty()) throw Usage("--fixture needs a file name");
       fixture_ = *file;
     } else if (args.is("--persist")) {
       persist_ = true;
@@ -268,55 +209,107 @@ class Backend {
     return true;
   }
 
-  /// Opens the chosen backend. follow_real_time: a mock's running vcpus accrue real time.
-  AnyHypervisor open(std::string_view tool, bool follow_real_time = false) const {
+  /// Opens the chosen backend, once. follow_real_time: a mock's running vcpus accrue real
+  /// time. A tool that only reads may fall back to the demo host when auto finds no usable
+  /// Xen (saying so on stderr); one that changes the host never does: a pin of the demo
+  /// host would report a success that changed nothing real.
+  AnyHypervisor& open(std::string_view tool, Access access, bool follow_real_time = false) {
     if (kind_ == "xen" && !fixture_.empty()) throw Usage("--fixture is for the mock backend, not for xen");
     if (persist_ && fixture_.empty()) throw Usage("--persist needs --fixture FILE");
-    if (kind_ == "xen") return open_xen();
+    if (kind_ == "xen") return hv_.emplace(open_xen());
     if (kind_ == "auto" && fixture_.empty()) {
       std::string why(no_xen_reason);
       if (xen_usable()) {
         try {
-          return open_xen();
+          return hv_.emplace(open_xen());
         } catch (const Error& e) {
           why = e.what();
         }
       }
-      fmt::print(stderr, "{}: {}: using the built-in demo host (libvir-list, 2006-06-26)\n", tool, why);
+      if (access == Access::change)
+        throw Error(ErrorCode::hypervisor_unavailable,
+                    fmt::format("{}: nothing changed: {} changes a real hypervisor's domains, and only reading tools "
+                                "fall back to the demo host (try it there with --backend=mock, or keep the changes "
+                                "with --fixture FILE --persist)",
+                                why, tool));
+      fmt::print(stderr, "{}: {}: using the built-in demo host (libvir-list, 2006-06-26)\n", tool, terminal_safe(why));
     }
-    MockHypervisor mock = fixture_.empty() ? MockHypervisor::demo() : MockHypervisor::from_fixture_file(fixture_);
+    MockHypervisor mock = MockHypervisor::demo();
+    if (persist_) {
+      file_.emplace(fixture_);  // locked until this Backend is gone: concurrent tools take turns
+      mock = MockHypervisor::from_snapshot(file_->host());
+    } else if (!fixture_.empty()) {
+      mock = MockHypervisor::from_fixture_file(fixture_);
+    }
     if (follow_real_time) mock.follow_real_time(true);
     if (const char* k = std::getenv("VCPUMAP_MOCK_FAIL_CALL"))
       mock.fail_call(parse_count("VCPUMAP_MOCK_FAIL_CALL", k), ErrorCode::busy);
-    if (persist_) return AnyHypervisor(PersistedMock(std::move(mock), fixture_));
-    return AnyHypervisor(std::move(mock));
+    return hv_.emplace(std::move(mock));
+  }
+
+  /// With --persist: writes the mock host back to its file when the command changed it
+  /// (whether the command succeeded or not: a failed rollback's changes are real), atomically;
+  /// else leaves the file untouched, comments and all. Throws Error when writing fails (the
+  /// file is then as it was).
+  void finish() {
+    if (!file_ || !hv_) return;
+    if (const MockHypervisor* mock = hv_->target<MockHypervisor>()) file_->commit(mock->state());
   }
 
  private:
   std::string kind_ = "auto";
   std::string fixture_;
   bool persist_ = false;
+  std::optional<FixtureFile> file_;
+  std::optional<AnyHypervisor> hv_;
 };
 
-/// Runs a tool's body and turns what it throws into one line on stderr and an exit code.
+/// Runs a tool: body(Backend&) -> exit code. What it throws becomes one line on stderr
+/// (escaped for the terminal) and an exit code; then --persist writes the host back, and
+/// standard output is flushed: a write error there (a full disk, a closed pipe) is a failure,
+/// never a silent exit 0.
 template <class Body>
 int run(std::string_view tool, std::string_view usage, Body&& body) noexcept {
-  try {
+  std::signal(SIGXFSZ, SIG_IGN);  // past a file size limit a write fails (EFBIG) and is reported
+  std::signal(SIGPIPE, SIG_IGN);  // a closed pipe is a write error (EPIPE), reported like the others
+  int code = 1;
+  auto say = [&](std::string_view message) {
     try {
-      return body();
+      fmt::print(stderr, "{}: {}\n", tool, terminal_safe(message));
+    } catch (...) {
+    }
+  };
+  try {
+    Backend backend;
+    try {
+      code = body(backend);
     } catch (const Help&) {
       fmt::print("{}{}", usage, backend_usage);
-      return 0;
+      code = 0;
     } catch (const Usage& e) {
-      fmt::print(stderr, "{}: {} (see {} --help)\n", tool, e.what(), tool);
-      return 2;
+      say(fmt::format("{} (see {} --help)", e.what(), tool));
+      code = 2;
     } catch (const std::exception& e) {  // vcpumap::Error and the rest: the operation failed
-      fmt::print(stderr, "{}: {}\n", tool, e.what());
-      return 1;
+      say(e.what());
+      code = 1;
     }
-  } catch (...) {  // printing itself failed (stdout closed...)
-    return 1;
+    try {
+      backend.finish();
+    } catch (const std::exception& e) {
+      say(e.what());
+      code = std::max(code, 1);
+    }
+  } catch (const std::exception& e) {
+    say(e.what());
+    code = std::max(code, 1);
+  } catch (...) {
+    code = std::max(code, 1);
   }
+  if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+    say(fmt::format("error writing standard output: {}", std::strerror(errno)));
+    code = std::max(code, 1);
+  }
+  return code;
 }
 
 }  // namespace examples

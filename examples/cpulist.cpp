@@ -4,64 +4,63 @@
 //   list   0-1,3,8-11
 //   ...
 //   $ cpulist --from sysfs_mask --universe 64 'ff,0000000f'
-#include <cstdio>
-#include <cstdlib>
+#include <charconv>
 #include <string>
 #include <string_view>
 
-#include <vcpumap/vcpumap.hpp>
+#include "backend.hpp"
 
 namespace {
+
+using namespace vcpumap;
 
 constexpr std::string_view usage =
     "usage: cpulist [--from list|sysfs_mask|hex|yn] [--strict|--compat] [--universe N] TEXT...\n"
     "Reads each TEXT as a CPU set and prints it as a canonical list, xl list, sysfs mask,\n"
-    "hex mask and y- string.\n";
+    "hex mask and y- string.\n"
+    "  --universe N  the CPUs 0..N-1 the sets belong to (at most the parse limit, 16777216)\n";
 
-int usage_error(std::string_view what) {
-  fmt::print(stderr, "cpulist: {}\n{}", what, usage);
-  return 2;
+int convert(int argc, char** argv) {
+  ParseOptions options;
+  int printed = 0;
+  examples::Args args(argc, argv);
+  while (args.next()) {
+    if (args.is("--help") || args.is("-h")) {
+      fmt::print("{}", usage);
+      return 0;
+    }
+    if (args.is("--strict")) {
+      options.dialect = Dialect::strict;
+    } else if (args.is("--compat")) {
+      options.dialect = Dialect::compat;
+    } else if (auto n = args.value("--universe")) {
+      std::size_t u = 0;
+      auto [end, ec] = std::from_chars(n->data(), n->data() + n->size(), u);
+      if (n->empty() || ec != std::errc() || end != n->data() + n->size() || u > options.limit)
+        throw examples::Usage(fmt::format("--universe needs a whole number from 0 to {}, not '{}'", options.limit,
+                                          escape_terminal(*n)));
+      options.universe = u;
+    } else if (auto form = args.value("--from")) {
+      if (*form == "list") options.form = TextForm::list;
+      else if (*form == "sysfs_mask") options.form = TextForm::sysfs_mask;
+      else if (*form == "hex") options.form = TextForm::hex;
+      else if (*form == "yn") options.form = TextForm::yn;
+      else throw examples::Usage(fmt::format("unknown form '{}'", escape_terminal(*form)));
+    } else if (args.positional()) {
+      const auto map = CpuMap::parse(args.current(), options);
+      fmt::print("list   {}\nxl     {:a}\nsysfs  {:m}\nhex    {:x}\nyn     {:y}\ncount  {} of {}\n", map, map, map,
+                 map, map, map.count(), map.size());
+      ++printed;
+    } else {
+      args.unknown();
+    }
+  }
+  if (printed == 0) throw examples::Usage("no TEXT given");
+  return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  vcpumap::ParseOptions options;
-  int printed = 0;
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    auto value = [&]() -> std::string_view { return i + 1 < argc ? argv[++i] : ""; };
-    if (arg == "--help" || arg == "-h") {
-      fmt::print("{}", usage);
-      return 0;
-    } else if (arg == "--strict") {
-      options.dialect = vcpumap::Dialect::strict;
-    } else if (arg == "--compat") {
-      options.dialect = vcpumap::Dialect::compat;
-    } else if (arg == "--universe") {
-      const std::string n(value());
-      char* end = nullptr;
-      const unsigned long long u = std::strtoull(n.c_str(), &end, 10);
-      if (n.empty() || *end != '\0') return usage_error("--universe needs a number");
-      options.universe = u;
-    } else if (arg == "--from") {
-      const std::string_view form = value();
-      if (form == "list") options.form = vcpumap::TextForm::list;
-      else if (form == "sysfs_mask") options.form = vcpumap::TextForm::sysfs_mask;
-      else if (form == "hex") options.form = vcpumap::TextForm::hex;
-      else if (form == "yn") options.form = vcpumap::TextForm::yn;
-      else return usage_error(fmt::format("unknown form '{}'", form));
-    } else {
-      try {
-        const auto map = vcpumap::CpuMap::parse(arg, options);
-        fmt::print("list   {}\nxl     {:a}\nsysfs  {:m}\nhex    {:x}\nyn     {:y}\ncount  {} of {}\n", map, map,
-                   map, map, map, map.count(), map.size());
-        ++printed;
-      } catch (const vcpumap::Error& e) {
-        fmt::print(stderr, "cpulist: {}\n", e.what());
-        return 1;
-      }
-    }
-  }
-  return printed > 0 ? 0 : usage_error("no TEXT given");
+  return examples::run("cpulist", usage, [&](examples::Backend&) { return convert(argc, argv); });
 }

@@ -2,7 +2,7 @@
 // grid and SVG share it.
 //
 //   examples::MatrixPicture pic{host, snapshot, snapshot.effective, "effective"};
-//   std::ofstream("m.svg") << examples::to_svg(pic);
+//   vcpumap::write_file_atomically("m.svg", examples::to_svg(pic));
 //
 // Rows are vcpus; columns are CPUs grouped by NUMA node, then socket (CPUs that are not
 // present come last). A column may stand for several CPUs (a "bucket") when the CPUs outnumber
@@ -77,23 +77,6 @@ inline std::size_t pow2_at_least(double x) {
   return p;
 }
 
-inline std::string xml_escape(std::string_view text) {
-  std::string out;
-  for (char c : text) {
-    if (c == '&')
-      out += "&amp;";
-    else if (c == '<')
-      out += "&lt;";
-    else if (c == '>')
-      out += "&gt;";
-    else if (c == '"')
-      out += "&quot;";
-    else
-      out += c;
-  }
-  return out;
-}
-
 /// Colour of an allowed cell by how many vcpus may use its CPUs: blue for one, warmer for more.
 inline std::string_view share_colour(std::size_t vcpus) {
   return vcpus <= 1 ? "#2166ac" : vcpus == 2 ? "#f4a582" : vcpus <= 4 ? "#d6604d" : "#99000d";
@@ -143,7 +126,7 @@ inline std::string to_svg(const MatrixPicture& p) {
       "<text x=\"16\" y=\"26\" font-size=\"16\" font-weight=\"bold\">{2}: {3} affinity</text>\n"
       "<text x=\"16\" y=\"46\" font-size=\"12\" fill=\"#444\">{4} vcpus (rows) × {5} CPUs (columns), {6} NUMA "
       "node{7}{8}</text>\n",
-      width, height, xml_escape(fmt::format("domain {} ({})", p.domain.domain.id, p.domain.domain.name)), p.kind, rows,
+      width, height, escape_xml(fmt::format("domain {} ({})", p.domain.domain.id, p.domain.domain.name)), p.kind, rows,
       ncpu, p.host.numa_nodes.size(), p.host.numa_nodes.size() == 1 ? "" : "s",
       heat ? fmt::format("; heat map: a cell is {} CPUs × {} vcpu{}, coloured when any of them is allowed", cpb, vpb,
                          vpb > 1 ? "s" : "")
@@ -227,7 +210,7 @@ inline std::string to_svg(const MatrixPicture& p) {
     if (!row_text) s += fmt::format("<line x1=\"74\" x2=\"80\" y1=\"{0:.1f}\" y2=\"{0:.1f}\" stroke=\"#444\"/>\n", y);
     if (row_text)
       s += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" font-size=\"10\" fill=\"#444\">{}{}</text>\n", gx_end + 8,
-                       y + rh / 2 + 3.5, xml_escape(p.map.row(r).to_string(TextForm::xl_list).substr(0, 28)),
+                       y + rh / 2 + 3.5, escape_xml(p.map.row(r).to_string(TextForm::xl_list).substr(0, 28)),
                        offline ? " (offline)" : "");
   }
   // Below: how many vcpus may use each CPU, and the legend.

@@ -76,9 +76,8 @@ DomainPlan place(const HostInfo& host, const DomainSnapshot& d, std::vector<unsi
   return plan;
 }
 
-int balance(int argc, char** argv) {
+int balance(int argc, char** argv, examples::Backend& backend) {
   examples::Args args(argc, argv);
-  examples::Backend backend;
   bool apply = false;
   std::vector<std::string> filter;
   while (args.next()) {
@@ -91,12 +90,14 @@ int balance(int argc, char** argv) {
       args.unknown();
   }
 
-  AnyHypervisor hv = backend.open("vcpu-balance");
+  AnyHypervisor& hv = backend.open("vcpu-balance", apply ? examples::Access::change : examples::Access::read);
   const HostSnapshot host = hv.snapshot_all();
   std::vector<const DomainSnapshot*> chosen;
-  for (const std::string& which : filter)
-    chosen.push_back(&host.domains[examples::find_domain(
-        host.domains, which, [](const DomainSnapshot& s) -> const DomainInfo& { return s.domain; })]);
+  for (const std::string& which : filter) {
+    const DomainSnapshot* d = &host.domains[examples::find_domain(
+        host.domains, which, [](const DomainSnapshot& s) -> const DomainInfo& { return s.domain; })];
+    if (std::find(chosen.begin(), chosen.end(), d) == chosen.end()) chosen.push_back(d);  // "web 1": one domain
+  }
   if (filter.empty())
     for (const DomainSnapshot& d : host.domains) chosen.push_back(&d);
 
@@ -106,7 +107,7 @@ int balance(int argc, char** argv) {
   for (const DomainSnapshot* d : chosen) {
     if (d->domain.max_vcpus == 0 || d->domain.flags.dying) continue;
     DomainPlan plan = place(host.host, *d, load);
-    fmt::print("{}: {} vcpu{} on node {}\n", examples::describe(d->domain), d->domain.max_vcpus,
+    fmt::print("{}: {} vcpu{} on node {}\n", describe(d->domain), d->domain.max_vcpus,
                d->domain.max_vcpus == 1 ? "" : "s", plan.node);
     for (unsigned v = 0; v < d->domain.max_vcpus; ++v) {
       const CpuMap before = d->hard.row(v), after = plan.hard.row(v);
@@ -134,12 +135,12 @@ int balance(int argc, char** argv) {
         return hv.pin_matrix(d.id, MatrixPin{plan.hard, std::nullopt, false});
       }));
     } catch (const Error& failure) {
-      // pin_matrix put this domain back; put back the ones before it too.
+      // pin_matrix put this domain back; put back the ones before it too, exactly as read.
       std::vector<std::string> restored, stuck;
       for (std::size_t i = 0; i < results.size(); ++i) {
         const DomainSnapshot& before = *plans[i].domain;
         try {
-          hv.pin_matrix(before.domain.id, MatrixPin{before.hard, before.soft, true});
+          hv.pin_matrix(before.domain.id, MatrixPin{before.hard, before.soft, true, true});
           restored.push_back(fmt::format("{}", before.domain.id));
         } catch (const Error&) {
           stuck.push_back(fmt::format("{}", before.domain.id));
@@ -158,7 +159,7 @@ int balance(int argc, char** argv) {
     std::vector<std::string> cpus;
     for (unsigned v = 0; v < results[i].hard.rows(); ++v)
       cpus.push_back(results[i].hard.row(v).to_string(TextForm::xl_list));
-    fmt::print("{}: effective hard affinity by vcpu: {}\n", examples::describe(plans[i].domain->domain),
+    fmt::print("{}: effective hard affinity by vcpu: {}\n", describe(plans[i].domain->domain),
                fmt::join(cpus, " "));
   }
   return 0;
@@ -167,5 +168,5 @@ int balance(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  return examples::run("vcpu-balance", usage, [&] { return balance(argc, argv); });
+  return examples::run("vcpu-balance", usage, [&](examples::Backend& backend) { return balance(argc, argv, backend); });
 }

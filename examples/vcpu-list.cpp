@@ -25,7 +25,8 @@ constexpr std::string_view usage =
     "its state, CPU time and affinity, as `xl vcpu-list` of Xen 4.17 prints them.\n"
     "  --xm            the legacy `xm vcpu-list` table (hard affinity only, 'any cpu' for every CPU)\n"
     "  --json          a JSON array, one object per vcpu: domain, id, vcpu, state, cpu (null when\n"
-    "                  offline), time_ns, hard, soft, effective (canonical cpulists)\n"
+    "                  offline), time_ns, hard, soft, effective (canonical cpulists); always valid\n"
+    "                  UTF-8 (bytes of a name that are not are replaced by U+FFFD)\n"
     "  --watch SECONDS reprint every SECONDS with each vcpu's CPU use since the previous sample\n"
     "                  (CPU% column, JSON \"util\"); on the mock, running vcpus accrue real time\n"
     "  --count N       with --watch: stop after N samples\n";
@@ -39,19 +40,6 @@ double xl_seconds(std::chrono::nanoseconds t) { return static_cast<double>(stati
 std::string state_chars(VcpuState s) {
   if (s == VcpuState::offline) return "--p";
   return fmt::format("{}{}-", s == VcpuState::running ? 'r' : '-', s == VcpuState::blocked ? 'b' : '-');
-}
-
-std::string json_string(std::string_view text) {
-  std::string out = "\"";
-  for (char c : text) {
-    if (c == '"' || c == '\\')
-      out += fmt::format("\\{}", c);
-    else if (static_cast<unsigned char>(c) < 0x20)
-      out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
-    else
-      out += c;
-  }
-  return out + '"';
 }
 
 void print_header(Layout layout, bool watch) {
@@ -71,17 +59,17 @@ void print_vcpu(Layout layout, const DomainSnapshot& d, const VcpuMetrics& m, st
   const std::string cpu = m.cpu && m.state != VcpuState::offline ? std::to_string(*m.cpu) : "-";
   const std::string use = !watch ? "" : util ? fmt::format(" {:5.1f}", *util) : fmt::format(" {:>5}", "-");
   if (layout == Layout::xl) {  // xl_vcpu.c: "%-32s %5u %5u" "%5u %3c%c%c " "%9.1f  " hard " / " soft
-    fmt::print("{:<32} {:>5} {:>5}{:>5}   {} {:9.1f}{}  {:a} / {:a}\n", d.domain.name, d.domain.id, m.vcpu, cpu,
+    fmt::print("{:<32} {:>5} {:>5}{:>5}   {} {:9.1f}{}  {:a} / {:a}\n", escape_terminal(d.domain.name), d.domain.id, m.vcpu, cpu,
                state_chars(m.state), xl_seconds(m.cpu_time), use.empty() ? "" : " " + use, hard, soft);
   } else if (layout == Layout::xm) {  // xm: "%-32s %3d %5d %4s %5s %9.1f  %s"
     const std::string affinity = hard.all() ? "any cpu" : hard.empty() ? "no cpus" : hard.to_string();
-    fmt::print("{:<32} {:>3} {:>5} {:>4} {:>5} {:9.1f}{}  {}\n", d.domain.name, d.domain.id, m.vcpu, cpu,
+    fmt::print("{:<32} {:>3} {:>5} {:>4} {:>5} {:9.1f}{}  {}\n", escape_terminal(d.domain.name), d.domain.id, m.vcpu, cpu,
                state_chars(m.state), static_cast<double>(m.cpu_time.count()) / 1e9, use, affinity);
   } else {
     fmt::print(
         "{{\"domain\": {}, \"id\": {}, \"vcpu\": {}, \"state\": \"{}\", \"cpu\": {}, \"time_ns\": {}, "
         "\"hard\": \"{}\", \"soft\": \"{}\", \"effective\": \"{}\"{}}}{}\n",
-        json_string(d.domain.name), d.domain.id, m.vcpu, m.state, cpu == "-" ? "null" : cpu, m.cpu_time.count(), hard,
+        escape_json(d.domain.name), d.domain.id, m.vcpu, m.state, cpu == "-" ? "null" : cpu, m.cpu_time.count(), hard,
         soft, d.effective.row(m.vcpu),
         !watch ? ""
         : util ? fmt::format(", \"util\": {:.1f}", *util)
@@ -94,9 +82,8 @@ void print_vcpu(Layout layout, const DomainSnapshot& d, const VcpuMetrics& m, st
 using Sample = std::map<std::pair<std::uint32_t, unsigned>,
                         std::pair<std::chrono::nanoseconds, std::chrono::system_clock::time_point>>;
 
-int list(int argc, char** argv) {
+int list(int argc, char** argv, examples::Backend& backend) {
   examples::Args args(argc, argv);
-  examples::Backend backend;
   Layout layout = Layout::xl;
   std::optional<double> watch;
   std::optional<unsigned> count;
@@ -120,7 +107,7 @@ int list(int argc, char** argv) {
   }
   if (count && !watch) throw examples::Usage("--count goes with --watch");
 
-  AnyHypervisor hv = backend.open("vcpu-list", watch.has_value());
+  AnyHypervisor& hv = backend.open("vcpu-list", examples::Access::read, watch.has_value());
   Sample previous;
   for (unsigned n = 0; !count || n < *count; ++n) {
     if (n > 0) {
@@ -163,5 +150,5 @@ int list(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  return examples::run("vcpu-list", usage, [&] { return list(argc, argv); });
+  return examples::run("vcpu-list", usage, [&](examples::Backend& backend) { return list(argc, argv, backend); });
 }

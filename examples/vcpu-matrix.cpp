@@ -6,7 +6,6 @@
 // Rows are vcpus, columns CPUs grouped by NUMA node and socket; a mark shows where each vcpu
 // runs; the last line counts the vcpus that may use each CPU, so shared CPUs stand out.
 #include <algorithm>
-#include <fstream>
 #include <optional>
 #include <string>
 #include <utility>
@@ -38,7 +37,7 @@ void print_grid(const examples::MatrixPicture& p) {
   const auto share = examples::vcpus_per_cpu(p.map);
   const std::string label_pad(fmt::format("vcpu {}", rows ? rows - 1 : 0).size() + 2, ' ');
 
-  fmt::print("{}: {} affinity, {} vcpus x {} CPUs{}\n", examples::describe(p.domain.domain), p.kind, rows, ncpu,
+  fmt::print("{}: {} affinity, {} vcpus x {} CPUs{}\n", describe(p.domain.domain), p.kind, rows, ncpu,
              per_column > 1 ? fmt::format(" ({} CPUs per column)", per_column) : "");
   // One line per heading: each group's text starts over its first column and may run on
   // until the next group that has a text.
@@ -109,9 +108,8 @@ void print_grid(const examples::MatrixPicture& p) {
   fmt::print("{} vcpus allowed on each CPU\n", line);
 }
 
-int matrix(int argc, char** argv) {
+int matrix(int argc, char** argv, examples::Backend& backend) {
   examples::Args args(argc, argv);
-  examples::Backend backend;
   std::string kind = "effective";
   std::optional<std::string> svg;
   std::vector<std::string> words;
@@ -128,7 +126,7 @@ int matrix(int argc, char** argv) {
   }
   if (words.size() != 1) throw examples::Usage(words.empty() ? "needs a DOMAIN" : "takes one DOMAIN");
 
-  AnyHypervisor hv = backend.open("vcpu-matrix");
+  AnyHypervisor& hv = backend.open("vcpu-matrix", examples::Access::read);
   const HostInfo host = hv.host_info();
   const std::vector<DomainInfo> domains = hv.list_domains();
   const DomainInfo& which = domains[examples::find_domain(domains, words[0])];
@@ -139,16 +137,14 @@ int matrix(int argc, char** argv) {
     print_grid(picture);
     return 0;
   }
-  std::ofstream out(*svg, std::ios::trunc);
-  out << examples::to_svg(picture);
-  if (!out.flush()) throw Error(ErrorCode::invalid_argument, fmt::format("cannot write {}", *svg));
-  fmt::print("{}: {} affinity of {} vcpus x {} CPUs written to {}\n", examples::describe(d.domain), kind, map.rows(),
-             map.cols(), *svg);
+  write_file_atomically(*svg, examples::to_svg(picture));
+  fmt::print("{}: {} affinity of {} vcpus x {} CPUs written to {}\n", describe(d.domain), kind, map.rows(),
+             map.cols(), escape_terminal(*svg));
   return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  return examples::run("vcpu-matrix", usage, [&] { return matrix(argc, argv); });
+  return examples::run("vcpu-matrix", usage, [&](examples::Backend& backend) { return matrix(argc, argv, backend); });
 }

@@ -31,17 +31,19 @@ constexpr std::string_view usage =
 std::optional<CpuMap> parse_map(const HostInfo& host, const std::string& whom, std::string_view kind,
                                 std::string_view text) {
   if (text == "-") return std::nullopt;
-  return examples::parse_set<CpuMap>(fmt::format("{} affinity", kind), text, host.parse_options(),
-                                     [&](std::size_t cpu) {
-                                       return fmt::format("{}: {} affinity {} names CPU {}, beyond the host's {} CPUs",
-                                                          whom, kind, text, cpu, host.cpu_universe());
-                                     });
+  return examples::parse_set<CpuMap>(
+      fmt::format("{} affinity", kind), text, host.parse_options(), [&](std::optional<std::string_view> cpu) {
+        return cpu ? fmt::format("{}: {} affinity {} names CPU {}, beyond the host's {} CPUs", whom, kind,
+                                 escape_terminal(text), *cpu, host.cpu_universe())
+                   : fmt::format("{}: {} affinity {} names a CPU beyond the host's {} CPUs", whom, kind,
+                                 escape_terminal(text), host.cpu_universe());
+      });
 }
 
 /// What Xen would refuse of a pin, checked for --dry-run (a real pin is checked by the backend).
 void check_pin(const HostInfo& host, const DomainInfo& d, std::size_t vcpu, const std::optional<CpuMap>& hard,
                const std::optional<CpuMap>& soft) {
-  const std::string who = fmt::format("{}: vcpu {}:", examples::describe(d), vcpu);
+  const std::string who = fmt::format("{}: vcpu {}:", describe(d), vcpu);
   for (const auto& [kind, map] : {std::pair{"hard", &hard}, std::pair{"soft", &soft}})
     if (*map && (**map - host.present).any())
       throw Error(ErrorCode::invalid_argument,
@@ -52,9 +54,8 @@ void check_pin(const HostInfo& host, const DomainInfo& d, std::size_t vcpu, cons
                 fmt::format("{} hard affinity {} holds no online CPU (online: {})", who, *hard, host.online));
 }
 
-int pin(int argc, char** argv) {
+int pin(int argc, char** argv, examples::Backend& backend) {
   examples::Args args(argc, argv);
-  examples::Backend backend;
   bool force = false, dry_run = false;
   std::vector<std::string> words;
   while (args.next()) {
@@ -71,18 +72,21 @@ int pin(int argc, char** argv) {
   if (words.size() < 3) throw examples::Usage("needs DOMAIN VCPUS HARD [SOFT]");
   if (words.size() > 4) throw examples::Usage(fmt::format("unexpected argument '{}'", words[4]));
 
-  AnyHypervisor hv = backend.open("vcpu-pin");
+  AnyHypervisor& hv = backend.open("vcpu-pin", dry_run ? examples::Access::read : examples::Access::change);
   const HostInfo host = hv.host_info();
   const std::vector<DomainInfo> domains = hv.list_domains();
   const DomainInfo domain = domains[examples::find_domain(domains, words[0])];
-  const std::string who = examples::describe(domain);
+  const std::string who = describe(domain);
 
   const bool every = words[1] == "all";
   const VcpuSet vcpus = every
                             ? VcpuSet::full(domain.max_vcpus)
                             : examples::parse_set<VcpuSet>(
-                                  "vcpus", words[1], ParseOptions{.universe = domain.max_vcpus}, [&](std::size_t v) {
-                                    return fmt::format("{}: vcpu {} is beyond its {} vcpus", who, v, domain.max_vcpus);
+                                  "vcpus", words[1], ParseOptions{.universe = domain.max_vcpus},
+                                  [&](std::optional<std::string_view> v) {
+                                    return v ? fmt::format("{}: vcpu {} is beyond its {} vcpus", who, *v, domain.max_vcpus)
+                                             : fmt::format("{}: vcpus {} name a vcpu beyond its {} vcpus", who,
+                                                           escape_terminal(words[1]), domain.max_vcpus);
                                   });
   if (vcpus.empty()) throw Error(ErrorCode::invalid_argument, fmt::format("{}: no vcpu to pin", who));
   const std::string whom = fmt::format("{}: vcpu{} {}", who, vcpus.count() > 1 ? "s" : "", vcpus);
@@ -126,5 +130,5 @@ int pin(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  return examples::run("vcpu-pin", usage, [&] { return pin(argc, argv); });
+  return examples::run("vcpu-pin", usage, [&](examples::Backend& backend) { return pin(argc, argv, backend); });
 }

@@ -2,7 +2,7 @@
 """Tests of the example tools (vcpu-list, vcpu-pin, vcpu-matrix, vcpu-balance).
 
     run_examples.py --list                          the test names, one a line (for meson)
-    run_examples.py NAME LIST PIN MATRIX BALANCE    run test NAME with the tools' paths
+    run_examples.py NAME LIST PIN MATRIX BALANCE CPULIST   run test NAME with the tools' paths
 
 Exit 0 pass, 1 fail, 77 skip. Golden files live in golden/ next to this script; with
 VCPUMAP_UPDATE_GOLDEN=1 a golden test rewrites its file instead of comparing (never the
@@ -49,17 +49,19 @@ def run(tool, *args, env=None, code=0):
     full_env = dict(os.environ)
     full_env.pop("VCPUMAP_MOCK_FAIL_CALL", None)
     full_env.update(env or {})
-    p = subprocess.run([TOOLS[tool], *args], capture_output=True, text=True, env=full_env, timeout=120)
+    p = subprocess.run([TOOLS[tool], *args], capture_output=True, text=True, errors="surrogateescape",
+                       env=full_env, timeout=120)
     if code is not None and p.returncode != code:
         raise AssertionError(f"{tool} {' '.join(args)}: exit {p.returncode}, expected {code}\n"
                              f"stdout:\n{p.stdout}stderr:\n{p.stderr}")
     return p.stdout, p.stderr
 
 
-def run_code(tool, *args, env=None):
+def run_code(tool, *args, env=None, **kwargs):
     full_env = dict(os.environ)
     full_env.update(env or {})
-    p = subprocess.run([TOOLS[tool], *args], capture_output=True, text=True, env=full_env, timeout=120)
+    p = subprocess.run([TOOLS[tool], *args], capture_output=True, text=True, errors="surrogateescape",
+                       env=full_env, timeout=120, **kwargs)
     return p.returncode, p.stdout, p.stderr
 
 
@@ -233,7 +235,17 @@ ERRORS = [
     ("list", ["--persist"], 2, "--persist needs --fixture"),
     ("list", ["--backend=mock", "nosuch"], 1, "no such domain 'nosuch'"),
     ("list", ["--backend=mock", "2"], 1, "no such domain '2'"),
-    ("list", ["--fixture", "/nonexistent/host.txt"], 1, "/nonexistent/host.txt: cannot open"),
+    ("list", ["--fixture", "/nonexistent/host.txt"], 1, "fixture /nonexistent/host.txt: cannot open"),
+    ("list", ["--fixture="], 2, "--fixture needs a file name"),
+    ("list", ["--fixture", "/dev/zero"], 1, "fixture /dev/zero: larger than the limit of 67108864 bytes"),
+    ("list", ["--fixture", "/tmp"], 1, "fixture /tmp: is a directory"),
+    ("list", ["--backend=mock", "no\x1b]0;such\x07"], 1, "no such domain 'no\\x1b]0;such\\x07'"),
+    ("pin", ["--backend=mock", "xperf2", "0", "99999999999999999999999"], 1,
+     "domain 3 (xperf2): vcpu 0: hard affinity 99999999999999999999999 names CPU 99999999999999999999999, beyond the host's 4 CPUs"),
+    ("pin", ["--backend=mock", "xperf2", "0", "16777216"], 1, "names CPU 16777216, beyond the host's 4 CPUs"),
+    ("pin", ["--backend=mock", "xperf2", "0", "0x18"], 1, "hard affinity 0x18 names a CPU beyond the host's 4 CPUs"),
+    ("pin", ["--backend=mock", "xperf2", "99999999999999999999", "1"], 1,
+     "domain 3 (xperf2): vcpu 99999999999999999999 is beyond its 4 vcpus"),
     ("pin", ["--backend=mock"], 2, "needs DOMAIN VCPUS HARD"),
     ("pin", ["--backend=mock", "xperf2", "0"], 2, "needs DOMAIN VCPUS HARD"),
     ("pin", ["--backend=mock", "xperf2", "0", "1", "2", "3"], 2, "unexpected argument '3'"),
@@ -257,9 +269,13 @@ ERRORS = [
     ("matrix", ["--backend=mock", "0", "1"], 2, "takes one DOMAIN"),
     ("matrix", ["--backend=mock", "--svg"], 2, "--svg needs a value"),
     ("matrix", ["--backend=mock", "nosuch"], 1, "no such domain 'nosuch'"),
-    ("matrix", ["--backend=mock", "--svg", "/nonexistent/dir/m.svg", "0"], 1, "cannot write /nonexistent/dir/m.svg"),
+    ("matrix", ["--backend=mock", "--svg", "/nonexistent/dir/m.svg", "0"], 1, "/nonexistent/dir/m.svg: cannot create a temporary file"),
     ("balance", ["--backend=mock", "--bogus"], 2, "unknown option '--bogus'"),
     ("balance", ["--backend=mock", "nosuch"], 1, "no such domain 'nosuch'"),
+    ("cpulist", ["--universe", "-1", "0"], 2, "--universe needs a whole number from 0 to 16777216, not '-1'"),
+    ("cpulist", ["--universe", "4000000000", "0"], 2, "--universe needs a whole number from 0 to 16777216"),
+    ("cpulist", ["0-3,x"], 1, "cpulist \"0-3,x\": column 5"),
+    ("cpulist", [], 2, "no TEXT given"),
 ]
 
 
@@ -269,7 +285,7 @@ def errors():
     for tool, args, code, needle in ERRORS:
         got, out, err = run_code(tool, *args)
         lines = err.splitlines()
-        if got != code or len(lines) != 1 or needle not in lines[0] or not lines[0].startswith("vcpu-"):
+        if got != code or len(lines) != 1 or needle not in lines[0] or not re.match(r"(vcpu-\w+|cpulist): ", lines[0]):
             failures.append(f"{tool} {args}: exit {got} (expected {code}), stderr {err!r} (expected one line with {needle!r})")
     check(not failures, "\n".join(failures))
 
@@ -362,6 +378,221 @@ def balance_apply():
         check(len(set(hard)) == len(hard) and all(re.fullmatch(r"\d+", h) for h in hard), f"{name}: {hard}")
 
 
+# ---- hostile input: nothing crashes, nothing is lost, nothing lies ----
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def fixture_file(text, name="host.txt"):
+    path = os.path.join(tempfile.mkdtemp(prefix="vcpumap-fixture-"), name)
+    write(path, text)
+    return path
+
+
+@test
+def hostile_fixtures():
+    """Two lines that used to divide by zero, allocate gigabytes or wrap: one error line each."""
+    cases = [
+        ("host cpus=4 threads_per_core=0\n", "fixture line 1: host: threads_per_core is 0: it must be 1 to 65536"),
+        ("host cpus=1000000000\n", "fixture line 1: cpus 1000000000 is beyond the limit of 65536"),
+        ("host cpus=4\ndomain 1 a vcpus=4294967298\n", "fixture line 2: vcpus 4294967298 is beyond the limit of 16384"),
+        ("host cpus=4\ndomain 4294967296 a\n", "fixture line 2: domain id 4294967296 is beyond the limit of 4294967295"),
+        ("host cpus=4\ndomain 1 a\nvcpu 0 time_ns=99999999999999999999\n",
+         "fixture line 3: time_ns 99999999999999999999 is beyond the limit of 9223372036854775807"),
+        ("host cpus=4\ndomain 1 a vcpus=2\nvcpu 0 time_ns=9223372036854775807\nvcpu 1 time=1\n",
+         "fixture line 2: the vcpus' CPU times add up past the limit"),
+        ("host cpus=0\ndomain 1 a vcpus=2\n\x1b[2J\n", "fixture line 3: unknown statement '\\x1b[2J'"),
+    ]
+    for text, needle in cases:
+        path = fixture_file(text)
+        for tool, extra in (("list", []), ("matrix", ["a"]), ("balance", []), ("pin", ["a", "0", "1"])):
+            code, out, err = run_code(tool, "--fixture", path, *extra)
+            check(code == 1 and len(err.splitlines()) == 1 and needle in err and "\x1b" not in err,
+                  f"{tool} on {text!r}: exit {code}, stderr {err!r}")
+    # A host of no CPUs reads, lists and pictures without undefined behaviour.
+    path = fixture_file("host cpus=0\ndomain 1 a vcpus=2\n")
+    run("list", "--fixture", path)
+    run("matrix", "--fixture", path, "a")
+
+
+HOSTILE_NAMES = {
+    # name as the fixture spells it: what a guest owner might call a domain
+    2: r'"osc\x1b]0;pwned\x07"',
+    3: r'"csi\x1b[2J\x1b[31mred"',
+    4: r'"bidi\xe2\x80\xaeevil"',
+    5: r'"bad\xff\xfeutf8"',
+    6: r'"c1\xc2\x9b2J"',
+    7: r'"<svg>&amp;]]>--\"\\"',
+    8: r'"tab\x09new\x0aline\x0dcr"',
+}
+
+
+def hostile_fixture():
+    lines = ["host cpus=8 online=0-5", "node 0 0-3", "node 1 4-7"]
+    for dom, name in HOSTILE_NAMES.items():
+        lines += [f"domain {dom} {name} vcpus=2 flags=running", "vcpu 0 state=running cpu=1 hard=0-3", "vcpu 1 cpu=5"]
+    return fixture_file("\n".join(lines) + "\n")
+
+
+def check_inert(what, text):
+    """No byte a terminal acts on: C0 controls but newline, DEL, C1 controls, invalid UTF-8, bidi."""
+    try:
+        decoded = text.encode("utf-8", "surrogateescape").decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise AssertionError(f"{what}: not valid UTF-8: {e}: {text!r}")
+    bad = [c for c in decoded if (ord(c) < 0x20 and c != "\n") or 0x7f <= ord(c) <= 0x9f
+           or 0x202a <= ord(c) <= 0x202e or 0x2066 <= ord(c) <= 0x2069]
+    check(not bad, f"{what}: raw control characters {bad!r} in {text!r}")
+
+
+@test
+def hostile_names():
+    """Names chosen by guest owners reach the terminal escaped, JSON valid, SVG well formed."""
+    host = hostile_fixture()
+    for args in ([], ["--xm"]):
+        out, err = run("list", "--fixture", host, *args)
+        check_inert(f"vcpu-list {args}", out + err)
+        check("osc\\x1b]0;pwned\\x07" in out and "bidi\\u202eevil" in out and "bad\\xff\\xfeutf8" in out, out)
+    out, _ = run("list", "--fixture", host, "--json")
+    check_inert("vcpu-list --json", out)
+    names = [v["domain"] for v in json.loads(out)]
+    check("osc\x1b]0;pwned\x07" in names and "bidi\u202eevil" in names and "bad\ufffd\ufffdutf8" in names
+          and '<svg>&amp;]]>--"\\' in names, names)
+    out, err = run("balance", "--fixture", host)
+    check_inert("vcpu-balance", out + err)
+    d = output_dir()
+    for dom in HOSTILE_NAMES:
+        out, err = run("matrix", "--fixture", host, str(dom))
+        check_inert(f"vcpu-matrix {dom}", out + err)
+        path = os.path.join(d, f"matrix-hostile-{dom}.svg")
+        out, err = run("matrix", "--fixture", host, "--svg", path, str(dom))
+        check_inert(f"vcpu-matrix --svg {dom}", out + err)
+        check_svg(path, f"domain {dom} (")
+        code, out, err = run_code("pin", "--fixture", host, "--persist", str(dom), "0", "7")  # CPU 7 is offline
+        check(code == 1 and len(err.splitlines()) == 1 and f"domain {dom} (" in err, err)
+        check_inert(f"vcpu-pin error {dom}", out + err)
+    # The hostile names survive a write back byte for byte.
+    run("pin", "--fixture", host, "--persist", "2", "1", "4")
+    out, _ = run("list", "--fixture", host, "--json")
+    check(sorted(v["domain"] for v in json.loads(out)) == sorted(names), "names changed by --persist")
+
+
+@test
+def persist_write_failure_keeps_the_file():
+    """A write cut short (a file size limit, as a full disk) exits 1 and leaves the file as it was."""
+    import resource
+    host = scratch_fixture()
+    before = read(host)
+
+    def small_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (200, resource.RLIM_INFINITY))
+
+    code, out, err = run_code("pin", "--fixture", host, "--persist", "web", "all", "8-9", preexec_fn=small_files)
+    check(code == 1 and len(err.splitlines()) == 1 and "cannot write; the file is unchanged: File too large" in err,
+          f"exit {code}, stderr {err!r}")
+    check(read(host) == before, "the fixture changed")
+    check(os.listdir(os.path.dirname(host)) == ["host.txt"], f"left behind: {os.listdir(os.path.dirname(host))}")
+
+
+@test
+def persist_concurrent_pins_take_turns():
+    """Twenty vcpu-pin --persist at once on one file: every pin is there at the end."""
+    n = 20
+    host = fixture_file("host cpus=8\ndomain 1 g vcpus=%d\n" % n + "".join(f"vcpu {v}\n" for v in range(n)))
+    procs = [subprocess.Popen([TOOLS["pin"], "--fixture", host, "--persist", "g", str(v), str(v % 8)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for v in range(n)]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        check(p.returncode == 0, f"a pin failed: {err!r}")
+    out, _ = run("list", "--fixture", host, "--json")
+    hard = {v["vcpu"]: v["hard"] for v in json.loads(out)}
+    check(hard == {v: str(v % 8) for v in range(n)}, f"pins lost: {hard}")
+
+
+@test
+def persist_keeps_an_unchanged_file():
+    """--dry-run, a reading tool and a failed, rolled back pin never rewrite the file (its comments stay)."""
+    host = fixture_file("# comments the writer would drop\n" + read(BIG))
+    before = read(host)
+    run("pin", "--fixture", host, "--persist", "--dry-run", "web", "all", "8-9")
+    run("list", "--fixture", host, "--persist")
+    run("balance", "--fixture", host, "--persist")
+    code, _, _ = run_code("pin", "--fixture", host, "--persist", "web", "all", "8-9", env={"VCPUMAP_MOCK_FAIL_CALL": "12"})
+    check(code == 1, "the injected failure did not fail the pin")
+    check(read(host) == before, "the fixture was rewritten")
+
+
+@test
+def changing_tools_need_a_real_backend():
+    """auto without a usable Xen: reading tools fall back to the demo host, changing ones refuse."""
+    if os.path.exists("/dev/xen/privcmd"):
+        raise Skip("/dev/xen/privcmd exists: auto would use Xen")
+    for tool, args in (("pin", ["xperf2", "0", "1"]), ("pin", ["xperf2", "all", "1"]), ("balance", ["--apply"])):
+        code, out, err = run_code(tool, *args)
+        check(code == 1 and out == "" and len(err.splitlines()) == 1 and "nothing changed" in err
+              and "--backend=mock" in err, f"{tool} {args}: exit {code}, stdout {out!r}, stderr {err!r}")
+    for tool, args in (("pin", ["--dry-run", "xperf2", "0", "1"]), ("balance", []), ("list", [])):
+        _, err = run(tool, *args)
+        check("using the built-in demo host" in err, f"{tool} {args}: {err!r}")
+    run("pin", "--backend=mock", "xperf2", "0", "1")  # explicitly the mock: fine
+
+
+@test
+def pins_leave_other_vcpus_alone():
+    """On a host whose CPU ids have holes, pinning some vcpus never checks the others' maps,
+    and a rollback restores exactly what was read."""
+    host = fixture_file("host cpus=8 present=0-5\ndomain 1 g vcpus=3\nvcpu 0\nvcpu 1\nvcpu 2\n"
+                        "domain 2 h vcpus=2\nvcpu 0\nvcpu 1\n")
+    out, _ = run("pin", "--fixture", host, "--dry-run", "g", "1-2", "1")
+    check(out.count("(changed)") == 2, out)
+    out, _ = run("pin", "--fixture", host, "--persist", "g", "1-2", "1")
+    check(out.splitlines()[1:] == ["vcpu 1: 1 / 1", "vcpu 2: 1 / 1"], out)
+    listing, _ = run("list", "--fixture", host, "--json")
+    check([v["hard"] for v in json.loads(listing) if v["domain"] == "g"] == ["0-7", "1", "1"], listing)
+    # balance fails on h after pinning g: g is put back to what was read (CPUs 6-7 absent and all).
+    before = read(host)
+    messages = []
+    for k in range(1, 40):
+        code, out, err = run_code("balance", "--fixture", host, "--persist", "--apply", env={"VCPUMAP_MOCK_FAIL_CALL": str(k)})
+        if code == 0:
+            break
+        check("restoring" not in err and read(host) == before, f"K={k}: {err!r}")
+        messages.append(err)
+    check(any("domain 1 restored" in m for m in messages), messages)
+
+
+@test
+def balance_names_each_domain_once():
+    out, _ = run("balance", "--fixture", BIG, "web", "4", "web")
+    check(out.count("domain 4 (web)") == 1 and "in 1 domain;" in out, out)
+
+
+@test
+def write_errors_are_failures():
+    """A full disk on standard output is exit 1 with a message, never a silent success."""
+    if not os.path.exists("/dev/full"):
+        raise Skip("no /dev/full")
+    for tool, args in (("list", ["--backend=mock", "--json"]), ("list", ["--backend=mock"]),
+                       ("matrix", ["--backend=mock", "0"]), ("cpulist", ["0-3"])):
+        with open("/dev/full", "w") as full:
+            p = subprocess.run([TOOLS[tool], *args], stdout=full, stderr=subprocess.PIPE, text=True, timeout=60)
+        check(p.returncode == 1 and "No space left on device" in p.stderr and len(p.stderr.splitlines()) == 1,
+              f"{tool} {args} > /dev/full: exit {p.returncode}, stderr {p.stderr!r}")
+
+
+@test
+def cpulist_costs_what_it_reads():
+    """800 stride items over 2^24 CPUs: linear in the words, well under the old 15 s."""
+    import time
+    text = ",".join(["0-16777215:1/2"] * 800)
+    start = time.monotonic()
+    out, _ = run("cpulist", text)
+    check(time.monotonic() - start < 10, f"took {time.monotonic() - start:.1f} s")
+    check("count  8388608 of 16777216" in out, out[-200:])
+
+
 # ---- pictures ----
 
 def huge_fixture():
@@ -449,10 +680,10 @@ def main():
     if sys.argv[1:] == ["--list"]:
         print("\n".join(TESTS))
         return 0
-    if len(sys.argv) != 6 or sys.argv[1] not in TESTS:
+    if len(sys.argv) != 7 or sys.argv[1] not in TESTS:
         print(__doc__, file=sys.stderr)
         return 2
-    TOOLS.update(zip(("list", "pin", "matrix", "balance"), sys.argv[2:]))
+    TOOLS.update(zip(("list", "pin", "matrix", "balance", "cpulist"), sys.argv[2:]))
     try:
         TESTS[sys.argv[1]]()
     except Skip as e:
