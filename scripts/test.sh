@@ -3,7 +3,7 @@
 #   1. g++ 12, warnings as errors: unit tests, example tests, install + consumer builds
 #      (suite consumers), the real-Xen test (suite xen);
 #   2. clang 14 with ASan+UBSan (any report fails): the unit and example tests;
-#   3. clang libFuzzer targets, each run for fuzz_seconds with the round-trip checks.
+#   3. clang libFuzzer targets (cpulist, fixture) sharing fuzz_seconds, with the round-trip checks.
 # Usage: scripts/test.sh [--quick]   (--quick skips the fuzzers and the real-Xen boot)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,7 +43,7 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
 if [ "$quick" = 0 ]; then
   step "libFuzzer targets"
   CXX=clang++ configure _build/fuzz -Dfuzz=true -Dbenchmarks=disabled -Dexamples=false
-  ninja -C _build/fuzz tests/fuzz/fuzz-cpulist   # the fuzzers only: the rest ran above
+  ninja -C _build/fuzz tests/fuzz/fuzz-cpulist tests/fuzz/fuzz-fixture   # the fuzzers only: the rest ran above
   meson test -C _build/fuzz --no-rebuild --print-errorlogs --suite fuzz
 fi
 echo

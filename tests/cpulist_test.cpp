@@ -221,6 +221,9 @@ TEST_CASE("every class of error names the column and the reason", "[cpulist][err
   CHECK(CpuMap::parse("20000000", ParseOptions{.limit = 1u << 25}).size() == 20000001);
   // Quotes are escaped and control characters masked in the message; long input is cut.
   CHECK(error_of("1\"\x01") == "cpulist \"1\\\"?\": column 2: expected ',' or the end of the list");
+  CHECK(error_of("\xcf" "0-7") == "cpulist \"?0-7\": column 1: expected a number");              // invalid UTF-8
+  CHECK(error_of("\xc2\x9b" "2J") == "cpulist \"??2J\": column 1: expected a number");          // C1 CSI
+  CHECK(error_of("\xc3\xa9") == "cpulist \"\xc3\xa9\": column 1: expected a number");           // printable stays
   const std::string long_input(200, '1');
   CHECK_THAT(error_of(long_input), Catch::EndsWith("\"...: column 1: number too large"));
 }

@@ -116,6 +116,8 @@ TEST_CASE("fixtures: a name that is not a plain word is quoted, and the rest of 
   CHECK(s.domains[0].vcpus[0].cpu == 1u);
   CHECK(write_fixture(s).find("domain 1 \"a b#c\\\"d\\\\e\\x1b\" vcpus=1") != std::string::npos);
   CHECK(read_fixture("domain 5 \"\" vcpus=0\n").domains[0].domain.name.empty());
+  const HostSnapshot unordered = read_fixture("domain 7 b\ndomain 2 a\n");
+  CHECK((unordered.domains[0].domain.name == "a" && unordered.domains[1].domain.name == "b"));
   CHECK(read_fixture("host cpus=8 present=0-5\n").host.numa_nodes == std::vector{CpuMap::parse("0-5", {.universe = 8})});
 }
 

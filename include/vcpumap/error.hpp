@@ -14,6 +14,8 @@
 #include <string_view>
 #include <utility>
 
+#include "text.hpp"
+
 namespace vcpumap {
 
 enum class ErrorCode {
@@ -93,10 +95,19 @@ class ParseError : public Error {
   static std::string describe(std::string_view input, ParseFailure failure) {
     // Quote at most 80 characters of the input so a hostile megabyte doesn't land in a log.
     constexpr std::size_t max_quoted = 80;
+    // Bytes a terminal would act on (controls, bidi controls, invalid UTF-8) show as '?'.
     std::string text = "cpulist \"";
-    for (char c : input.substr(0, max_quoted)) {
-      if (c == '"' || c == '\\') text += '\\';
-      text += (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? '?' : c;
+    const std::string_view quoted = input.substr(0, max_quoted);
+    for (std::size_t i = 0; i < quoted.size();) {
+      const detail::Utf8Char u = detail::decode_utf8(quoted, i);
+      if (u.length == 0 || detail::is_control(u.code) || detail::is_bidi_control(u.code)) {
+        text.append(u.length == 0 ? 1 : u.length, '?');
+        i += u.length == 0 ? 1 : u.length;
+        continue;
+      }
+      if (u.code == '"' || u.code == '\\') text += '\\';
+      text += quoted.substr(i, u.length);
+      i += u.length;
     }
     text += input.size() > max_quoted ? "\"...: column " : "\": column ";
     text += std::to_string(failure.column);

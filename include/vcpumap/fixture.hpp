@@ -16,8 +16,8 @@
 //   domain 9 "name with spaces\x1b" a name that is not a plain word is quoted: \" \\ \xHH
 //   vcpu 0 [state=running|blocked|runnable|offline|unknown] [cpu=2] [time=20.0 | time_ns=...]
 //          [hard=0-3] [soft=all]     (applies to the last domain; cpulists in this host's terms)
-// Vcpus not listed are offline with affinity "all"; a domain's time defaults to the sum of its
-// vcpus'. Without a host line the host has 4 CPUs. Unlisted topology: 1 thread per core, 1
+// Domains are read into ascending id order. Vcpus not listed are offline with affinity
+// "all"; a domain's time defaults to the sum of its vcpus'. Without a host line the host has 4 CPUs. Unlisted topology: 1 thread per core, 1
 // socket, cores_per_socket = present CPUs / (threads_per_core × sockets).
 //
 // Every number is bounded (vcpumap/limits.hpp): CPUs, NUMA nodes, topology counts, vcpus per
@@ -169,6 +169,9 @@ class FixtureReader {
     }
     flush_domain();
     if (!host_done_) finish_host();
+    // Ascending by id, as every backend lists domains (the ids are distinct).
+    std::sort(out_.domains.begin(), out_.domains.end(),
+              [](const DomainSnapshot& a, const DomainSnapshot& b) { return a.domain.id < b.domain.id; });
     return std::move(out_);
   }
 
