@@ -234,13 +234,10 @@ class Backend {
                                 why, tool));
       fmt::print(stderr, "{}: {}: using the built-in demo host (libvir-list, 2006-06-26)\n", tool, terminal_safe(why));
     }
-    MockHypervisor mock = MockHypervisor::demo();
-    if (persist_) {
-      file_.emplace(fixture_);  // locked until this Backend is gone: concurrent tools take turns
-      mock = MockHypervisor::from_snapshot(file_->host());
-    } else if (!fixture_.empty()) {
-      mock = MockHypervisor::from_fixture_file(fixture_);
-    }
+    if (persist_) file_.emplace(fixture_);  // locked until this Backend is gone: concurrent tools take turns
+    MockHypervisor mock = file_              ? MockHypervisor::from_snapshot(file_->host())
+                          : fixture_.empty() ? MockHypervisor::demo()
+                                             : MockHypervisor::from_fixture_file(fixture_);
     if (follow_real_time) mock.follow_real_time(true);
     if (const char* k = std::getenv("VCPUMAP_MOCK_FAIL_CALL"))
       mock.fail_call(parse_count("VCPUMAP_MOCK_FAIL_CALL", k), ErrorCode::busy);

@@ -208,6 +208,50 @@ TEST_CASE("whole-matrix pin rolls back exactly when vcpu k fails", "[mock][matri
   }
 }
 
+TEST_CASE("a matrix pin checks and sets only the rows it changes", "[mock][matrix-pin]") {
+  // CPUs 6-7 are not present: the untouched default "all" (0-7) of every vcpu names them.
+  MockHypervisor hv = MockHypervisor::from_fixture("host cpus=8 present=0-5\ndomain 1 g vcpus=3\n");
+  const DomainId g{1};
+  const DomainSnapshot before = hv.snapshot(g);
+  MatrixPin plan{before.hard, std::nullopt};
+  plan.hard->set_row(1, CpuMap(8, {1})).set_row(2, CpuMap(8, {2}));
+  const MatrixPinResult r = hv.pin_matrix(g, plan);
+  CHECK(hv.last_call_count() == 1 + 6 + 2);  // info, the snapshot to roll back to, two sets
+  CHECK(r.hard.row(0) == CpuMap::parse("0-5", {.universe = 8}));  // a row left alone: hard ∩ online
+  CHECK(r.hard.row(2) == CpuMap(8, {2}));
+  CHECK(hv.snapshot(g).hard.row(0) == CpuMap::full(8));
+  // The same matrix again changes nothing and makes no set call.
+  (void)hv.pin_matrix(g, plan);
+  CHECK(hv.last_call_count() == 1 + 6);
+  // A new pin naming an absent CPU is refused; put back as read (restore), it is set.
+  plan.hard->set_row(1, CpuMap(8, {1, 7}));
+  REQUIRE_THROWS_WITH(hv.pin_matrix(g, plan), "domain 1 (g): vcpu 1: hard affinity names CPUs 7 that are not present");
+  (void)hv.pin_matrix(g, {.hard = before.hard, .soft = before.soft, .restore = true});
+  CHECK(hv.snapshot(g).hard == before.hard);
+}
+
+TEST_CASE("the mock refuses what no host has", "[mock]") {
+  HostInfo h;
+  h.possible = h.present = CpuMap::full(4);
+  h.online = CpuMap::full(4);
+  h.present.reset(3);
+  REQUIRE_THROWS_WITH(MockHypervisor(h), "mock host: online CPUs 3 are not present");
+  MockHypervisor hv = MockHypervisor::from_fixture("host cpus=2\ndomain 1 a vcpus=2\nvcpu 0 state=running\n");
+  hv.advance(std::chrono::nanoseconds(limits::max_cpu_time_ns - 1));
+  REQUIRE_THROWS_AS(hv.advance(std::chrono::nanoseconds(2)), Error);
+  CHECK(hv.snapshot(DomainId{1}).vcpus[0].cpu_time.count() == limits::max_cpu_time_ns - 1);  // unchanged
+  REQUIRE_THROWS_AS(hv.advance(std::chrono::nanoseconds(-1)), Error);
+  REQUIRE_THROWS_AS(hv.set_vcpu(DomainId{1}, {1, VcpuState::blocked, std::chrono::nanoseconds(2), 0u}), Error);
+  CHECK(hv.snapshot(DomainId{1}).vcpus[1].state == VcpuState::offline);  // unchanged
+  MockHypervisor none(0);  // a host of no CPUs: every operation works, nothing is UB
+  DomainInfo a;
+  a.id = DomainId{1};
+  a.max_vcpus = 2;
+  none.add_domain(a);
+  CHECK(none.snapshot(DomainId{1}).hard.rows() == 2);
+  CHECK(write_fixture(none.state()).find("host cpus=0") == 0);
+}
+
 TEST_CASE("a rollback that fails too is reported, not hidden", "[mock][matrix-pin][rollback]") {
   MockHypervisor hv = host16(4);
   const DomainId g{7};

@@ -182,8 +182,8 @@ std::vector<PinOutcome> pin_one_by_one(std::span<const VcpuPinOf> pins, AfterFai
 }
 
 /// The transactional whole-matrix pin, shared by every backend (see MatrixPin: only rows
-/// that change are checked and pinned). `before` is the domain's current full snapshot; set_many(std::span<const VcpuPinOf>, AfterFailure) pins a batch
-/// through the backend and says, per pin, whether it was applied (with its PinResult),
+/// that change are checked and pinned). `before` is the domain's current full snapshot;
+/// set_many(std::span<const VcpuPinOf>, AfterFailure) pins a batch through the backend and says, per pin, whether it was applied (with its PinResult),
 /// failed, was not attempted, or is unknown (the batch call itself failed; a backend that
 /// batches may have applied pins after a failed one). Everything is validated before
 /// the first call. When any pin fails, every vcpu applied or unknown is restored to its hard
