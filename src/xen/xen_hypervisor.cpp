@@ -1,8 +1,10 @@
 // src/xen/xen_hypervisor.cpp — XenHypervisor on libxenctrl (see include/vcpumap/xen.hpp).
 //
-// The only translation unit that includes xenctrl.h. It is compiled with -std=gnu++20:
-// xen/xen.h uses anonymous unions and refuses strict ISO modes. xenctrl.h has no
-// extern "C" guard of its own.
+// The backend: XenHypervisor::Impl (the host, the domain list, the vcpus read per call or
+// in multicalls, the pins) and the public operations, each counting its privileged calls.
+// Beside it in src/xen/: xenctrl.hpp (the Xen headers; compiled with -std=gnu++20),
+// errors.hpp (errno → Error), xenstore.hpp (domain names), domctl_batch.hpp (one multicall
+// of domctls).
 //
 // tests/xen_fake compiles this file again against a fake libxenctrl and libxencall (same C
 // signatures): keep every call here to functions that fake provides.
@@ -16,8 +18,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -29,22 +29,28 @@
 #include <vector>
 
 #include <fcntl.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
 
-extern "C" {
-#include <xencall.h>
-#include <xenctrl.h>
-#include <xen/io/xs_wire.h>
-}
+#include "domctl_batch.hpp"
+#include "errors.hpp"
+#include "xenctrl.hpp"
+#include "xenstore.hpp"
 
 namespace vcpumap {
 
 static_assert(Hypervisor<XenHypervisor>);
+
+using xen_detail::DomctlBatch;
+using xen_detail::domctls_per_multicall;
+using xen_detail::XenstoreReader;
+using xen_detail::domain_error;
+using xen_detail::domain_name;
+using xen_detail::errno_text;
+using xen_detail::raise_domain;
+using xen_detail::raise_host;
+using xen_detail::raise_missing;
 
 namespace {
 
@@ -54,7 +60,6 @@ constexpr std::size_t domains_per_batch = 1024;  // what libxl and xl ask for
 constexpr std::size_t max_cpu_ids = 65536;       // Xen's NR_CPUS tops out at 16383
 constexpr std::size_t max_vcpus_per_domain = 32768;  // Xen 4.17: 8192 (x86 PV), 128 (HVM)
 constexpr std::size_t max_numa_nodes = 4096;     // Xen: MAX_NUMNODES, 64 by default
-constexpr std::size_t domctls_per_multicall = 256;  // 128 vcpus (full), 256 (metrics only)
 
 // ---- libxenctrl's logger: keep it off stderr, remember the last message ----
 
@@ -73,54 +78,7 @@ void quiet_destroy(xentoollog_logger*) {}
 
 xentoollog_logger quiet_logger = {quiet_vmessage, nullptr, quiet_destroy};
 
-// ---- errors ----
-
-std::string errno_text(int err) {
-  if (err == 0) return "failed without an errno";
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
-  const char* name = strerrorname_np(err);
-  const char* desc = strerrordesc_np(err);
-  if (name != nullptr && desc != nullptr) return fmt::format("{} ({})", desc, name);
-#endif
-  return fmt::format("errno {}", err);
-}
-
-ErrorCode code_for(int err) {
-  switch (err) {
-    case ESRCH: return ErrorCode::not_found;
-    case EPERM:
-    case EACCES: return ErrorCode::permission_denied;
-    case EINVAL: return ErrorCode::invalid_argument;
-    case EBUSY:
-    case EAGAIN: return ErrorCode::busy;
-    default: return ErrorCode::internal;
-  }
-}
-
-std::string_view hint(int err) {
-  return err == EPERM || err == EACCES ? " (run as root in the control domain, dom0)" : "";
-}
-
-/// A failed host-wide call (physinfo, cputopoinfo, numainfo, the domain list).
-[[noreturn]] void raise_host(int err, std::string_view what) {
-  const ErrorCode code = err == ESRCH ? ErrorCode::internal : code_for(err);
-  throw Error(code, fmt::format("{}: {}{}", what, errno_text(err), hint(err)));
-}
-
-/// The error of a failed call about one domain: `who` names it ("domain 3 (xperf2)"),
-/// `what` the call.
-Error domain_error(int err, std::string_view who, std::string_view what) {
-  if (err == ESRCH)
-    return Error(ErrorCode::not_found, fmt::format("{}: no such domain (it vanished: {}: {})", who, what, errno_text(err)));
-  return Error(code_for(err), fmt::format("{}: {}: {}{}", who, what, errno_text(err), hint(err)));
-}
-[[noreturn]] void raise_domain(int err, std::string_view who, std::string_view what) {
-  throw domain_error(err, who, what);
-}
-
-[[noreturn]] void raise_missing(std::uint32_t id) {
-  throw Error(ErrorCode::not_found, fmt::format("domain {}: no such domain", id));
-}
+// ---- conversions: Xen's values as vcpumap's, a pin in words ----
 
 std::chrono::nanoseconds to_ns(std::uint64_t ns) {
   constexpr auto top = static_cast<std::uint64_t>(std::numeric_limits<std::chrono::nanoseconds::rep>::max());
@@ -152,121 +110,7 @@ DomainInfo to_info(const xc_domaininfo_t& d, std::string name) {
   return info;
 }
 
-// ---- xenstore: domain names over xenstored's unix socket, with a deadline ----
-
-/// Reads xenstore for one operation. It connects on the first read, to xenstored's socket
-/// only (libxenstore's xs_open falls back to /dev/xen/xenbus, where a read blocks for ever
-/// when no xenstored runs, and Xen 4.17 ignores XS_OPEN_SOCKETONLY). Any failure, or the
-/// deadline passing, turns every later read of the operation into "no value".
-class XenstoreReader {
- public:
-  explicit XenstoreReader(const XenOptions& options)
-      : enabled_(options.domain_names),
-        deadline_(std::chrono::steady_clock::now() + options.xenstore_timeout) {}
-  ~XenstoreReader() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  XenstoreReader(const XenstoreReader&) = delete;
-  XenstoreReader& operator=(const XenstoreReader&) = delete;
-
-  /// The value at `path`, or nothing (no such node, or xenstored unavailable).
-  std::optional<std::string> read(const std::string& path) {
-    if (!enabled_ || failed_ || path.size() + 1 > XENSTORE_PAYLOAD_MAX) return std::nullopt;
-    if (fd_ < 0 && !connect()) return fail();
-    xsd_sockmsg request{};
-    request.type = XS_READ;
-    request.req_id = ++req_id_;
-    request.tx_id = 0;
-    request.len = static_cast<std::uint32_t>(path.size() + 1);
-    if (!send_all(&request, sizeof request) || !send_all(path.c_str(), path.size() + 1)) return fail();
-    for (;;) {
-      xsd_sockmsg reply{};
-      if (!receive(&reply, sizeof reply) || reply.len > XENSTORE_PAYLOAD_MAX) return fail();
-      std::string payload(reply.len, '\0');
-      if (!receive(payload.data(), payload.size())) return fail();
-      if (reply.type == XS_WATCH_EVENT || reply.req_id != request.req_id) continue;  // not ours
-      if (reply.type == XS_ERROR) return std::nullopt;                              // ENOENT, EACCES...
-      if (reply.type != XS_READ) return fail();
-      while (!payload.empty() && payload.back() == '\0') payload.pop_back();
-      return payload;
-    }
-  }
-
- private:
-  static std::string socket_path() {
-    if (const char* path = std::getenv("XENSTORED_PATH")) return path;
-    const char* rundir = std::getenv("XENSTORED_RUNDIR");
-    return std::string(rundir != nullptr ? rundir : "/var/run/xenstored") + "/socket";
-  }
-  bool connect() {
-    const std::string path = socket_path();
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    if (path.empty() || path.size() >= sizeof addr.sun_path) return false;
-    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-    fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd_ < 0) return false;
-    // A unix socket connects at once or fails (ENOENT, ECONNREFUSED, ENOTSOCK for a device).
-    return ::connect(fd_, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
-  }
-  std::nullopt_t fail() {
-    failed_ = true;
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-    return std::nullopt;
-  }
-  bool wait(short events) {
-    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline_ - std::chrono::steady_clock::now());
-    if (left.count() <= 0) return false;
-    pollfd p{fd_, events, 0};
-    int rc;
-    do rc = ::poll(&p, 1, static_cast<int>(std::min<std::chrono::milliseconds::rep>(left.count(), 1 << 30)));
-    while (rc < 0 && errno == EINTR);
-    return rc > 0 && (p.revents & events) != 0;
-  }
-  bool send_all(const void* data, std::size_t size) {
-    const auto* p = static_cast<const char*>(data);
-    while (size > 0) {
-      const ssize_t n = ::send(fd_, p, size, MSG_NOSIGNAL);
-      if (n > 0) {
-        p += n;
-        size -= static_cast<std::size_t>(n);
-      } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-        if (errno == EAGAIN && !wait(POLLOUT)) return false;
-      } else {
-        return false;
-      }
-    }
-    return true;
-  }
-  bool receive(void* data, std::size_t size) {
-    auto* p = static_cast<char*>(data);
-    while (size > 0) {
-      const ssize_t n = ::recv(fd_, p, size, 0);
-      if (n > 0) {
-        p += n;
-        size -= static_cast<std::size_t>(n);
-      } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-        if (errno == EAGAIN && !wait(POLLIN)) return false;
-      } else {
-        return false;  // EOF or error
-      }
-    }
-    return true;
-  }
-
-  bool enabled_;
-  std::chrono::steady_clock::time_point deadline_;
-  int fd_ = -1;
-  bool failed_ = false;
-  std::uint32_t req_id_ = 0;
-};
-
-/// The name of a domain: xenstore's /local/domain/<id>/name, else "Domain-0" or the id.
-std::string domain_name(XenstoreReader& xenstore, std::uint32_t id) {
-  if (auto name = xenstore.read(fmt::format("/local/domain/{}/name", id)); name && !name->empty()) return *name;
-  return id == 0 ? std::string("Domain-0") : std::to_string(id);
-}
+// ---- counting the privileged calls ----
 
 /// Counts the privileged calls of one public operation and publishes the count when the
 /// operation ends, thrown or not.
@@ -288,75 +132,6 @@ class Operation {
 /// libxenctrl's xc_get_max_cpus caches its answer in a process-wide static, reading it with
 /// one physinfo the first time; the first construction in a process counts that call.
 std::atomic<bool> max_cpus_cached{false};
-
-/// The memory of one __HYPERVISOR_multicall of domctls, in one hypercall buffer from
-/// libxencall (locked, never paged out: Xen writes into it), freed on scope exit: up to
-/// `entries` multicall entries, a xen_domctl each, and `map_pairs` pairs of CPU maps
-/// (hard, soft) of `map_bytes` for the vcpuaffinity domctls.
-class DomctlBatch {
- public:
-  DomctlBatch(xencall_handle* xcall, std::size_t entries, std::size_t map_pairs, std::size_t map_bytes)
-      : xcall_(xcall),
-        map_bytes_(map_bytes),
-        map_stride_((map_bytes + 7) / 8 * 8),
-        domctl_offset_(entries * sizeof(multicall_entry_t)),
-        map_offset_(domctl_offset_ + entries * sizeof(xen_domctl)),
-        bytes_(map_offset_ + 2 * map_pairs * map_stride_) {
-    errno = 0;
-    data_ = static_cast<std::uint8_t*>(xencall_alloc_buffer(xcall, bytes_));
-    if (data_ == nullptr)
-      throw Error(ErrorCode::internal, fmt::format("no hypercall buffer of {} bytes (xencall_alloc_buffer): {}",
-                                                   bytes_, errno_text(errno)));
-  }
-  ~DomctlBatch() { xencall_free_buffer(xcall_, data_); }
-  DomctlBatch(const DomctlBatch&) = delete;
-  DomctlBatch& operator=(const DomctlBatch&) = delete;
-
-  /// Clears everything: a debug Xen scribbles over the entries it ran.
-  void clear() { std::memset(data_, 0, bytes_); }
-  /// Entry i: a domctl `cmd` about `domain`, filled as libxenctrl's do_domctl does.
-  xen_domctl& add(std::size_t i, std::uint32_t cmd, std::uint32_t domain) {
-    xen_domctl& op = domctl(i);
-    op.cmd = cmd;
-    op.interface_version = XEN_DOMCTL_INTERFACE_VERSION;
-    op.domain = static_cast<domid_t>(domain);
-    entry(i).op = __HYPERVISOR_domctl;
-    entry(i).args[0] = reinterpret_cast<std::uintptr_t>(&op);
-    return op;
-  }
-  /// Points a vcpuaffinity domctl at map pair k (xenctrl.h's set_xen_guest_handle wants
-  /// its own buffer type: the arch's raw form here).
-  void use_maps(xen_domctl_vcpuaffinity& aff, std::size_t k) {
-    set_xen_guest_handle_raw(aff.cpumap_hard.bitmap, hard_map(k).data());
-    set_xen_guest_handle_raw(aff.cpumap_soft.bitmap, soft_map(k).data());
-    aff.cpumap_hard.nr_bits = aff.cpumap_soft.nr_bits = static_cast<std::uint32_t>(map_bytes_ * 8);
-  }
-  std::span<std::uint8_t> hard_map(std::size_t k) { return {data_ + map_offset_ + 2 * k * map_stride_, map_bytes_}; }
-  std::span<std::uint8_t> soft_map(std::size_t k) {
-    return {data_ + map_offset_ + (2 * k + 1) * map_stride_, map_bytes_};
-  }
-  xen_domctl& domctl(std::size_t i) { return reinterpret_cast<xen_domctl*>(data_ + domctl_offset_)[i]; }
-
-  /// Runs entries 0..n-1 in one multicall: 0, or the errno of the multicall itself.
-  int run(std::size_t n) {
-    errno = 0;
-    if (xencall2(xcall_, __HYPERVISOR_multicall, reinterpret_cast<std::uintptr_t>(&entry(0)), n) == 0) return 0;
-    return errno != 0 ? errno : EIO;
-  }
-  /// The errno entry i returned (Xen stores each entry's return value), 0 when it succeeded.
-  int error(std::size_t i) {
-    const auto result = static_cast<long>(entry(i).result);
-    if (result == 0) return 0;
-    return result < 0 && result > -4096 ? static_cast<int>(-result) : EIO;
-  }
-
- private:
-  multicall_entry_t& entry(std::size_t i) { return reinterpret_cast<multicall_entry_t*>(data_)[i]; }
-
-  xencall_handle* xcall_;
-  std::size_t map_bytes_, map_stride_, domctl_offset_, map_offset_, bytes_;
-  std::uint8_t* data_ = nullptr;
-};
 
 }  // namespace
 

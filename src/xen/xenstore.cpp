@@ -1,0 +1,125 @@
+// src/xen/xenstore.cpp — XenstoreReader: xenstored's wire protocol over its unix socket
+// (see xenstore.hpp). XS_READ only, outside any transaction.
+#include "xenstore.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <optional>
+#include <string>
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include "xenctrl.hpp"
+
+namespace vcpumap::xen_detail {
+
+XenstoreReader::~XenstoreReader() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+std::optional<std::string> XenstoreReader::read(const std::string& path) {
+  if (!enabled_ || failed_ || path.size() + 1 > XENSTORE_PAYLOAD_MAX) return std::nullopt;
+  if (fd_ < 0 && !connect()) return fail();
+  xsd_sockmsg request{};
+  request.type = XS_READ;
+  request.req_id = ++req_id_;
+  request.tx_id = 0;
+  request.len = static_cast<std::uint32_t>(path.size() + 1);
+  if (!send_all(&request, sizeof request) || !send_all(path.c_str(), path.size() + 1)) return fail();
+  for (;;) {
+    xsd_sockmsg reply{};
+    if (!receive(&reply, sizeof reply) || reply.len > XENSTORE_PAYLOAD_MAX) return fail();
+    std::string payload(reply.len, '\0');
+    if (!receive(payload.data(), payload.size())) return fail();
+    if (reply.type == XS_WATCH_EVENT || reply.req_id != request.req_id) continue;  // not ours
+    if (reply.type == XS_ERROR) return std::nullopt;                              // ENOENT, EACCES...
+    if (reply.type != XS_READ) return fail();
+    while (!payload.empty() && payload.back() == '\0') payload.pop_back();
+    return payload;
+  }
+}
+
+std::string XenstoreReader::socket_path() {
+  if (const char* path = std::getenv("XENSTORED_PATH")) return path;
+  const char* rundir = std::getenv("XENSTORED_RUNDIR");
+  return std::string(rundir != nullptr ? rundir : "/var/run/xenstored") + "/socket";
+}
+
+bool XenstoreReader::connect() {
+  const std::string path = socket_path();
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.empty() || path.size() >= sizeof addr.sun_path) return false;
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd_ < 0) return false;
+  // A unix socket connects at once or fails (ENOENT, ECONNREFUSED, ENOTSOCK for a device).
+  return ::connect(fd_, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
+}
+
+std::nullopt_t XenstoreReader::fail() {
+  failed_ = true;
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+  return std::nullopt;
+}
+
+bool XenstoreReader::wait(short events) {
+  const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline_ - std::chrono::steady_clock::now());
+  if (left.count() <= 0) return false;
+  pollfd p{fd_, events, 0};
+  int rc;
+  do rc = ::poll(&p, 1, static_cast<int>(std::min<std::chrono::milliseconds::rep>(left.count(), 1 << 30)));
+  while (rc < 0 && errno == EINTR);
+  return rc > 0 && (p.revents & events) != 0;
+}
+
+bool XenstoreReader::send_all(const void* data, std::size_t size) {
+  const auto* p = static_cast<const char*>(data);
+  while (size > 0) {
+    const ssize_t n = ::send(fd_, p, size, MSG_NOSIGNAL);
+    if (n > 0) {
+      p += n;
+      size -= static_cast<std::size_t>(n);
+    } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+      if (errno == EAGAIN && !wait(POLLOUT)) return false;
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool XenstoreReader::receive(void* data, std::size_t size) {
+  auto* p = static_cast<char*>(data);
+  while (size > 0) {
+    const ssize_t n = ::recv(fd_, p, size, 0);
+    if (n > 0) {
+      p += n;
+      size -= static_cast<std::size_t>(n);
+    } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+      if (errno == EAGAIN && !wait(POLLIN)) return false;
+    } else {
+      return false;  // EOF or error
+    }
+  }
+  return true;
+}
+
+std::string domain_name(XenstoreReader& xenstore, std::uint32_t id) {
+  if (auto name = xenstore.read(fmt::format("/local/domain/{}/name", id)); name && !name->empty()) return *name;
+  return id == 0 ? std::string("Domain-0") : std::to_string(id);
+}
+
+}  // namespace vcpumap::xen_detail
