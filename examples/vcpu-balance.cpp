@@ -4,8 +4,9 @@
 //   $ vcpu-balance --apply web  # pin domain web that way, all or nothing
 //
 // An embedding of the library: one snapshot_all call reads the host, the plan is plain
-// computation on the model, and pin_matrix applies it a domain at a time; if a domain fails,
-// the domains already pinned are put back, so the host ends as it was or as planned.
+// computation on the model, and pin_domains applies it a domain at a time, all or nothing:
+// if a domain fails, the domains already pinned are put back, so the host ends as it was or
+// as planned.
 #include <algorithm>
 #include <optional>
 #include <string>
@@ -127,34 +128,9 @@ int balance(int argc, char** argv, examples::Backend& backend) {
   }
   fmt::print("; applying\n");
 
-  std::vector<MatrixPinResult> results;
-  for (const DomainPlan& plan : plans) {
-    try {
-      const DomainInfo& d = plan.domain->domain;
-      results.push_back(examples::about(d, [&] {
-        return hv.pin_matrix(d.id, MatrixPin{plan.hard, std::nullopt, false});
-      }));
-    } catch (const Error& failure) {
-      // pin_matrix put this domain back; put back the ones before it too, exactly as read.
-      std::vector<std::string> restored, stuck;
-      for (std::size_t i = 0; i < results.size(); ++i) {
-        const DomainSnapshot& before = *plans[i].domain;
-        try {
-          hv.pin_matrix(before.domain.id, MatrixPin{before.hard, before.soft, true, true});
-          restored.push_back(fmt::format("{}", before.domain.id));
-        } catch (const Error&) {
-          stuck.push_back(fmt::format("{}", before.domain.id));
-        }
-      }
-      throw Error(
-          stuck.empty() ? failure.code() : ErrorCode::internal,
-          fmt::format("{}; {}{}", failure.what(),
-                      restored.empty() ? "no other domain was changed"
-                                       : fmt::format("domain{} {} restored", restored.size() > 1 ? "s" : "",
-                                                     fmt::join(restored, ",")),
-                      stuck.empty() ? "" : fmt::format("; restoring domains {} failed", fmt::join(stuck, ","))));
-    }
-  }
+  std::vector<DomainPin> pins;
+  for (const DomainPlan& plan : plans) pins.push_back({plan.domain->domain.id, MatrixPin{plan.hard, std::nullopt}});
+  const std::vector<MatrixPinResult> results = pin_domains(hv, std::span<const DomainPin>(pins));
   for (std::size_t i = 0; i < plans.size(); ++i) {
     std::vector<std::string> cpus;
     for (unsigned v = 0; v < results[i].hard.rows(); ++v)

@@ -3,8 +3,9 @@
 //   $ vcpu-pin xperf2 all node:0 -        # every vcpu of xperf2 on node 0, soft affinity kept
 //   $ vcpu-pin --dry-run 0 2 '^1' 2-3     # what Domain-0's vcpu 2 would get, nothing applied
 //
-// One vcpu goes through pin_vcpu; a list of vcpus or `all` through pin_matrix, which applies
-// every row or, when one fails, restores the others and changes nothing.
+// One vcpu goes through pin_vcpu; a list of vcpus or `all` through pin_vcpus, a sparse pin
+// that sets those vcpus or, when one fails, restores the others and changes nothing;
+// --dry-run asks the library's plan() what the pin would do.
 #include <optional>
 #include <string>
 #include <utility>
@@ -38,20 +39,6 @@ std::optional<CpuMap> parse_map(const HostInfo& host, const std::string& whom, s
                    : fmt::format("{}: {} affinity {} names a CPU beyond the host's {} CPUs", whom, kind,
                                  escape_terminal(text), host.cpu_universe());
       });
-}
-
-/// What Xen would refuse of a pin, checked for --dry-run (a real pin is checked by the backend).
-void check_pin(const HostInfo& host, const DomainInfo& d, std::size_t vcpu, const std::optional<CpuMap>& hard,
-               const std::optional<CpuMap>& soft) {
-  const std::string who = fmt::format("{}: vcpu {}:", describe(d), vcpu);
-  for (const auto& [kind, map] : {std::pair{"hard", &hard}, std::pair{"soft", &soft}})
-    if (*map && (**map - host.present).any())
-      throw Error(ErrorCode::invalid_argument,
-                  fmt::format("{} {} affinity names CPUs {} that are not present", who, kind, **map - host.present));
-  if (hard && hard->empty()) throw Error(ErrorCode::invalid_argument, fmt::format("{} empty hard affinity", who));
-  if (hard && !hard->intersects(host.online))
-    throw Error(ErrorCode::invalid_argument,
-                fmt::format("{} hard affinity {} holds no online CPU (online: {})", who, *hard, host.online));
 }
 
 int pin(int argc, char** argv, examples::Backend& backend) {
@@ -101,27 +88,20 @@ int pin(int argc, char** argv, examples::Backend& backend) {
     return 0;
   }
 
-  // Several vcpus: the whole matrices, the chosen rows replaced, the others as they are.
-  const DomainSnapshot before = examples::about(domain, [&] { return hv.snapshot(domain.id, SnapshotScope::full); });
-  MatrixPin plan{before.hard, before.soft, force};
-  for (std::size_t v : vcpus) {
-    if (hard) plan.hard->set_row(v, *hard);
-    if (soft) plan.soft->set_row(v, *soft);
-  }
+  // Several vcpus: a sparse pin of those vcpus (the others are not touched, nor checked).
+  const VcpusPin sparse{vcpus, hard, soft, force};
   if (dry_run) {
-    for (std::size_t v : vcpus) check_pin(host, domain, v, hard, soft);
-    const AffinityMatrix effective = effective_affinity(*plan.hard, *plan.soft, host.online);
+    const PinPlan plan = examples::about(domain, [&] { return hv.plan(domain.id, sparse); });
+    if (plan.refusal) throw *plan.refusal;
     fmt::print("{}: dry run, nothing applied; the pin would give (hard / soft, effective):\n", who);
     for (unsigned v = 0; v < domain.max_vcpus; ++v) {
-      const bool changed = plan.hard->row(v) != before.hard.row(v) || plan.soft->row(v) != before.soft.row(v);
-      fmt::print("vcpu {}: {:a} / {:a}, effective {}{}\n", v, plan.hard->row(v), plan.soft->row(v), effective.row(v),
+      const bool changed = plan.hard.row(v) != plan.before.hard.row(v) || plan.soft.row(v) != plan.before.soft.row(v);
+      fmt::print("vcpu {}: {:a} / {:a}, effective {}{}\n", v, plan.hard.row(v), plan.soft.row(v), plan.effective.row(v),
                  changed ? "  (changed)" : "");
     }
     return 0;
   }
-  if (!hard) plan.hard.reset();  // only what was asked is pinned: Xen keeps the other map
-  if (!soft) plan.soft.reset();
-  const MatrixPinResult r = examples::about(domain, [&] { return hv.pin_matrix(domain.id, plan); });
+  const MatrixPinResult r = examples::about(domain, [&] { return hv.pin_vcpus(domain.id, sparse); });
   fmt::print("{}: effective affinity (hard / soft) reported back:\n", who);
   for (std::size_t v : vcpus) fmt::print("vcpu {}: {:a} / {:a}\n", v, r.hard.row(v), r.soft.row(v));
   return 0;

@@ -292,7 +292,7 @@ TEST_CASE("a domain vanishing mid-listing: a clean error or a consistent snapsho
       FAIL("no error");
     } catch (const Error& e) {
       CHECK(e.code() == ErrorCode::not_found);
-      CHECK(std::string(e.what()) == "domain 3: no such domain");
+      CHECK(std::string(e.what()) == "domain 3 (xperf2): no such domain");
     }
   }
   SECTION("a pin racing a destroy") {
@@ -469,80 +469,4 @@ TEST_CASE("snapshot_all into caller storage: equal to a fresh one, slots reused,
   CHECK_THROWS_AS(hv.snapshot_all(SnapshotScope::full, into), Error);
   CHECK(into.domains.empty());
   CHECK(into.host.cpu_universe() == 0);
-}
-
-TEST_CASE("the transactional pin with a batching backend: every changed vcpu restored", "[mock][matrix-pin]") {
-  // A backend that applies a whole batch at once, as Xen's multicall does: a failure at one
-  // vcpu does not stop the others. Its state is the mock's.
-  MockHypervisor hv = host16(6);
-  const DomainSnapshot before = hv.snapshot(DomainId{7});
-  const HostInfo host = hv.host_info();
-  std::vector<std::vector<unsigned>> batches;
-  auto batching = [&](std::set<unsigned> fail, bool whole_batch_fails) {
-    return [&, fail, whole_batch_fails](std::span<const detail::VcpuPinOf> pins, detail::AfterFailure) {
-      std::vector<detail::PinOutcome> out(pins.size());
-      batches.emplace_back();
-      for (std::size_t i = 0; i < pins.size(); ++i) {
-        batches.back().push_back(pins[i].vcpu);
-        const bool restoring = batches.size() > 1;
-        if (!restoring && fail.count(pins[i].vcpu)) {
-          out[i].state = detail::PinOutcome::State::failed;
-          out[i].error = Error(ErrorCode::busy, "vcpu " + std::to_string(pins[i].vcpu) + ": busy");
-          continue;
-        }
-        out[i].result = hv.pin_vcpu(DomainId{7}, pins[i].vcpu, pins[i].pin);
-        out[i].state = !restoring && whole_batch_fails ? detail::PinOutcome::State::unknown
-                                                       : detail::PinOutcome::State::applied;
-        if (out[i].state == detail::PinOutcome::State::unknown) out[i].error = Error(ErrorCode::internal, "lost");
-      }
-      return out;
-    };
-  };
-  MatrixPin plan{.hard = AffinityMatrix(6, 16)};
-  for (unsigned v = 0; v < 6; ++v) plan.hard->set(v, 8 + v);
-
-  SECTION("failures at vcpus 1 and 4: 0, 2, 3 and 5 restored in one batch") {
-    try {
-      (void)detail::apply_matrix_pin(host, before, plan, batching({1, 4}, false));
-      FAIL("no error");
-    } catch (const PinError& e) {
-      CHECK(e.failed_vcpu() == 1);
-      CHECK(e.rolled_back());
-      CHECK(e.code() == ErrorCode::busy);
-      CHECK(std::string(e.what()) == "domain 7 (guest): pin failed at vcpu 1: vcpu 1: busy; vcpus 0,2-3,5 restored");
-    }
-    REQUIRE(batches.size() == 2);
-    CHECK(batches[1] == std::vector<unsigned>{0, 2, 3, 5});
-    CHECK(hv.snapshot(DomainId{7}).hard == before.hard);
-  }
-  SECTION("a batch lost as a whole: every vcpu restored, the first named") {
-    try {
-      (void)detail::apply_matrix_pin(host, before, plan, batching({}, true));
-      FAIL("no error");
-    } catch (const PinError& e) {
-      CHECK(e.failed_vcpu() == 0);
-      CHECK(e.code() == ErrorCode::internal);
-      CHECK(std::string(e.what()).ends_with("vcpus 0-5 restored"));
-    }
-    CHECK(hv.snapshot(DomainId{7}).hard == before.hard);
-  }
-  SECTION("a backend that reports nothing for a vcpu is an error, not a silent success") {
-    auto forgetful = [&](std::span<const detail::VcpuPinOf> pins, detail::AfterFailure) {
-      return std::vector<detail::PinOutcome>(pins.size());  // every pin "not attempted"
-    };
-    CHECK_THROWS_WITH(detail::apply_matrix_pin(host, before, plan, forgetful),
-                      "domain 7 (guest): vcpu 0 was not pinned, and no error said why");
-    auto short_answer = [&](std::span<const detail::VcpuPinOf> pins, detail::AfterFailure) {
-      return std::vector<detail::PinOutcome>(pins.size() - 1);
-    };
-    CHECK_THROWS_WITH(detail::apply_matrix_pin(host, before, plan, short_answer),
-                      "domain 7 (guest): the backend reported 5 outcomes for 6 pins");
-    auto mute = [&](std::span<const detail::VcpuPinOf> pins, detail::AfterFailure) {
-      std::vector<detail::PinOutcome> out(pins.size());
-      if (!out.empty()) out[0].state = detail::PinOutcome::State::failed;  // and no error
-      return out;
-    };
-    CHECK_THROWS_WITH(detail::apply_matrix_pin(host, before, plan, mute),
-                      "domain 7 (guest): pin failed at vcpu 0: vcpu 0: failed, no error given; nothing was changed");
-  }
 }

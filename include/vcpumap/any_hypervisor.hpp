@@ -3,10 +3,12 @@
 //   vcpumap::AnyHypervisor hv(vcpumap::MockHypervisor::demo());   // or XenHypervisor
 //   for (const auto& d : hv.snapshot_all().domains) fmt::print("{}\n", d.domain.name);
 //
-// A value type holding any backend that satisfies vcpumap::Hypervisor, chosen at run time
-// (a tool's --backend option), itself satisfying the concept: code written against the
-// concept takes it unchanged. Each operation is one virtual call to the held backend; its
-// results, errors (vcpumap::Error, PinError) and call counts are the backend's own.
+// A value type holding any backend (a type with the primitives of vcpumap::Backend:
+// MockHypervisor, XenHypervisor, or your own), chosen at run time (a tool's --backend
+// option), itself satisfying the Hypervisor concept: code written against the concept takes
+// it unchanged. It forwards the backend's primitives, one virtual call each, and gets every
+// operation from the same front layer (backend.hpp) as the backend itself: results, errors
+// (vcpumap::Error, PinError) and call counts are those of the backend used directly.
 //
 // - Move-only: a backend is a connection to a hypervisor (Xen's privcmd handle), not a
 //   value to duplicate. A moved-from AnyHypervisor is empty: operator bool is false and
@@ -17,30 +19,35 @@
 //   concept does not cover: MockHypervisor::follow_real_time, fault injection, ...
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <memory>
+#include <optional>
+#include <span>
 #include <type_traits>
 #include <typeinfo>
 #include <utility>
 #include <vector>
 
+#include "backend.hpp"
 #include "error.hpp"
 #include "hypervisor.hpp"
 #include "model.hpp"
 
 namespace vcpumap {
 
-class AnyHypervisor {
+class AnyHypervisor : public HypervisorFront<AnyHypervisor> {
  public:
   /// Takes ownership of `backend` (moved in).
-  template <class H>
-  requires(!std::is_same_v<std::remove_cvref_t<H>, AnyHypervisor> &&
-           Hypervisor<std::remove_cvref_t<H>>) explicit AnyHypervisor(H&& backend)
-      : backend_(std::make_unique<Holder<std::remove_cvref_t<H>>>(std::forward<H>(backend))) {}
-  /// Builds an H in place from args.
-  template <Hypervisor H, class... Args>
-  explicit AnyHypervisor(std::in_place_type_t<H>, Args&&... args)
-      : backend_(std::make_unique<Holder<H>>(std::forward<Args>(args)...)) {}
+  template <class B>
+  requires(!std::is_same_v<std::remove_cvref_t<B>, AnyHypervisor> &&
+           Backend<std::remove_cvref_t<B>>) explicit AnyHypervisor(B&& backend)
+      : backend_(std::make_unique<Holder<std::remove_cvref_t<B>>>(std::forward<B>(backend))) {}
+
+  /// Builds a B in place from args.
+  template <Backend B, class... Args>
+  explicit AnyHypervisor(std::in_place_type_t<B>, Args&&... args)
+      : backend_(std::make_unique<Holder<B>>(std::forward<Args>(args)...)) {}
 
   AnyHypervisor(AnyHypervisor&&) noexcept = default;
   AnyHypervisor& operator=(AnyHypervisor&&) noexcept = default;
@@ -51,71 +58,76 @@ class AnyHypervisor {
   /// False only for a moved-from AnyHypervisor.
   explicit operator bool() const noexcept { return backend_ != nullptr; }
 
-  /// The held backend if it is an H, else nullptr.
-  template <class H>
-  H* target() noexcept {
-    return backend_ ? static_cast<H*>(backend_->target(typeid(H))) : nullptr;
+  /// The held backend if it is a B, else nullptr.
+  template <class B>
+  B* target() noexcept {
+    return backend_ ? static_cast<B*>(backend_->target(typeid(B))) : nullptr;
   }
-  template <class H>
-  const H* target() const noexcept {
-    return backend_ ? static_cast<const H*>(backend_->target(typeid(H))) : nullptr;
+  template <class B>
+  const B* target() const noexcept {
+    return backend_ ? static_cast<const B*>(backend_->target(typeid(B))) : nullptr;
   }
 
-  // ---- the Hypervisor concept (see hypervisor.hpp for each contract) ----
+  // ---- the primitives, forwarded (backend.hpp) ----
 
-  HostInfo host_info() { return get().host_info(); }
-  std::vector<DomainInfo> list_domains() { return get().list_domains(); }
-  DomainSnapshot snapshot(DomainId domain, SnapshotScope scope = SnapshotScope::full) {
-    return get().snapshot(domain, scope);
+  std::shared_ptr<const HostInfo> known_host() { return get().known_host(); }
+  std::shared_ptr<const HostInfo> read_host() { return get().read_host(); }
+  void read_domain_list(std::vector<DomainInfo>& out) { get().read_domain_list(out); }
+  std::optional<DomainInfo> read_domain(DomainId id) { return get().read_domain(id); }
+  void read_vcpus(const HostInfo& host, std::span<VcpuRead> reads, SnapshotScope scope) {
+    get().read_vcpus(host, reads, scope);
   }
-  void snapshot(DomainId domain, SnapshotScope scope, DomainSnapshot& into) { get().snapshot(domain, scope, into); }
-  HostSnapshot snapshot_all(SnapshotScope scope = SnapshotScope::full) { return get().snapshot_all(scope); }
-  void snapshot_all(SnapshotScope scope, HostSnapshot& into) { get().snapshot_all(scope, into); }
-  PinResult pin_vcpu(DomainId domain, unsigned vcpu, const VcpuPin& pin) { return get().pin_vcpu(domain, vcpu, pin); }
-  MatrixPinResult pin_matrix(DomainId domain, const MatrixPin& plan) { return get().pin_matrix(domain, plan); }
+  std::vector<PinOutcome> set_affinity(const HostInfo& host, const DomainInfo& domain, const DomainSnapshot* current,
+                                       std::span<const VcpuPinRequest> pins, AfterFailure after) {
+    return get().set_affinity(host, domain, current, pins, after);
+  }
   /// 0 for an empty AnyHypervisor.
-  std::size_t last_call_count() const noexcept { return backend_ ? backend_->last_call_count() : 0; }
+  std::size_t call_count() const noexcept { return backend_ ? backend_->call_count() : 0; }
+  std::chrono::system_clock::time_point now() { return get().now(); }
 
  private:
-  struct Backend {
-    virtual ~Backend() = default;
-    virtual HostInfo host_info() = 0;
-    virtual std::vector<DomainInfo> list_domains() = 0;
-    virtual DomainSnapshot snapshot(DomainId, SnapshotScope) = 0;
-    virtual void snapshot(DomainId, SnapshotScope, DomainSnapshot&) = 0;
-    virtual HostSnapshot snapshot_all(SnapshotScope) = 0;
-    virtual void snapshot_all(SnapshotScope, HostSnapshot&) = 0;
-    virtual PinResult pin_vcpu(DomainId, unsigned, const VcpuPin&) = 0;
-    virtual MatrixPinResult pin_matrix(DomainId, const MatrixPin&) = 0;
-    virtual std::size_t last_call_count() const noexcept = 0;
-    virtual void* target(const std::type_info& type) noexcept = 0;
+  struct Primitives {
+    virtual ~Primitives() = default;
+    virtual std::shared_ptr<const HostInfo> known_host() = 0;
+    virtual std::shared_ptr<const HostInfo> read_host() = 0;
+    virtual void read_domain_list(std::vector<DomainInfo>&) = 0;
+    virtual std::optional<DomainInfo> read_domain(DomainId) = 0;
+    virtual void read_vcpus(const HostInfo&, std::span<VcpuRead>, SnapshotScope) = 0;
+    virtual std::vector<PinOutcome> set_affinity(const HostInfo&, const DomainInfo&, const DomainSnapshot*,
+                                                 std::span<const VcpuPinRequest>, AfterFailure) = 0;
+    virtual std::size_t call_count() const noexcept = 0;
+    virtual std::chrono::system_clock::time_point now() = 0;
+    virtual void* target(const std::type_info&) noexcept = 0;
   };
-
-  template <class H>
-  struct Holder final : Backend {
+  template <class B>
+  struct Holder final : Primitives {
     template <class... Args>
-    explicit Holder(Args&&... args) : hv(std::forward<Args>(args)...) {}
-    HostInfo host_info() override { return hv.host_info(); }
-    std::vector<DomainInfo> list_domains() override { return hv.list_domains(); }
-    DomainSnapshot snapshot(DomainId d, SnapshotScope s) override { return hv.snapshot(d, s); }
-    void snapshot(DomainId d, SnapshotScope s, DomainSnapshot& into) override { hv.snapshot(d, s, into); }
-    HostSnapshot snapshot_all(SnapshotScope s) override { return hv.snapshot_all(s); }
-    void snapshot_all(SnapshotScope s, HostSnapshot& into) override { hv.snapshot_all(s, into); }
-    PinResult pin_vcpu(DomainId d, unsigned v, const VcpuPin& p) override { return hv.pin_vcpu(d, v, p); }
-    MatrixPinResult pin_matrix(DomainId d, const MatrixPin& p) override { return hv.pin_matrix(d, p); }
-    std::size_t last_call_count() const noexcept override { return static_cast<std::size_t>(hv.last_call_count()); }
-    void* target(const std::type_info& type) noexcept override { return type == typeid(H) ? &hv : nullptr; }
-    H hv;
+    explicit Holder(Args&&... args) : b(std::forward<Args>(args)...) {}
+    std::shared_ptr<const HostInfo> known_host() override { return b.known_host(); }
+    std::shared_ptr<const HostInfo> read_host() override { return b.read_host(); }
+    void read_domain_list(std::vector<DomainInfo>& out) override { b.read_domain_list(out); }
+    std::optional<DomainInfo> read_domain(DomainId id) override { return b.read_domain(id); }
+    void read_vcpus(const HostInfo& host, std::span<VcpuRead> reads, SnapshotScope scope) override {
+      b.read_vcpus(host, reads, scope);
+    }
+    std::vector<PinOutcome> set_affinity(const HostInfo& host, const DomainInfo& domain, const DomainSnapshot* current,
+                                         std::span<const VcpuPinRequest> pins, AfterFailure after) override {
+      return b.set_affinity(host, domain, current, pins, after);
+    }
+    std::size_t call_count() const noexcept override { return static_cast<std::size_t>(b.call_count()); }
+    std::chrono::system_clock::time_point now() override { return b.now(); }
+    void* target(const std::type_info& type) noexcept override { return type == typeid(B) ? &b : nullptr; }
+    B b;
   };
 
-  Backend& get() const {
+  Primitives& get() const {
     if (!backend_) throw Error(ErrorCode::internal, "AnyHypervisor: no backend (used after being moved from)");
     return *backend_;
   }
 
-  std::unique_ptr<Backend> backend_;
+  std::unique_ptr<Primitives> backend_;
 };
 
-static_assert(Hypervisor<AnyHypervisor>);
+static_assert(Backend<AnyHypervisor> && Hypervisor<AnyHypervisor>);
 
 }  // namespace vcpumap

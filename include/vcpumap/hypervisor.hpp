@@ -3,10 +3,12 @@
 //   template <vcpumap::Hypervisor H>
 //   void show(H& hv) { for (auto& d : hv.snapshot_all().domains) fmt::print("{}\n", d.domain.name); }
 //
-// A backend is any type with the operations below (no base class): MockHypervisor
-// (mock.hpp, in memory) and XenHypervisor (xen.hpp, libxenctrl). Tools take the backend
-// as a template parameter. Every operation either completes or throws vcpumap::Error
-// with a code and a message naming the domain, vcpu and CPUs concerned.
+// A hypervisor is any type with the operations below: MockHypervisor (mock.hpp, in memory),
+// XenHypervisor (xen.hpp, libxenctrl) and AnyHypervisor (any_hypervisor.hpp, any of them
+// chosen at run time) all get them from one front layer over a few backend primitives
+// (backend.hpp: how to write a backend). Tools take the hypervisor as a template parameter.
+// Every operation either completes or throws vcpumap::Error with a code and a message
+// naming the domain, vcpu and CPUs concerned.
 #pragma once
 
 #include <algorithm>
@@ -61,10 +63,35 @@ struct MatrixPin {
   bool restore = false;
 };
 
-/// The effective matrices after a whole-matrix pin, one PinResult per vcpu, as matrices.
+/// A sparse pin: the vcpus it names get the same new hard and/or soft map (`xl vcpu-pin
+/// DOM 0-3 HARD SOFT`); the others are not checked, set or changed. force as in VcpuPin.
+struct VcpusPin {
+  VcpuSet vcpus;
+  std::optional<CpuMap> hard = std::nullopt;
+  std::optional<CpuMap> soft = std::nullopt;
+  bool force = false;
+};
+
+/// What a pin would do (Hypervisor::plan): the domain as read, its hard, soft and effective
+/// matrices after the pin, the vcpus it would change, and the refusal it would meet before
+/// any call (then the matrices are the domain's as read).
+struct PinPlan {
+  DomainSnapshot before;
+  AffinityMatrix hard;
+  AffinityMatrix soft;
+  AffinityMatrix effective;
+  VcpuSet changed;
+  std::optional<Error> refusal;
+};
+
+/// The effective matrices after a whole-matrix (or sparse) pin, one PinResult per vcpu, as
+/// matrices; and the hard and soft matrices as read before the pin: what a rollback puts back
+/// (MatrixPin{before_hard, before_soft, .restore = true}).
 struct MatrixPinResult {
   AffinityMatrix hard;
   AffinityMatrix soft;
+  AffinityMatrix before_hard{};
+  AffinityMatrix before_soft{};
 };
 
 /// Thrown when a whole-matrix pin failed while being applied. failed_vcpu() is the first
@@ -87,7 +114,7 @@ class PinError : public Error {
 // clang-format off
 template <class H>
 concept Hypervisor = requires(H& hv, const H& chv, DomainId domain, unsigned vcpu, const VcpuPin& pin,
-                              const MatrixPin& plan, SnapshotScope scope, DomainSnapshot& into,
+                              const MatrixPin& plan, const VcpusPin& sparse, SnapshotScope scope, DomainSnapshot& into,
                               HostSnapshot& all_into) {
   /// The host's CPUs and topology.
   { hv.host_info() } -> std::same_as<HostInfo>;
@@ -107,177 +134,81 @@ concept Hypervisor = requires(H& hv, const H& chv, DomainId domain, unsigned vcp
   { hv.pin_vcpu(domain, vcpu, pin) } -> std::same_as<PinResult>;
   /// Pins every vcpu of a domain, all or nothing (see PinError).
   { hv.pin_matrix(domain, plan) } -> std::same_as<MatrixPinResult>;
+  /// Pins the vcpus a sparse pin names, all or nothing, reading the domain once.
+  { hv.pin_vcpus(domain, sparse) } -> std::same_as<MatrixPinResult>;
+  /// What a matrix or sparse pin would do, changing nothing.
+  { hv.plan(domain, plan) } -> std::same_as<PinPlan>;
+  { hv.plan(domain, sparse) } -> std::same_as<PinPlan>;
   /// Backend calls (privileged hypercalls on Xen) the last operation made.
   { chv.last_call_count() } -> std::convertible_to<std::size_t>;
 };
 // clang-format on
 
-namespace detail {
-
-/// Checks a single-vcpu pin against the host and the domain before any call: vcpu in
-/// range, at least one map, CPUs within the host and present, a hard map with at least
-/// one online CPU. Stricter than Xen on one point: Xen silently drops CPU ids that are not
-/// present; vcpumap refuses them, since naming a CPU the host lacks is a mistake.
-inline void validate_pin(const HostInfo& host, const DomainInfo& domain, unsigned vcpu, const VcpuPin& pin) {
-  const std::string who = describe(domain);
-  if (vcpu >= domain.max_vcpus)
-    throw Error(ErrorCode::invalid_argument,
-                fmt::format("{}: vcpu {} is beyond its {} vcpus", who, vcpu, domain.max_vcpus));
-  if (!pin.hard && !pin.soft)
-    throw Error(ErrorCode::invalid_argument, fmt::format("{}: vcpu {}: a pin needs a hard or a soft map", who, vcpu));
-  auto check_cpus = [&](const CpuMap& map, std::string_view kind) {
-    if (auto top = map.last(); top && *top >= host.cpu_universe())
-      throw Error(ErrorCode::invalid_argument,
-                  fmt::format("{}: vcpu {}: {} affinity {} names CPU {}, beyond the host's {} CPUs", who, vcpu, kind,
-                              map, *top, host.cpu_universe()));
-    CpuMap absent = map - host.present;
-    if (!absent.empty())
-      throw Error(ErrorCode::invalid_argument,
-                  fmt::format("{}: vcpu {}: {} affinity names CPUs {} that are not present", who, vcpu, kind, absent));
-  };
-  if (pin.hard) {
-    check_cpus(*pin.hard, "hard");
-    if (pin.hard->empty())
-      throw Error(ErrorCode::invalid_argument, fmt::format("{}: vcpu {}: empty hard affinity", who, vcpu));
-    if (!pin.hard->intersects(host.online))
-      throw Error(ErrorCode::invalid_argument,
-                  fmt::format("{}: vcpu {}: hard affinity {} holds no online CPU (online: {})", who, vcpu, *pin.hard,
-                              host.online));
-  }
-  if (pin.soft) check_cpus(*pin.soft, "soft");
-}
-
-/// What became of one pin of a batch (see apply_matrix_pin).
-struct PinOutcome {
-  enum class State { not_attempted, applied, failed, unknown };
-  State state = State::not_attempted;
-  PinResult result{};                // applied: the effective maps
-  std::optional<Error> error{};      // failed or unknown: why
+/// One domain's part of a transaction across domains (pin_domains).
+struct DomainPin {
+  DomainId domain{};
+  MatrixPin pin{};
 };
-/// One pin of a batch: the vcpu and its maps.
-struct VcpuPinOf {
-  unsigned vcpu = 0;
-  VcpuPin pin{};
-};
-/// How far a batch goes after a failed pin: a pin stops there (a backend pinning one by one
-/// leaves the rest alone), a restore tries every vcpu.
-enum class AfterFailure { stop, go_on };
 
-/// Pins one at a time through set_one(vcpu, pin) -> PinResult (which throws Error): the
-/// batch setter of a backend without batches.
-template <class SetOne>
-std::vector<PinOutcome> pin_one_by_one(std::span<const VcpuPinOf> pins, AfterFailure after, SetOne&& set_one) {
-  std::vector<PinOutcome> out(pins.size());
-  for (std::size_t i = 0; i < pins.size(); ++i) {
+/// Thrown by pin_domains when a domain's pin failed: failed_domain() names it. The domains
+/// pinned before it have been put back as they were read (rolled_back() true), unless that
+/// failed too (code() internal, the message lists them).
+class TransactionError : public Error {
+ public:
+  TransactionError(ErrorCode code, const std::string& message, DomainId failed_domain, bool rolled_back)
+      : Error(code, message), failed_domain_(failed_domain), rolled_back_(rolled_back) {}
+  DomainId failed_domain() const noexcept { return failed_domain_; }
+  bool rolled_back() const noexcept { return rolled_back_; }
+
+ private:
+  DomainId failed_domain_;
+  bool rolled_back_;
+};
+
+/// Pins several domains, all or nothing: each domain's pin_matrix in turn (each all or
+/// nothing itself); when one fails, the domains pinned before it are restored, last first,
+/// to the maps read just before their pin (MatrixPinResult::before_*, MatrixPin::restore),
+/// and TransactionError says which domain failed and what was restored. Each domain is read
+/// once. A domain named twice is refused before any pin.
+template <class H>
+std::vector<MatrixPinResult> pin_domains(H& hv, std::span<const DomainPin> pins) {
+  for (std::size_t i = 0; i < pins.size(); ++i)
+    for (std::size_t j = 0; j < i; ++j)
+      if (pins[i].domain == pins[j].domain)
+        throw Error(ErrorCode::invalid_argument,
+                    fmt::format("domain {} is named twice in one transaction", pins[i].domain));
+  std::vector<MatrixPinResult> done;
+  done.reserve(pins.size());
+  for (const DomainPin& p : pins) {
     try {
-      out[i].result = set_one(pins[i].vcpu, pins[i].pin);
-      out[i].state = PinOutcome::State::applied;
-    } catch (const Error& e) {
-      out[i].state = PinOutcome::State::failed;
-      out[i].error = e;
-      if (after == AfterFailure::stop) break;
-    }
-  }
-  return out;
-}
-
-/// The transactional whole-matrix pin, shared by every backend (see MatrixPin: only rows
-/// that change are checked and pinned). `before` is the domain's current full snapshot;
-/// set_many(std::span<const VcpuPinOf>, AfterFailure) pins a batch through the backend and says, per pin, whether it was applied (with its PinResult),
-/// failed, was not attempted, or is unknown (the batch call itself failed; a backend that
-/// batches may have applied pins after a failed one). Everything is validated before
-/// the first call. When any pin fails, every vcpu applied or unknown is restored to its hard
-/// and soft maps of `before` (a vcpu restored that had not changed stays as it was), and
-/// PinError names the first vcpu that failed.
-template <class SetMany>
-MatrixPinResult apply_matrix_pin(const HostInfo& host, const DomainSnapshot& before, const MatrixPin& plan,
-                                 SetMany&& set_many) {
-  const DomainInfo& domain = before.domain;
-  const std::string who = describe(domain);
-  if (!plan.hard && !plan.soft)
-    throw Error(ErrorCode::invalid_argument, fmt::format("{}: a matrix pin needs a hard or a soft matrix", who));
-  for (const auto* m : {plan.hard ? &*plan.hard : nullptr, plan.soft ? &*plan.soft : nullptr}) {
-    if (!m) continue;
-    if (m->rows() != domain.max_vcpus)
-      throw Error(ErrorCode::invalid_argument, fmt::format("{}: the matrix has {} rows for {} vcpus", who, m->rows(),
-                                                           domain.max_vcpus));
-    if (m->cols() > host.cpu_universe()) {
-      for (std::size_t v = 0; v < m->rows(); ++v)
-        if (auto top = m->row(v).last(); top && *top >= host.cpu_universe())
-          throw Error(ErrorCode::invalid_argument, fmt::format("{}: vcpu {}: CPU {} is beyond the host's {} CPUs", who,
-                                                               v, *top, host.cpu_universe()));
-    }
-  }
-  // The rows that change (every row under force), each checked as a new pin unless restored.
-  std::vector<VcpuPinOf> pins;
-  for (unsigned v = 0; v < domain.max_vcpus; ++v) {
-    VcpuPin pin{std::nullopt, std::nullopt, plan.force};
-    if (plan.hard) pin.hard = plan.hard->row(v), pin.hard->resize(host.cpu_universe());
-    if (plan.soft) pin.soft = plan.soft->row(v), pin.soft->resize(host.cpu_universe());
-    const bool changes = (pin.hard && !same_members(*pin.hard, before.hard.row(v))) ||
-                         (pin.soft && !same_members(*pin.soft, before.soft.row(v)));
-    if (!changes && !plan.force) continue;
-    if (changes && !plan.restore) validate_pin(host, domain, v, pin);
-    pins.push_back({v, std::move(pin)});
-  }
-
-  using State = PinOutcome::State;
-  const std::vector<PinOutcome> outcomes =
-      pins.empty() ? std::vector<PinOutcome>{} : set_many(std::span<const VcpuPinOf>(pins), AfterFailure::stop);
-  if (outcomes.size() != pins.size())
-    throw Error(ErrorCode::internal, fmt::format("{}: the backend reported {} outcomes for {} pins", who,
-                                                 outcomes.size(), pins.size()));
-  const auto failed = std::find_if(outcomes.begin(), outcomes.end(), [](const PinOutcome& o) {
-    return o.state == State::failed || o.state == State::unknown;
-  });
-  if (failed == outcomes.end()) {
-    // A row left alone reports what Xen writes back for it: hard ∩ online, soft ∩ that.
-    MatrixPinResult result{AffinityMatrix(domain.max_vcpus, host.cpu_universe()),
-                           AffinityMatrix(domain.max_vcpus, host.cpu_universe())};
-    std::size_t next = 0;
-    for (unsigned v = 0; v < domain.max_vcpus; ++v) {
-      if (next < pins.size() && pins[next].vcpu == v) {
-        const PinOutcome& o = outcomes[next++];
-        if (o.state != State::applied)
-          throw Error(ErrorCode::internal, fmt::format("{}: vcpu {} was not pinned, and no error said why", who, v));
-        result.hard.set_row(v, o.result.hard);
-        result.soft.set_row(v, o.result.soft);
-      } else {
-        CpuMap hard = before.hard.row(v) & host.online;
-        hard.resize(host.cpu_universe());
-        result.soft.set_row(v, before.soft.row(v) & hard);
-        result.hard.set_row(v, hard);
+      done.push_back(hv.pin_matrix(p.domain, p.pin));
+    } catch (const Error& failure) {
+      std::vector<std::string> restored, stuck;
+      for (std::size_t i = done.size(); i-- > 0;) {
+        try {
+          (void)hv.pin_matrix(pins[i].domain, MatrixPin{done[i].before_hard, done[i].before_soft, true, true});
+          restored.push_back(fmt::format("{}", pins[i].domain));
+        } catch (const Error&) {
+          stuck.push_back(fmt::format("{}", pins[i].domain));
+        }
       }
+      std::reverse(restored.begin(), restored.end());
+      std::reverse(stuck.begin(), stuck.end());
+      std::string message = failure.what();  // every line names the domain
+      if (const std::string who = fmt::format("domain {}", p.domain);
+          !message.starts_with(who + ":") && !message.starts_with(who + " ("))
+        message = fmt::format("{}: {}", who, message);
+      const std::string what =
+          restored.empty() ? std::string("no other domain was changed")
+                           : fmt::format("domain{} {} restored", restored.size() > 1 ? "s" : "", fmt::join(restored, ","));
+      throw TransactionError(
+          stuck.empty() ? failure.code() : ErrorCode::internal,
+          fmt::format("{}; {}{}", message, what,
+                      stuck.empty() ? "" : fmt::format("; restoring domains {} failed", fmt::join(stuck, ","))),
+          p.domain, stuck.empty());
     }
-    return result;
   }
-
-  const unsigned v = pins[static_cast<std::size_t>(failed - outcomes.begin())].vcpu;
-  const Error failure = failed->error ? *failed->error
-                                      : Error(ErrorCode::internal, fmt::format("vcpu {}: failed, no error given", v));
-  std::vector<VcpuPinOf> restores;
-  for (std::size_t i = 0; i < outcomes.size(); ++i)
-    if (outcomes[i].state == State::applied || outcomes[i].state == State::unknown) {
-      const unsigned u = pins[i].vcpu;
-      restores.push_back({u, VcpuPin{before.hard.row(u), before.soft.row(u), true}});
-    }
-  const std::vector<PinOutcome> undone = set_many(std::span<const VcpuPinOf>(restores), AfterFailure::go_on);
-  VcpuSet restored(domain.max_vcpus), stuck(domain.max_vcpus);
-  for (std::size_t i = 0; i < restores.size(); ++i)
-    (i < undone.size() && undone[i].state == State::applied ? restored : stuck).set(restores[i].vcpu);
-  if (!stuck.empty())
-    throw PinError(ErrorCode::internal,
-                   fmt::format("{}: pin failed at vcpu {} ({}) and restoring vcpus {} failed: their affinity may "
-                               "have changed",
-                               who, v, failure.what(), stuck.to_string()),
-                   v, false);
-  const std::size_t n = restored.count();
-  const std::string what = n == 0   ? std::string("nothing was changed")
-                           : n == 1 ? fmt::format("vcpu {} restored", restored.to_string())
-                                    : fmt::format("vcpus {} restored", restored.to_string());
-  throw PinError(failure.code(), fmt::format("{}: pin failed at vcpu {}: {}; {}", who, v, failure.what(), what), v,
-                 true);
+  return done;
 }
 
-}  // namespace detail
 }  // namespace vcpumap

@@ -34,7 +34,9 @@
 #include <chrono>
 #include <cstddef>
 #include <map>
+#include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -45,12 +47,13 @@
 #include "cpu_map.hpp"
 #include "error.hpp"
 #include "fixture.hpp"
+#include "backend.hpp"
 #include "hypervisor.hpp"
 #include "model.hpp"
 
 namespace vcpumap {
 
-class MockHypervisor {
+class MockHypervisor : public HypervisorFront<MockHypervisor> {
  public:
   using clock = std::chrono::system_clock;
 
@@ -61,6 +64,8 @@ class MockHypervisor {
     host_.numa_nodes = {CpuMap::full(cpus)};
     refresh_topology();
   }
+  MockHypervisor(MockHypervisor&&) noexcept = default;
+  MockHypervisor& operator=(MockHypervisor&&) noexcept = default;
   /// A host described by `host`: its maps share one universe of at most limits::max_cpus,
   /// online CPUs are present, node maps lie within the universe, topology counts are 1 or
   /// more (else Error, invalid_argument). Its cpu_socket and cpu_node are derived from the
@@ -179,6 +184,7 @@ class MockHypervisor {
       throw Error(ErrorCode::invalid_argument, fmt::format("mock: CPU {} is not present", cpu));
     if (online) host_.online.set(cpu);
     else host_.online.reset(cpu);
+    publish();
   }
 
   // ---- the virtual clock ----
@@ -224,92 +230,76 @@ class MockHypervisor {
   /// Backend calls since construction.
   std::size_t total_calls() const noexcept { return calls_total_; }
 
-  // ---- the Hypervisor concept ----
+  // ---- the backend primitives (backend.hpp); applications use HypervisorFront's members ----
 
-  HostInfo host_info() {
-    begin_operation();
+  /// The host as it stands (no call).
+  std::shared_ptr<const HostInfo> known_host() const { return published_; }
+  /// physinfo, cputopoinfo, numainfo: 3 calls.
+  std::shared_ptr<const HostInfo> read_host() {
+    start_operation();
     call("physinfo");
     call("cputopoinfo");
     call("numainfo");
-    return host_;
+    return published_;
   }
-
-  std::vector<DomainInfo> list_domains() {
-    begin_operation();
-    std::vector<DomainInfo> out;
-    list_domains_counted(out);
-    return out;
+  /// getdomaininfolist: 1 call per 1024 domains + 1.
+  void read_domain_list(std::vector<DomainInfo>& out) {
+    start_operation();
+    for (std::size_t batch = 0; batch <= domains_.size() / 1024; ++batch) call("getdomaininfolist");
+    out.clear();
+    out.reserve(domains_.size());
+    for (const auto& [id, d] : domains_) out.push_back(d.info);
   }
-
-  DomainSnapshot snapshot(DomainId id, SnapshotScope scope = SnapshotScope::full) {
-    DomainSnapshot s;
-    snapshot(id, scope, s);
-    return s;
+  /// getdomaininfo: 1 call.
+  std::optional<DomainInfo> read_domain(DomainId id) {
+    start_operation();
+    call("getdomaininfo");
+    const auto it = domains_.find(id);
+    if (it == domains_.end()) return std::nullopt;
+    return it->second.info;
   }
-  void snapshot(DomainId id, SnapshotScope scope, DomainSnapshot& into) {
-    begin_operation();
-    try {
-      read_vcpus(read_info(id), scope, into);
-    } catch (...) {
-      into.clear();
-      throw;
-    }
-  }
-
-  HostSnapshot snapshot_all(SnapshotScope scope = SnapshotScope::full) {
-    HostSnapshot all;
-    snapshot_all(scope, all);
-    return all;
-  }
-  void snapshot_all(SnapshotScope scope, HostSnapshot& into) {
-    begin_operation();
-    try {
-      call("physinfo");
-      call("cputopoinfo");
-      call("numainfo");
-      into.host = host_;
-      list_domains_counted(listed_);
-      into.domains.reserve(listed_.size());
-      std::size_t kept = 0;
-      for (const DomainInfo& info : listed_) {
-        if (kept == into.domains.size()) into.domains.emplace_back();
-        // A domain that vanishes while being read is left out, never half-read: its slot
-        // is refilled by the next domain or dropped at the end.
-        try {
-          read_vcpus(info, scope, into.domains[kept]);
-          ++kept;
-        } catch (const Error& e) {
-          if (e.code() != ErrorCode::not_found) throw;
-        }
+  /// Each domain's V getvcpuinfo and, for scope full, V getvcpuaffinity calls.
+  void read_vcpus(const HostInfo& host, std::span<VcpuRead> reads, SnapshotScope scope) {
+    for (VcpuRead& r : reads) {
+      const DomainInfo& info = *r.info;
+      DomainSnapshot& s = *r.into;
+      s.domain = info;
+      s.scope = scope;
+      if (!calls("getvcpuinfo", info.max_vcpus, info.id)) {
+        r.vanished = true;
+        continue;
       }
-      into.domains.resize(kept);
-      into.taken_at = now();
-    } catch (...) {
-      into.clear();
-      throw;
+      const MockDomain& d = domains_.at(info.id);
+      s.vcpus.assign(d.vcpus.begin(), d.vcpus.begin() + std::min<std::size_t>(info.max_vcpus, d.vcpus.size()));
+      if (scope == SnapshotScope::full) {
+        if (!calls("getvcpuaffinity", info.max_vcpus, info.id)) {
+          r.vanished = true;
+          continue;
+        }
+        const MockDomain& d2 = domains_.at(info.id);
+        s.hard = d2.hard;
+        s.soft = d2.soft;
+        if (s.hard.cols() != host.cpu_universe()) {  // a host read before the mock's changed shape
+          s.hard.reshape(info.max_vcpus, host.cpu_universe());
+          s.soft.reshape(info.max_vcpus, host.cpu_universe());
+        }
+      } else {
+        s.hard.reshape(0, 0);
+        s.soft.reshape(0, 0);
+      }
     }
   }
-
-  PinResult pin_vcpu(DomainId id, unsigned vcpu, const VcpuPin& pin) {
-    begin_operation();
-    const DomainInfo info = read_info(id);
-    detail::validate_pin(host_, info, vcpu, pin);
-    if (!pin.hard || !pin.soft) call("getvcpuaffinity", id);  // the map the pin leaves alone
-    return set_affinity_call(id, vcpu, pin);
+  /// setvcpuaffinity: 1 call a pin (+ 1 getvcpuaffinity for a pin of one map with no
+  /// `current`: Xen writes back only the maps it sets, the other is read), one by one.
+  std::vector<PinOutcome> set_affinity(const HostInfo&, const DomainInfo& domain, const DomainSnapshot* current,
+                                       std::span<const VcpuPinRequest> pins, AfterFailure after) {
+    return pin_one_by_one(pins, after, [&](unsigned vcpu, const VcpuPin& pin) {
+      if ((!pin.hard || !pin.soft) && !current) call("getvcpuaffinity", domain.id);
+      return set_affinity_call(domain.id, vcpu, pin);
+    });
   }
-
-  MatrixPinResult pin_matrix(DomainId id, const MatrixPin& plan) {
-    begin_operation();
-    DomainSnapshot before;
-    read_vcpus(read_info(id), SnapshotScope::full, before);
-    return detail::apply_matrix_pin(
-        host_, before, plan, [&](std::span<const detail::VcpuPinOf> pins, detail::AfterFailure after) {
-          return detail::pin_one_by_one(pins, after,
-                                        [&](unsigned vcpu, const VcpuPin& pin) { return set_affinity_call(id, vcpu, pin); });
-        });
-  }
-
-  std::size_t last_call_count() const noexcept { return calls_last_; }
+  /// Backend calls since construction.
+  std::size_t call_count() const noexcept { return calls_total_; }
 
  private:
   struct MockDomain {
@@ -342,19 +332,23 @@ class MockHypervisor {
         std::count_if(d.vcpus.begin(), d.vcpus.end(), [](const VcpuMetrics& m) { return m.state != VcpuState::offline; }));
     if (!d.explicit_time) d.info.cpu_time = detail::sum_cpu_time(d.vcpus).value();  // checked by every caller
   }
-  void refresh_topology() { detail::derive_cpu_topology(host_); }
+  void refresh_topology() {
+    detail::derive_cpu_topology(host_);
+    publish();
+  }
 
-  void begin_operation() {
-    calls_last_ = 0;
+  /// The start of an operation: with follow_real_time, the clock catches up with real time.
+  void start_operation() {
     if (follow_real_time_) {
       const auto t = std::chrono::steady_clock::now();
       advance(std::chrono::duration_cast<std::chrono::nanoseconds>(t - last_real_));
       last_real_ = t;
     }
   }
+  void publish() { published_ = std::make_shared<const HostInfo>(host_); }
+
   /// One backend call: counted, then vanishings and injected faults take effect.
   void call(std::string_view what, std::optional<DomainId> about = std::nullopt) {
-    ++calls_last_;
     ++calls_total_;
     for (auto it = vanishing_.begin(); it != vanishing_.end();) {
       if (it->at < calls_total_) {
@@ -375,50 +369,16 @@ class MockHypervisor {
       throw Error(ErrorCode::not_found, fmt::format("domain {}: no such domain", *about));
   }
 
-  /// The domain list (1 call per 1024 domains + 1), into `out`.
-  void list_domains_counted(std::vector<DomainInfo>& out) {
-    for (std::size_t batch = 0; batch <= domains_.size() / 1024; ++batch) call("getdomaininfolist");
-    out.clear();
-    out.reserve(domains_.size());
-    for (const auto& [id, d] : domains_) out.push_back(d.info);
-  }
-  DomainInfo read_info(DomainId id) {
-    call("getdomaininfo", id);
-    return domain(id).info;
-  }
-
-  /// Metrics (V calls) and, for scope full, affinity (V calls) of a domain whose info was
-  /// read, into `s` (its storage reused).
-  void read_vcpus(const DomainInfo& info, SnapshotScope scope, DomainSnapshot& s) {
-    calls("getvcpuinfo", info.max_vcpus, info.id);
-    const MockDomain& d = domain(info.id);
-    s.vcpus.assign(d.vcpus.begin(), d.vcpus.begin() + info.max_vcpus);
-    if (scope == SnapshotScope::full) {
-      calls("getvcpuaffinity", info.max_vcpus, info.id);
-      const MockDomain& d2 = domain(info.id);
-      s.hard = d2.hard;
-      s.soft = d2.soft;
-      effective_affinity(s.hard, s.soft, host_.online, s.effective);
-    } else {
-      s.hard.reshape(0, 0);
-      s.soft.reshape(0, 0);
-      s.effective.reshape(0, 0);
-    }
-    s.domain = info;
-    s.scope = scope;
-    s.taken_at = now();
-  }
   /// k backend calls about one domain: one at a time while faults or vanishings are pending
   /// (they take effect at an exact call), else counted at once after one existence check.
-  void calls(std::string_view what, std::size_t k, DomainId about) {
+  /// Returns false when the domain is gone (Xen's ESRCH) by the end of them.
+  bool calls(std::string_view what, std::size_t k, DomainId about) {
     if (!faults_.empty() || !vanishing_.empty()) {
-      for (std::size_t i = 0; i < k; ++i) call(what, about);
-      return;
+      for (std::size_t i = 0; i < k && domains_.count(about); ++i) call(what);
+    } else {
+      calls_total_ += k;
     }
-    if (k == 0) return;
-    calls_last_ += k;
-    calls_total_ += k;
-    if (!domains_.count(about)) throw Error(ErrorCode::not_found, fmt::format("domain {}: no such domain", about));
+    return domains_.count(about) != 0;
   }
 
   /// xc_vcpu_setaffinity: stores the requested maps, returns the effective ones.
@@ -447,11 +407,10 @@ class MockHypervisor {
   std::vector<Fault> faults_;
   std::vector<Vanish> vanishing_;
   std::size_t calls_total_ = 0;
-  std::size_t calls_last_ = 0;
-  std::vector<DomainInfo> listed_;  // snapshot_all's domain list, kept for its storage
+  std::shared_ptr<const HostInfo> published_;  // host_ as known_host() gives it
 };
 
-static_assert(Hypervisor<MockHypervisor>);
+static_assert(Backend<MockHypervisor> && Hypervisor<MockHypervisor>);
 
 inline MockHypervisor MockHypervisor::from_snapshot(const HostSnapshot& snap) {
   MockHypervisor hv(snap.host);

@@ -107,7 +107,8 @@ struct HostInfo {
   unsigned cores_per_socket = 1;
   unsigned sockets = 1;
   std::vector<CpuMap> numa_nodes;  // the CPUs of each node, by node id
-  /// CPU -> socket and CPU -> node, by CPU id; empty optionals for CPUs not present.
+  /// CPU -> socket and CPU -> node, by CPU id; empty optionals for CPUs not present, and
+  /// where the hypervisor does not say (Xen reports no socket for an offline CPU).
   std::vector<std::optional<unsigned>> cpu_socket;
   std::vector<std::optional<unsigned>> cpu_node;
 

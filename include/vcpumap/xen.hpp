@@ -7,7 +7,9 @@
 //   xen.pin_vcpu(vcpumap::DomainId{3}, 1, {.hard = xen.host_info().parse("2-3")});
 //
 // Link with vcpumap_xen_dep (meson) / -lvcpumap. This header includes no Xen header: the
-// libxenctrl calls live in one translation unit of libvcpumap (src/xen/xen_hypervisor.cpp).
+// libxenctrl and libxencall calls live in libvcpumap (src/xen/). XenHypervisor implements
+// the backend primitives (backend.hpp); every operation comes from the front layer, the same
+// as for every backend.
 //
 // What each operation costs, in privileged libxenctrl calls (last_call_count()):
 //   constructor            3   physinfo, cputopoinfo, numainfo (+1 physinfo the first time in
@@ -29,10 +31,11 @@
 //   snapshot_all(scope)    3 + ⌊N/1024⌋ + 1 + Σ 2V (or Σ V), and the vanished as above
 //   pin_vcpu               2 with a hard and a soft map (getdomaininfolist + setvcpuaffinity);
 //                          3 with one map (+ getvcpuaffinity: see PinResult below)
-//   pin_matrix             a full snapshot (the state it may roll back to) + ⌈V/256⌉
-//                          multicalls of setvcpuaffinity (one call per vcpu when multicall
-//                          is off or refused); a failure costs the restores: one more
-//                          multicall (or one call per changed vcpu)
+//   pin_matrix, pin_vcpus  a full snapshot (the state it may roll back to) + ⌈k/256⌉
+//                          multicalls of setvcpuaffinity for the k vcpus that change (one
+//                          call per vcpu when multicall is off or refused); a failure costs
+//                          the restores: one more multicall (or one call per changed vcpu)
+//   plan                   a full snapshot
 // Domain names come from xenstore (/local/domain/<id>/name), read over xenstored's unix
 // socket with a deadline (XenOptions::xenstore_timeout); they are not privileged calls and
 // are not counted. Without xenstored (or past the deadline) domain 0 is "Domain-0" and any
@@ -47,7 +50,7 @@
 //
 // Host data: snapshot() and the pins use the HostInfo read by the constructor or by the
 // latest host_info() / snapshot_all() (the universe, and the online CPUs of the effective
-// rule and of detail::validate_pin); call host_info() after CPUs went on- or offline.
+// rule and of check_pin); call host_info() after CPUs went on- or offline.
 //
 // PinResult: Xen 4.17 writes the effective map back only for the maps a pin sets (hard ∩
 // the cpupool's online CPUs; soft ∩ that). For the map a pin leaves alone the result is
@@ -66,9 +69,9 @@
 //   unsynchronised static in the calls used here (xc_get_max_cpus's cache) is filled by the
 //   constructor before any other call. The cached HostInfo is guarded by a mutex. Each
 //   multicall has its own hypercall buffer (libxencall locks its buffer cache).
-// - Writers (pin_vcpu, pin_matrix) are serialized by an internal mutex: pin_matrix holds it
-//   from the snapshot it may roll back to until its last restore, so two pins through one
-//   object never interleave. Readers do not wait for it: a concurrent snapshot may see a
+// - Writers (pin_vcpu, pin_matrix, pin_vcpus) are serialized by the front layer's mutex:
+//   a matrix pin holds it from the snapshot it may roll back to until its last restore, so
+//   two pins through one object never interleave. Readers do not wait for it: a concurrent snapshot may see a
 //   matrix pin half applied. Pins by other processes (xl, libvirt) are not serialized.
 // - last_call_count() is the count of the operation that finished last on this object, in
 //   any thread: read it from the thread that made the operation, with no other in flight.
@@ -79,9 +82,12 @@
 #include <chrono>
 #include <cstddef>
 #include <memory>
+#include <optional>
+#include <span>
 #include <vector>
 
 #include "affinity_matrix.hpp"
+#include "backend.hpp"
 #include "cpu_map.hpp"
 #include "error.hpp"
 #include "hypervisor.hpp"
@@ -103,7 +109,7 @@ struct XenOptions {
   bool multicall = true;
 };
 
-class XenHypervisor {
+class XenHypervisor : public HypervisorFront<XenHypervisor> {
  public:
   /// Opens the hypervisor interface (xc_interface_open) and reads the host. Throws
   /// Error(hypervisor_unavailable) when the interface cannot be opened, and the mapped
@@ -120,15 +126,17 @@ class XenHypervisor {
   /// to work. Prints nothing and makes no hypercall.
   static bool available() noexcept;
 
-  HostInfo host_info();
-  std::vector<DomainInfo> list_domains();
-  DomainSnapshot snapshot(DomainId domain, SnapshotScope scope = SnapshotScope::full);
-  void snapshot(DomainId domain, SnapshotScope scope, DomainSnapshot& into);
-  HostSnapshot snapshot_all(SnapshotScope scope = SnapshotScope::full);
-  void snapshot_all(SnapshotScope scope, HostSnapshot& into);
-  PinResult pin_vcpu(DomainId domain, unsigned vcpu, const VcpuPin& pin);
-  MatrixPinResult pin_matrix(DomainId domain, const MatrixPin& plan);
-  std::size_t last_call_count() const noexcept;
+  // ---- the backend primitives (backend.hpp); applications use HypervisorFront's members ----
+
+  std::shared_ptr<const HostInfo> known_host();
+  std::shared_ptr<const HostInfo> read_host();
+  void read_domain_list(std::vector<DomainInfo>& out);
+  std::optional<DomainInfo> read_domain(DomainId domain);
+  void read_vcpus(const HostInfo& host, std::span<VcpuRead> reads, SnapshotScope scope);
+  std::vector<PinOutcome> set_affinity(const HostInfo& host, const DomainInfo& domain, const DomainSnapshot* current,
+                                       std::span<const VcpuPinRequest> pins, AfterFailure after);
+  std::size_t call_count() const noexcept;
+  std::chrono::system_clock::time_point now();
 
  private:
   struct Impl;

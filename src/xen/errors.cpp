@@ -54,8 +54,4 @@ Error domain_error(int err, std::string_view who, std::string_view what) {
   throw domain_error(err, who, what);
 }
 
-[[noreturn]] void raise_missing(std::uint32_t id) {
-  throw Error(ErrorCode::not_found, fmt::format("domain {}: no such domain", id));
-}
-
 }  // namespace vcpumap::xen_detail

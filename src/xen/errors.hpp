@@ -33,8 +33,5 @@ std::string errno_text(int err);
 Error domain_error(int err, std::string_view who, std::string_view what);
 [[noreturn]] void raise_domain(int err, std::string_view who, std::string_view what);
 
-/// "domain 7: no such domain".
-[[noreturn]] void raise_missing(std::uint32_t id);
-
 #pragma GCC visibility pop
 }  // namespace vcpumap::xen_detail

@@ -40,7 +40,7 @@
 
 namespace vcpumap {
 
-static_assert(Hypervisor<XenHypervisor>);
+static_assert(Backend<XenHypervisor> && Hypervisor<XenHypervisor>);
 
 using xen_detail::DomctlBatch;
 using xen_detail::domctls_per_multicall;
@@ -50,7 +50,6 @@ using xen_detail::domain_name;
 using xen_detail::errno_text;
 using xen_detail::raise_domain;
 using xen_detail::raise_host;
-using xen_detail::raise_missing;
 
 namespace {
 
@@ -112,17 +111,17 @@ DomainInfo to_info(const xc_domaininfo_t& d, std::string name) {
 
 // ---- counting the privileged calls ----
 
-/// Counts the privileged calls of one public operation and publishes the count when the
-/// operation ends, thrown or not.
+/// Counts the privileged calls of one primitive and adds them to the object's total when it
+/// ends, thrown or not (the front layer's last_call_count() is the change of that total).
 struct Calls {
   std::size_t n = 0;
 };
-class Operation {
+class CallCounter {
  public:
-  explicit Operation(std::atomic<std::size_t>& sink) : sink_(sink) {}
-  ~Operation() { sink_.store(calls.n, std::memory_order_relaxed); }
-  Operation(const Operation&) = delete;
-  Operation& operator=(const Operation&) = delete;
+  explicit CallCounter(std::atomic<std::size_t>& sink) : sink_(sink) {}
+  ~CallCounter() { sink_.fetch_add(calls.n, std::memory_order_relaxed); }
+  CallCounter(const CallCounter&) = delete;
+  CallCounter& operator=(const CallCounter&) = delete;
   Calls calls;
 
  private:
@@ -145,8 +144,7 @@ struct XenHypervisor::Impl {
   std::atomic<bool> multicall_refused{false};  // Xen refused a multicall of domctls once
   mutable std::mutex host_mutex;
   std::shared_ptr<const HostInfo> host;
-  std::mutex pin_mutex;
-  std::atomic<std::size_t> last_calls{0};
+  std::atomic<std::size_t> total_calls{0};
 
   Impl() = default;
   Impl(const Impl&) = delete;
@@ -290,12 +288,7 @@ struct XenHypervisor::Impl {
     return d;
   }
 
-  DomainInfo require_domain(Calls& calls, DomainId domain, XenstoreReader& xenstore) {
-    const std::uint32_t id = to_integer(domain);
-    auto raw = domain_raw(calls, id);
-    if (!raw) raise_missing(id);
-    return to_info(*raw, domain_name(xenstore, id));
-  }
+
 
   /// A CPU map Xen filled, as a set of the host's CPUs; a bit beyond them breaks Xen's word.
   CpuMap from_xen(std::span<const std::uint8_t> bytes, std::size_t universe, std::string_view who, unsigned vcpu,
@@ -353,11 +346,7 @@ struct XenHypervisor::Impl {
     s.domain = info;
     s.scope = scope;
   }
-  /// Completes `s` once every vcpu is read: the effective matrix and the time stamp.
-  static void end_read(const HostInfo& host, DomainSnapshot& s) {
-    if (s.scope == SnapshotScope::full) effective_affinity(s.hard, s.soft, host.online, s.effective);
-    s.taken_at = std::chrono::system_clock::now();
-  }
+
 
   /// One domain read by a multicall: where its vcpus go, and what became of it.
   struct DomainRead {
@@ -368,22 +357,6 @@ struct XenHypervisor::Impl {
   };
 
   bool multicall_usable() const { return xcall != nullptr && !multicall_refused.load(std::memory_order_relaxed); }
-
-  /// V getvcpuinfo and, for scope full, V getvcpuaffinity, into `s` (its storage reused):
-  /// batched in multicalls unless that is off or refused, else one call each.
-  /// ESRCH: Error(not_found); `s` is then partly filled, and the caller clears it.
-  void read_vcpus(Calls& calls, const HostInfo& host, const DomainInfo& info, SnapshotScope scope,
-                  DomainSnapshot& s) {
-    const std::size_t universe = host.cpu_universe();
-    begin_read(info, scope, universe, s);
-    DomainRead one{&s, describe(info)};
-    if (multicall_usable() && read_multicall(calls, {&one, 1}, universe)) {
-      if (one.vanished) raise_domain(ESRCH, one.who, one.vanished_in);
-    } else {
-      read_vcpus_per_call(calls, one.who, universe, s);
-    }
-    end_read(host, s);
-  }
 
   /// libxl's way: xc_vcpu_getinfo and xc_vcpu_getaffinity for each vcpu.
   void read_vcpus_per_call(Calls& calls, std::string_view who, std::size_t universe, DomainSnapshot& s) {
@@ -587,11 +560,11 @@ struct XenHypervisor::Impl {
   /// outcome says what happened (a multicall that failed as a whole leaves its pins
   /// unknown). Nothing when Xen refuses the first multicall: nothing was applied, and the
   /// caller pins one by one.
-  std::optional<std::vector<detail::PinOutcome>> set_affinity_multicall(Calls& calls, const HostInfo& host,
+  std::optional<std::vector<PinOutcome>> set_affinity_multicall(Calls& calls, const HostInfo& host,
                                                                         const DomainSnapshot& before,
-                                                                        std::span<const detail::VcpuPinOf> pins) {
-    using State = detail::PinOutcome::State;
-    std::vector<detail::PinOutcome> out(pins.size());
+                                                                        std::span<const VcpuPinRequest> pins) {
+    using State = PinOutcome::State;
+    std::vector<PinOutcome> out(pins.size());
     if (pins.empty()) return out;
     const std::string who = describe(before.domain);
     const std::uint32_t id = to_integer(before.domain.id);
@@ -605,7 +578,7 @@ struct XenHypervisor::Impl {
       const std::size_t count = std::min(batch, pins.size() - first);
       mc.clear();
       for (std::size_t i = 0; i < count; ++i) {
-        const detail::VcpuPinOf& p = pins[first + i];
+        const VcpuPinRequest& p = pins[first + i];
         xen_domctl_vcpuaffinity& set = mc.add(i, XEN_DOMCTL_setvcpuaffinity, id).u.vcpuaffinity;
         set.vcpu = p.vcpu;
         set.flags = fill_pin(p.pin, who, p.vcpu, mc.hard_map(i), mc.soft_map(i));
@@ -615,7 +588,7 @@ struct XenHypervisor::Impl {
       if (const int err = mc.run(count)) {
         if (first == 0 && refused(err)) return std::nullopt;
         for (std::size_t i = 0; i < count; ++i) {
-          const detail::VcpuPinOf& p = pins[first + i];
+          const VcpuPinRequest& p = pins[first + i];
           out[first + i].state = State::unknown;
           out[first + i].error =
               domain_error(err, who, fmt::format("vcpu {}: setting {} (multicall)", p.vcpu, describe(p.pin)));
@@ -623,8 +596,8 @@ struct XenHypervisor::Impl {
         continue;
       }
       for (std::size_t i = 0; i < count; ++i) {
-        const detail::VcpuPinOf& p = pins[first + i];
-        detail::PinOutcome& o = out[first + i];
+        const VcpuPinRequest& p = pins[first + i];
+        PinOutcome& o = out[first + i];
         if (const int err = mc.error(i)) {
           o.state = State::failed;
           o.error = domain_error(err, who, fmt::format("vcpu {}: setting {} (XEN_DOMCTL_setvcpuaffinity in a multicall)",
@@ -645,37 +618,40 @@ struct XenHypervisor::Impl {
   }
 };
 
-// ---- the public operations ----
+// ---- construction ----
 
 XenHypervisor::XenHypervisor() : XenHypervisor(XenOptions{}) {}
 
 XenHypervisor::XenHypervisor(XenOptions options) : impl_(std::make_unique<Impl>()) {
   Impl& im = *impl_;
   im.options = options;
-  Operation op(im.last_calls);
-  last_log[0] = '\0';
-  errno = 0;
-  im.xch = xc_interface_open(&quiet_logger, &quiet_logger, 0);
-  if (im.xch == nullptr) {
-    const int err = errno;
-    std::string why = last_log[0] != '\0' ? fmt::format("{}; {}", last_log, errno_text(err)) : errno_text(err);
-    throw Error(ErrorCode::hypervisor_unavailable,
-                fmt::format("cannot open the Xen control interface ({}): /dev/xen/privcmd missing or not usable: run "
-                            "in dom0 as root with the xen-privcmd module loaded and xenfs mounted",
-                            why));
+  {
+    CallCounter op(im.total_calls);
+    last_log[0] = '\0';
+    errno = 0;
+    im.xch = xc_interface_open(&quiet_logger, &quiet_logger, 0);
+    if (im.xch == nullptr) {
+      const int err = errno;
+      std::string why = last_log[0] != '\0' ? fmt::format("{}; {}", last_log, errno_text(err)) : errno_text(err);
+      throw Error(ErrorCode::hypervisor_unavailable,
+                  fmt::format("cannot open the Xen control interface ({}): /dev/xen/privcmd missing or not usable: "
+                              "run in dom0 as root with the xen-privcmd module loaded and xenfs mounted",
+                              why));
+    }
+    // Prime libxenctrl's CPU count cache now, before any thread can race on it.
+    const bool first = !max_cpus_cached.exchange(true);
+    if (first) ++op.calls.n;
+    errno = 0;
+    const int bytes = xc_get_cpumap_size(im.xch);
+    if (bytes <= 0) {
+      if (first) max_cpus_cached.store(false);
+      raise_host(errno, "sizing CPU maps (xc_get_cpumap_size)");
+    }
+    im.map_bytes = static_cast<std::size_t>(bytes);
+    if (options.multicall) im.xcall = xc_interface_xcall_handle(im.xch);
+    im.store_host(im.read_host(op.calls));
   }
-  // Prime libxenctrl's CPU count cache now, before any thread can race on it.
-  const bool first = !max_cpus_cached.exchange(true);
-  if (first) ++op.calls.n;
-  errno = 0;
-  const int bytes = xc_get_cpumap_size(im.xch);
-  if (bytes <= 0) {
-    if (first) max_cpus_cached.store(false);
-    raise_host(errno, "sizing CPU maps (xc_get_cpumap_size)");
-  }
-  im.map_bytes = static_cast<std::size_t>(bytes);
-  if (options.multicall) im.xcall = xc_interface_xcall_handle(im.xch);
-  im.store_host(im.read_host(op.calls));
+  publish_calls(im.total_calls.load());
 }
 
 XenHypervisor::~XenHypervisor() = default;
@@ -694,149 +670,81 @@ bool XenHypervisor::available() noexcept {
   return true;
 }
 
-HostInfo XenHypervisor::host_info() {
+// ---- the primitives (vcpumap/backend.hpp); the front layer makes the operations of them ----
+
+std::shared_ptr<const HostInfo> XenHypervisor::known_host() { return impl().cached_host(); }
+
+std::shared_ptr<const HostInfo> XenHypervisor::read_host() {
   Impl& im = impl();
-  Operation op(im.last_calls);
-  HostInfo host = im.read_host(op.calls);
-  im.store_host(host);
-  return host;
+  CallCounter op(im.total_calls);
+  im.store_host(im.read_host(op.calls));
+  return im.cached_host();
 }
 
-std::vector<DomainInfo> XenHypervisor::list_domains() {
+void XenHypervisor::read_domain_list(std::vector<DomainInfo>& out) {
   Impl& im = impl();
-  Operation op(im.last_calls);
+  CallCounter op(im.total_calls);
   const std::vector<xc_domaininfo_t> raw = im.list_raw(op.calls);
   XenstoreReader xenstore(im.options);
-  std::vector<DomainInfo> out;
+  out.clear();
   out.reserve(raw.size());
   for (const xc_domaininfo_t& d : raw) out.push_back(to_info(d, domain_name(xenstore, d.domain)));
-  return out;
 }
 
-DomainSnapshot XenHypervisor::snapshot(DomainId domain, SnapshotScope scope) {
-  DomainSnapshot s;
-  snapshot(domain, scope, s);
-  return s;
-}
-
-void XenHypervisor::snapshot(DomainId domain, SnapshotScope scope, DomainSnapshot& into) {
+std::optional<DomainInfo> XenHypervisor::read_domain(DomainId domain) {
   Impl& im = impl();
-  Operation op(im.last_calls);
-  try {
-    const auto host = im.cached_host();
-    XenstoreReader xenstore(im.options);
-    const DomainInfo info = im.require_domain(op.calls, domain, xenstore);
-    im.read_vcpus(op.calls, *host, info, scope, into);  // vanishing midway: not_found
-  } catch (...) {
-    into.clear();
-    throw;
+  CallCounter op(im.total_calls);
+  const std::uint32_t id = to_integer(domain);
+  const auto raw = im.domain_raw(op.calls, id);
+  if (!raw) return std::nullopt;
+  XenstoreReader xenstore(im.options);
+  return to_info(*raw, domain_name(xenstore, id));
+}
+
+void XenHypervisor::read_vcpus(const HostInfo& host, std::span<VcpuRead> reads, SnapshotScope scope) {
+  Impl& im = impl();
+  CallCounter op(im.total_calls);
+  const std::size_t universe = host.cpu_universe();
+  std::vector<Impl::DomainRead> batch(reads.size());
+  for (std::size_t i = 0; i < reads.size(); ++i) {
+    Impl::begin_read(*reads[i].info, scope, universe, *reads[i].into);
+    batch[i] = {reads[i].into, describe(*reads[i].info)};
+  }
+  if (im.multicall_usable() && im.read_multicall(op.calls, batch, universe)) {
+    // Every domain's vcpus in shared multicalls; a domctl's ESRCH marks its domain vanished.
+    for (std::size_t i = 0; i < reads.size(); ++i) reads[i].vanished = batch[i].vanished;
+    return;
+  }
+  for (std::size_t i = 0; i < reads.size(); ++i) {
+    try {
+      im.read_vcpus_per_call(op.calls, batch[i].who, universe, *reads[i].into);
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::not_found) throw;
+      reads[i].vanished = true;
+    }
   }
 }
 
-HostSnapshot XenHypervisor::snapshot_all(SnapshotScope scope) {
-  HostSnapshot all;
-  snapshot_all(scope, all);
-  return all;
-}
-
-void XenHypervisor::snapshot_all(SnapshotScope scope, HostSnapshot& all) {
+std::vector<PinOutcome> XenHypervisor::set_affinity(const HostInfo& host, const DomainInfo& domain,
+                                                    const DomainSnapshot* current,
+                                                    std::span<const VcpuPinRequest> pins, AfterFailure after) {
   Impl& im = impl();
-  Operation op(im.last_calls);
-  try {
-    all.host = im.read_host(op.calls);
-    im.store_host(all.host);
-    const std::size_t universe = all.host.cpu_universe();
-    const std::vector<xc_domaininfo_t> raw = im.list_raw(op.calls);
-    XenstoreReader xenstore(im.options);
-    std::vector<DomainInfo> infos;
-    infos.reserve(raw.size());
-    for (const xc_domaininfo_t& d : raw) infos.push_back(to_info(d, domain_name(xenstore, d.domain)));
-    if (all.domains.size() < raw.size()) all.domains.resize(raw.size());  // slot i: domain i
-
-    // A domain that vanished (ESRCH) while read is read once more from fresh info, else
-    // left out: no half-read domain is returned.
-    enum class Outcome : char { dropped, read, complete };
-    std::vector<Outcome> outcome(raw.size(), Outcome::read);
-    auto read_again = [&](std::size_t i) {
-      const auto again = im.domain_raw(op.calls, raw[i].domain);
-      if (!again) return Outcome::dropped;
-      try {
-        im.read_vcpus(op.calls, all.host, to_info(*again, infos[i].name), scope, all.domains[i]);
-        return Outcome::complete;
-      } catch (const Error& e) {
-        if (e.code() != ErrorCode::not_found) throw;
-        return Outcome::dropped;
-      }
-    };
-    std::vector<Impl::DomainRead> reads(raw.size());
-    for (std::size_t i = 0; i < raw.size(); ++i) {
-      Impl::begin_read(infos[i], scope, universe, all.domains[i]);
-      reads[i] = {&all.domains[i], describe(infos[i])};
-    }
-    if (im.multicall_usable() && im.read_multicall(op.calls, reads, universe)) {
-      // Every domain's vcpus in shared multicalls; the vanished ones again, alone.
-      for (std::size_t i = 0; i < raw.size(); ++i)
-        if (reads[i].vanished) outcome[i] = read_again(i);
-    } else {
-      for (std::size_t i = 0; i < raw.size(); ++i) {
-        try {
-          im.read_vcpus(op.calls, all.host, infos[i], scope, all.domains[i]);
-          outcome[i] = Outcome::complete;
-        } catch (const Error& e) {
-          if (e.code() != ErrorCode::not_found) throw;
-          outcome[i] = read_again(i);
-        }
-      }
-    }
-    std::size_t kept = 0;  // the kept domains move down in order; the others' slots go last
-    for (std::size_t i = 0; i < raw.size(); ++i) {
-      if (outcome[i] == Outcome::dropped) continue;
-      if (outcome[i] == Outcome::read) Impl::end_read(all.host, all.domains[i]);
-      if (kept != i) std::swap(all.domains[kept], all.domains[i]);
-      ++kept;
-    }
-    all.domains.resize(kept);
-    all.taken_at = std::chrono::system_clock::now();
-  } catch (...) {
-    all.clear();
-    throw;
-  }
+  CallCounter op(im.total_calls);
+  // A matrix pin (it knows the current maps) batches its setvcpuaffinity domctls; a single
+  // pin is one xc_vcpu_setaffinity, as xl's.
+  if (current != nullptr && im.multicall_usable())
+    if (auto outcomes = im.set_affinity_multicall(op.calls, host, *current, pins)) return std::move(*outcomes);
+  return pin_one_by_one(pins, after, [&](unsigned vcpu, const VcpuPin& pin) {
+    if (current == nullptr) return im.set_affinity(op.calls, host, domain, vcpu, pin, nullptr, nullptr);
+    const CpuMap hard = current->hard.row(vcpu), soft = current->soft.row(vcpu);
+    return im.set_affinity(op.calls, host, domain, vcpu, pin, &hard, &soft);
+  });
 }
 
-PinResult XenHypervisor::pin_vcpu(DomainId domain, unsigned vcpu, const VcpuPin& pin) {
-  Impl& im = impl();
-  std::lock_guard lock(im.pin_mutex);
-  Operation op(im.last_calls);
-  const auto host = im.cached_host();
-  XenstoreReader xenstore(im.options);
-  const DomainInfo info = im.require_domain(op.calls, domain, xenstore);
-  detail::validate_pin(*host, info, vcpu, pin);
-  return im.set_affinity(op.calls, *host, info, vcpu, pin, nullptr, nullptr);
+std::size_t XenHypervisor::call_count() const noexcept {
+  return impl_ ? impl_->total_calls.load(std::memory_order_relaxed) : 0;
 }
 
-MatrixPinResult XenHypervisor::pin_matrix(DomainId domain, const MatrixPin& plan) {
-  Impl& im = impl();
-  std::lock_guard lock(im.pin_mutex);
-  Operation op(im.last_calls);
-  const auto host = im.cached_host();
-  XenstoreReader xenstore(im.options);
-  const DomainInfo info = im.require_domain(op.calls, domain, xenstore);
-  DomainSnapshot before;
-  im.read_vcpus(op.calls, *host, info, SnapshotScope::full, before);
-  auto set_many = [&](std::span<const detail::VcpuPinOf> pins, detail::AfterFailure after) {
-    if (im.multicall_usable())
-      if (auto outcomes = im.set_affinity_multicall(op.calls, *host, before, pins)) return std::move(*outcomes);
-    return detail::pin_one_by_one(pins, after, [&](unsigned vcpu, const VcpuPin& pin) {
-      const CpuMap hard = before.hard.row(vcpu);
-      const CpuMap soft = before.soft.row(vcpu);
-      return im.set_affinity(op.calls, *host, before.domain, vcpu, pin, &hard, &soft);
-    });
-  };
-  return detail::apply_matrix_pin(*host, before, plan, set_many);
-}
-
-std::size_t XenHypervisor::last_call_count() const noexcept {
-  return impl_ ? impl_->last_calls.load(std::memory_order_relaxed) : 0;
-}
+std::chrono::system_clock::time_point XenHypervisor::now() { return std::chrono::system_clock::now(); }
 
 }  // namespace vcpumap

@@ -12,20 +12,23 @@ using namespace vcpumap;
 
 namespace {
 
-/// A backend that cannot be moved: AnyHypervisor builds it in place.
+/// A backend that cannot be moved: AnyHypervisor builds it in place. Its primitives are the
+/// mock's (a backend is its primitives; the rest comes from the front layer).
 struct Pinned {
   explicit Pinned(std::size_t cpus) : mock(cpus) {}
   Pinned(const Pinned&) = delete;
   Pinned(Pinned&&) = delete;
-  HostInfo host_info() { return mock.host_info(); }
-  std::vector<DomainInfo> list_domains() { return mock.list_domains(); }
-  DomainSnapshot snapshot(DomainId d, SnapshotScope s) { return mock.snapshot(d, s); }
-  void snapshot(DomainId d, SnapshotScope s, DomainSnapshot& into) { mock.snapshot(d, s, into); }
-  HostSnapshot snapshot_all(SnapshotScope s) { return mock.snapshot_all(s); }
-  void snapshot_all(SnapshotScope s, HostSnapshot& into) { mock.snapshot_all(s, into); }
-  PinResult pin_vcpu(DomainId d, unsigned v, const VcpuPin& p) { return mock.pin_vcpu(d, v, p); }
-  MatrixPinResult pin_matrix(DomainId d, const MatrixPin& p) { return mock.pin_matrix(d, p); }
-  std::size_t last_call_count() const noexcept { return mock.last_call_count(); }
+  std::shared_ptr<const HostInfo> known_host() { return mock.known_host(); }
+  std::shared_ptr<const HostInfo> read_host() { return mock.read_host(); }
+  void read_domain_list(std::vector<DomainInfo>& out) { mock.read_domain_list(out); }
+  std::optional<DomainInfo> read_domain(DomainId id) { return mock.read_domain(id); }
+  void read_vcpus(const HostInfo& h, std::span<VcpuRead> r, SnapshotScope s) { mock.read_vcpus(h, r, s); }
+  std::vector<PinOutcome> set_affinity(const HostInfo& h, const DomainInfo& d, const DomainSnapshot* c,
+                                       std::span<const VcpuPinRequest> p, AfterFailure a) {
+    return mock.set_affinity(h, d, c, p, a);
+  }
+  std::size_t call_count() const noexcept { return mock.call_count(); }
+  std::chrono::system_clock::time_point now() { return mock.now(); }
   MockHypervisor mock;
 };
 
