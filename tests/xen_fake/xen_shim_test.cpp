@@ -1,6 +1,9 @@
 // tests/xen_fake/xen_shim_test.cpp — XenHypervisor (src/xen/xen_hypervisor.cpp, compiled
-// into this test) against the fake libxenctrl of fake_xen.cpp: call counts, error mapping,
-// domains vanishing, batching, hostile replies, pins and their rollback.
+// into this test) against the fake libxenctrl of fake_xen.cpp: what is Xen's own. Call
+// counts, errno mapping, hostile replies, xenstore names, batching sizes, the multicall
+// fallback, retries of vanished domains, threads. The Hypervisor contract itself (what
+// every operation reports and changes, refusals, rollback, storage reuse, vanishing
+// domains left out), with multicall on and off, is tests/conformance's, for every backend.
 #include <catch2/catch.hpp>
 
 #include <chrono>
@@ -53,14 +56,6 @@ std::optional<PinError> pin_error_of(F&& f) {
     return e;
   }
   return std::nullopt;
-}
-
-/// The fake's plain hard/soft map of a vcpu as a CpuMap of `universe` CPUs.
-CpuMap fake_map(const std::vector<bool>& bits, std::size_t universe) {
-  CpuMap m(universe);
-  for (std::size_t i = 0; i < bits.size() && i < universe; ++i)
-    if (bits[i]) m.set(i);
-  return m;
 }
 
 /// The matrix-pin tests' host: 8 CPUs, xperf2 (domain 3) with vcpu v pinned to CPU v and
@@ -224,16 +219,14 @@ TEST_CASE("host_info: hostile sizes are refused or clipped, never trusted") {
   }
 }
 
-TEST_CASE("snapshot: 1 + 2V calls for full, 1 + V for metrics; states, times, maps as Xen reports them") {
+TEST_CASE("snapshot: 1 + 2V calls for full, 1 + V for metrics; Xen's flags and stale fields decoded") {
   fake_xen::reset(8);
-  fake_xen::host().cpus[6].online = false;
   auto& d = fake_xen::add_domain(3, 4, "xperf2");
   d.running = true;
   d.cpu_time = 50'000'000'000;
   d.vcpus[0] = {true, true, true, 20'000'000'000, 2, fake_xen::all_cpus(), fake_xen::all_cpus()};  // running+blocked
   d.vcpus[1] = {true, false, false, 18'200'000'000, 3, fake_xen::all_cpus(), fake_xen::all_cpus()};  // runnable
   d.vcpus[2] = {false, false, false, 1'000, 5, fake_xen::all_cpus(), fake_xen::all_cpus()};          // offline
-  d.vcpus[3] = {true, false, true, 17'800'000'000, 1, fake_xen::cpus({0, 1}), fake_xen::cpus({1, 6})};
   XenHypervisor xen(per_call);
   fake_xen::reset_counts();
 
@@ -244,40 +237,21 @@ TEST_CASE("snapshot: 1 + 2V calls for full, 1 + V for metrics; states, times, ma
   CHECK(fake_xen::calls(Call::getvcpuinfo) == 4);
   CHECK(fake_xen::calls(Call::getvcpuaffinity) == 4);
 
-  CHECK(s.scope == SnapshotScope::full);
-  CHECK(s.domain.id == DomainId{3});
-  CHECK(s.domain.name == "xperf2");
-  CHECK(s.domain.max_vcpus == 4);
-  CHECK(s.domain.online_vcpus == 3);
+  CHECK(s.domain.online_vcpus == 3);  // nr_online_vcpus
   CHECK(s.domain.flags.running);
   CHECK_FALSE(s.domain.flags.shutdown);  // the all-ones shutdown code bits are not the flag
-  CHECK(s.domain.cpu_time == std::chrono::seconds(50));
+  CHECK(s.domain.cpu_time == std::chrono::seconds(50));  // Xen's own figure, not the vcpus' sum
   REQUIRE(s.vcpus.size() == 4);
-  CHECK(s.vcpus[0].state == VcpuState::running);
+  CHECK(s.vcpus[0].state == VcpuState::running);  // running and blocked both set
   CHECK(s.vcpus[0].cpu == 2u);
-  CHECK(s.vcpus[0].cpu_time == std::chrono::milliseconds(20'000));
-  CHECK(s.vcpus[1].state == VcpuState::runnable);
+  CHECK(s.vcpus[1].state == VcpuState::runnable);  // online, neither flag
   CHECK(s.vcpus[2].state == VcpuState::offline);
   CHECK_FALSE(s.vcpus[2].cpu.has_value());  // Xen's `cpu` of an offline vcpu is stale
-  CHECK(s.vcpus[3].state == VcpuState::blocked);
-  CHECK(s.vcpus[3].vcpu == 3);
-
-  REQUIRE(s.hard.rows() == 4);
-  REQUIRE(s.hard.cols() == 8);
-  CHECK(s.hard.row(3) == cpus(8, "0-1"));
-  CHECK(s.soft.row(3) == cpus(8, "1,6"));
-  CHECK(s.effective.row(0) == cpus(8, "0-5,7"));  // all ∩ all ∩ online
-  CHECK(s.effective.row(3) == cpus(8, "1"));       // hard ∩ soft ∩ online
-  CHECK(s.effective == effective_affinity(s.hard, s.soft, xen.host_info().online));
 
   fake_xen::reset_counts();
-  const DomainSnapshot m = xen.snapshot(DomainId{3}, SnapshotScope::metrics_only);
+  (void)xen.snapshot(DomainId{3}, SnapshotScope::metrics_only);
   CHECK(xen.last_call_count() == 1 + 4);
   CHECK(fake_xen::calls(Call::getvcpuaffinity) == 0);
-  CHECK(m.scope == SnapshotScope::metrics_only);
-  CHECK(m.vcpus == s.vcpus);
-  CHECK(m.hard == AffinityMatrix());  // metrics only: no affinity read, none reported
-  CHECK(m.effective == AffinityMatrix());
 }
 
 TEST_CASE("snapshot: maps of hosts with more than 8 CPUs keep every bit in its place") {
@@ -428,15 +402,9 @@ TEST_CASE("errors: errno mapped to codes; messages name the domain, the vcpu and
   fake_xen::add_domain(3, 2, "xperf2");
   XenHypervisor xen(per_call);
 
-  SECTION("no such domain") {
-    auto e = error_of([&] { xen.snapshot(DomainId{7}); });
-    REQUIRE(e);
-    CHECK(e->code() == ErrorCode::not_found);
-    CHECK(std::string(e->what()) == "domain 7: no such domain");
+  SECTION("no such domain: told by the one getdomaininfolist") {
+    CHECK(error_of([&] { xen.snapshot(DomainId{7}); }));
     CHECK(xen.last_call_count() == 1);
-    auto pin = error_of([&] { xen.pin_vcpu(DomainId{7}, 0, {cpus(8, "1"), {}, false}); });
-    REQUIRE(pin);
-    CHECK(std::string(pin->what()) == "domain 7: no such domain");
   }
   SECTION("ids that are no domain: DOMID_SELF is not the caller, 65539 is not domain 3") {
     auto self = error_of([&] { xen.snapshot(DomainId{0x7ff0}); });
@@ -526,103 +494,33 @@ TEST_CASE("snapshot_all: a domain vanishing midway is retried once, then left ou
     CHECK(all.domains.size() == 2);
     CHECK(xen.last_call_count() == 3 + 1 + 2 + 2 + 1 + 2 + 2);
   }
-  SECTION("snapshot of one domain that vanishes midway: not_found, nothing half read") {
-    fake_xen::on_call([](Call call, std::uint32_t domain, std::uint32_t vcpu) {
-      if (call == Call::getvcpuinfo && domain == 3 && vcpu == 3) fake_xen::remove_domain(3);
-    });
-    auto e = error_of([&] { xen.snapshot(DomainId{3}); });
-    REQUIRE(e);
-    CHECK(e->code() == ErrorCode::not_found);
-    CHECK(contains(e->what(), "domain 3 (doomed): no such domain"));
-  }
-  SECTION("other errors are not swallowed") {
-    fake_xen::inject({Call::getvcpuaffinity, 5, 0, EPERM});
-    auto e = error_of([&] { xen.snapshot_all(); });
-    REQUIRE(e);
-    CHECK(e->code() == ErrorCode::permission_denied);
-  }
 }
 
-TEST_CASE("snapshots into caller storage: equal to fresh ones, storage reused, cleared on error") {
-  fake_xen::reset(4);
-  fake_xen::add_domain(0, 2, "Domain-0");
-  fake_xen::add_domain(3, 4, "doomed").vcpus[1].hard = fake_xen::cpus({2});
-  fake_xen::add_domain(5, 2, "other");
-  XenHypervisor xen(per_call);
-
-  const DomainSnapshot fresh = xen.snapshot(DomainId{3});
-  DomainSnapshot into;
-  xen.snapshot(DomainId{3}, SnapshotScope::full, into);
-  CHECK(xen.last_call_count() == 1 + 2 * 4);
-  CHECK((into.domain == fresh.domain && into.vcpus == fresh.vcpus));
-  CHECK((into.hard == fresh.hard && into.soft == fresh.soft && into.effective == fresh.effective));
-  CHECK(into.hard.row(1) == cpus(4, "2"));
-  const auto* hard = into.hard.words().data();
-  xen.snapshot(DomainId{3}, SnapshotScope::full, into);
-  CHECK(into.hard.words().data() == hard);
-  CHECK(into.hard == fresh.hard);
-
-  HostSnapshot all;
-  xen.snapshot_all(SnapshotScope::full, all);
-  REQUIRE(all.domains.size() == 3);
-  CHECK(all.domains[1].hard == fresh.hard);
-  fake_xen::on_call([](Call call, std::uint32_t domain, std::uint32_t vcpu) {
-    if (call == Call::getvcpuaffinity && domain == 3 && vcpu == 2) fake_xen::remove_domain(3);
-  });
-  xen.snapshot_all(SnapshotScope::full, all);  // the half-read slot is refilled by domain 5
-  REQUIRE(all.domains.size() == 2);
-  CHECK(all.domains[1].domain.name == "other");
-  CHECK(all.domains[1].hard.rows() == 2);
-
-  auto e = error_of([&] { xen.snapshot(DomainId{3}, SnapshotScope::full, into); });
-  REQUIRE(e);
-  CHECK(e->code() == ErrorCode::not_found);
-  CHECK((into.vcpus.empty() && into.hard.rows() == 0 && into.domain == DomainInfo{}));
-  fake_xen::inject({Call::getvcpuaffinity, 5, 1, EPERM});
-  e = error_of([&] { xen.snapshot_all(SnapshotScope::full, all); });
-  REQUIRE(e);
-  CHECK(e->code() == ErrorCode::permission_denied);
-  CHECK(all.domains.empty());
-}
-
-TEST_CASE("pin_vcpu: validated before any call; the effective maps Xen writes back are returned") {
+TEST_CASE("pin_vcpu: the calls and flags of each kind of pin; refusals cost no setaffinity; cpupools") {
   fake_xen::reset(8);
   fake_xen::host().cpus[6].online = false;
   fake_xen::host().cpus[7].online = false;
   fake_xen::add_domain(3, 2, "xperf2");
   XenHypervisor xen(per_call);
-  const auto& vcpu1 = [] { return fake_xen::domain(3).vcpus[1]; };
 
-  SECTION("hard and soft: 2 calls; hard ∩ online, soft ∩ that") {
+  SECTION("hard and soft: 2 calls (domain info, setvcpuaffinity)") {
     fake_xen::reset_counts();
-    const PinResult r = xen.pin_vcpu(DomainId{3}, 1, {cpus(8, "4-7"), cpus(8, "5-6"), false});
+    (void)xen.pin_vcpu(DomainId{3}, 1, {cpus(8, "4-7"), cpus(8, "5-6"), false});
     CHECK(xen.last_call_count() == 2);
     CHECK(fake_xen::calls(Call::setvcpuaffinity) == 1);
     CHECK(fake_xen::last_setaffinity_flags() == (flag_hard | flag_soft));
-    CHECK(r.hard == cpus(8, "4-5"));
-    CHECK(r.soft == cpus(8, "5"));
-    CHECK(fake_map(vcpu1().hard, 8) == cpus(8, "4-7"));  // Xen keeps the plain maps
-    CHECK(fake_map(vcpu1().soft, 8) == cpus(8, "5-6"));
-
-    SECTION("soft only (the pin that crashed xl): 3 calls, hard left alone, soft may be empty") {
-      fake_xen::reset_counts();
-      const PinResult s = xen.pin_vcpu(DomainId{3}, 1, {std::nullopt, cpus(8, "0-1"), false});
-      CHECK(xen.last_call_count() == 3);
-      CHECK(fake_xen::calls(Call::getvcpuaffinity) == 1);
-      CHECK(fake_xen::last_setaffinity_flags() == flag_soft);
-      CHECK(fake_map(vcpu1().hard, 8) == cpus(8, "4-7"));
-      CHECK(s.hard == cpus(8, "4-5"));
-      CHECK(s.soft == CpuMap(8));  // 0-1 ∩ 4-5
-      CHECK(s.soft.size() == 8);
-    }
-    SECTION("hard only, forced: the soft map is kept and reported against the new hard") {
-      const PinResult h = xen.pin_vcpu(DomainId{3}, 1, {cpus(8, "0-5"), std::nullopt, true});
-      CHECK(xen.last_call_count() == 3);
-      CHECK(fake_xen::last_setaffinity_flags() == (flag_hard | flag_force));
-      CHECK(h.hard == cpus(8, "0-5"));
-      CHECK(h.soft == cpus(8, "5"));
-      CHECK(fake_map(vcpu1().soft, 8) == cpus(8, "5-6"));
-    }
+  }
+  SECTION("soft only (the pin that crashed xl): 3 calls, the map left alone read first") {
+    fake_xen::reset_counts();
+    (void)xen.pin_vcpu(DomainId{3}, 1, {std::nullopt, cpus(8, "0-1"), false});
+    CHECK(xen.last_call_count() == 3);
+    CHECK(fake_xen::calls(Call::getvcpuaffinity) == 1);
+    CHECK(fake_xen::last_setaffinity_flags() == flag_soft);
+  }
+  SECTION("hard only, forced: 3 calls, XEN_VCPUAFFINITY_FORCE passed on") {
+    (void)xen.pin_vcpu(DomainId{3}, 1, {cpus(8, "0-5"), std::nullopt, true});
+    CHECK(xen.last_call_count() == 3);
+    CHECK(fake_xen::last_setaffinity_flags() == (flag_hard | flag_force));
   }
   SECTION("a cpupool narrower than the host: Xen's write-back is what is returned") {
     fake_xen::domain(3).pool = fake_xen::cpus({0, 1, 2, 3});
@@ -630,26 +528,18 @@ TEST_CASE("pin_vcpu: validated before any call; the effective maps Xen writes ba
     CHECK(r.hard == cpus(8, "2-3"));
     CHECK(r.soft == cpus(8, "2-3"));
   }
-  SECTION("maps of another universe are accepted when their CPUs fit") {
-    const PinResult r = xen.pin_vcpu(DomainId{3}, 0, {cpus(4, "1-2"), std::nullopt, false});
-    CHECK(r.hard == cpus(8, "1-2"));
-    CHECK(r.hard.size() == 8);
-  }
-  SECTION("rejected before any setaffinity") {
-    auto reject = [&](unsigned vcpu, VcpuPin pin, std::string_view text) {
+  SECTION("rejected before any setaffinity: the domain's info is the only call") {
+    auto reject = [&](unsigned vcpu, VcpuPin pin) {
       fake_xen::reset_counts();
-      auto e = error_of([&] { xen.pin_vcpu(DomainId{3}, vcpu, pin); });
-      REQUIRE(e);
-      CHECK(e->code() == ErrorCode::invalid_argument);
-      CHECK(contains(e->what(), text));
+      CHECK(error_of([&] { xen.pin_vcpu(DomainId{3}, vcpu, pin); }));
       CHECK(fake_xen::calls(Call::setvcpuaffinity) == 0);
       CHECK(xen.last_call_count() == 1);
     };
-    reject(9, {cpus(8, "1"), {}, false}, "domain 3 (xperf2): vcpu 9 is beyond its 2 vcpus");
-    reject(0, {cpus(16, "9"), {}, false}, "names CPU 9, beyond the host's 8 CPUs");
-    reject(0, {cpus(8, "6-7"), {}, false}, "holds no online CPU");
-    reject(0, {CpuMap(8), {}, false}, "empty hard affinity");
-    reject(0, {}, "a pin needs a hard or a soft map");
+    reject(9, {cpus(8, "1"), {}, false});
+    reject(0, {cpus(16, "9"), {}, false});
+    reject(0, {cpus(8, "6-7"), {}, false});
+    reject(0, {CpuMap(8), {}, false});
+    reject(0, {});
   }
   SECTION("Xen's own refusal: an empty intersection with the cpupool") {
     fake_xen::domain(3).pool = fake_xen::cpus({0});
@@ -660,49 +550,33 @@ TEST_CASE("pin_vcpu: validated before any call; the effective maps Xen writes ba
   }
 }
 
-TEST_CASE("pin_matrix: all or nothing; a failure at vcpu k restores vcpus 0..k-1") {
+TEST_CASE("pin_matrix, one call each: 1 + 2V + V calls; a failure at vcpu k costs k restores") {
   add_pinned_xperf2();
   XenHypervisor xen(per_call);
-  const DomainSnapshot before = xen.snapshot(DomainId{3});
   MatrixPin plan = move_to_4_7();
 
-  SECTION("success: 1 + 2V + V calls, the effective matrices") {
+  SECTION("success: 1 + 2V + V calls") {
     fake_xen::reset_counts();
-    const MatrixPinResult r = xen.pin_matrix(DomainId{3}, plan);
+    (void)xen.pin_matrix(DomainId{3}, plan);
     CHECK(xen.last_call_count() == 1 + 8 + 4);
     CHECK(fake_xen::calls(Call::setvcpuaffinity) == 4);
-    CHECK(r.hard == *plan.hard);
-    CHECK(r.soft == *plan.soft);
-    CHECK(xen.snapshot(DomainId{3}).hard == *plan.hard);
   }
   SECTION("hard only: the soft rows come from the snapshot, no extra read") {
     plan.soft.reset();
-    fake_xen::host().cpus[7].online = false;
-    xen.host_info();
     fake_xen::reset_counts();
-    const MatrixPinResult r = xen.pin_matrix(DomainId{3}, plan);
+    (void)xen.pin_matrix(DomainId{3}, plan);
     CHECK(xen.last_call_count() == 1 + 8 + 4);
     CHECK(fake_xen::last_setaffinity_flags() == flag_hard);
-    CHECK(r.hard.row(0) == cpus(8, "4-6"));
-    CHECK(r.soft.row(0) == cpus(8, "4-6"));  // soft "all" ∩ the new effective hard
-    CHECK(r.soft.row(1) == CpuMap(8));        // soft 1-2 ∩ 4-6
   }
-  SECTION("failure at vcpu 2: vcpus 0-1 restored, the domain as before") {
+  SECTION("failure at vcpu 2: vcpus 0-1 restored, forced, the errno named") {
     fake_xen::inject({Call::setvcpuaffinity, 3, 2, EBUSY});
     fake_xen::reset_counts();
     auto e = pin_error_of([&] { xen.pin_matrix(DomainId{3}, plan); });
     REQUIRE(e);
-    CHECK(e->code() == ErrorCode::busy);
-    CHECK(e->failed_vcpu() == 2);
-    CHECK(e->rolled_back());
-    CHECK(contains(e->what(), "pin failed at vcpu 2"));
     CHECK(contains(e->what(), "vcpus 0-1 restored"));
     CHECK(contains(e->what(), "EBUSY"));
     CHECK(xen.last_call_count() == 1 + 8 + 3 + 2);  // snapshot, vcpus 0-2, two restores
     CHECK(fake_xen::last_setaffinity_flags() == (flag_hard | flag_soft | flag_force));
-    const DomainSnapshot after = xen.snapshot(DomainId{3});
-    CHECK(after.hard == before.hard);
-    CHECK(after.soft == before.soft);
   }
   SECTION("failure at vcpu 0: nothing changed, nothing to restore") {
     fake_xen::inject({Call::setvcpuaffinity, 3, 0, EPERM});
@@ -721,24 +595,6 @@ TEST_CASE("pin_matrix: all or nothing; a failure at vcpu k restores vcpus 0..k-1
     CHECK(e->code() == ErrorCode::internal);  // vcpu 0 could not be restored: the domain is gone
     CHECK_FALSE(e->rolled_back());
     CHECK(contains(e->what(), "no such domain"));
-  }
-  SECTION("a failed restore is reported, not hidden") {
-    fake_xen::inject({Call::setvcpuaffinity, 3, 2, EBUSY});
-    fake_xen::inject({Call::setvcpuaffinity, 3, 0, EIO, 1});  // vcpu 0's pin works, its restore fails
-    auto e = pin_error_of([&] { xen.pin_matrix(DomainId{3}, plan); });
-    REQUIRE(e);
-    CHECK(e->code() == ErrorCode::internal);
-    CHECK_FALSE(e->rolled_back());
-    CHECK(contains(e->what(), "restoring vcpus 0 failed"));
-    CHECK(fake_map(fake_xen::domain(3).vcpus[1].hard, 8) == cpus(8, "1"));  // vcpu 1 was restored
-  }
-  SECTION("an invalid plan: no pin at all") {
-    plan.hard->set_row(3, CpuMap(8));
-    fake_xen::reset_counts();
-    auto e = error_of([&] { xen.pin_matrix(DomainId{3}, plan); });
-    REQUIRE(e);
-    CHECK(e->code() == ErrorCode::invalid_argument);
-    CHECK(fake_xen::calls(Call::setvcpuaffinity) == 0);
   }
 }
 
@@ -966,50 +822,26 @@ TEST_CASE("multicall: a whole-matrix pin in one multicall; a failure restores ev
 
   SECTION("success: domain info, one multicall to read, one to pin") {
     fake_xen::reset_counts();
-    const MatrixPinResult r = xen.pin_matrix(DomainId{3}, plan);
+    (void)xen.pin_matrix(DomainId{3}, plan);
     CHECK(xen.last_call_count() == 1 + 1 + 1);
     CHECK(fake_xen::calls(Call::multicall) == 2);
     CHECK(fake_xen::calls(Call::setvcpuaffinity) == 4);
-    CHECK(r.hard == *plan.hard);
-    CHECK(r.soft == *plan.soft);
-    CHECK(xen.snapshot(DomainId{3}).hard == *plan.hard);
   }
-  SECTION("hard only, a CPU offline: Xen's effective maps, the soft ones from the snapshot") {
+  SECTION("hard only: only the hard flag in the multicall's domctls") {
     plan.soft.reset();
-    fake_xen::host().cpus[7].online = false;
-    xen.host_info();
-    const MatrixPinResult r = xen.pin_matrix(DomainId{3}, plan);
+    (void)xen.pin_matrix(DomainId{3}, plan);
     CHECK(fake_xen::last_setaffinity_flags() == flag_hard);
-    CHECK(r.hard.row(0) == cpus(8, "4-6"));
-    CHECK(r.soft.row(0) == cpus(8, "4-6"));
-    CHECK(r.soft.row(1) == CpuMap(8));
   }
   SECTION("failure at vcpu 2: Xen applied 0, 1 and 3; all three restored in one more multicall") {
     fake_xen::inject({Call::setvcpuaffinity, 3, 2, EBUSY});
     fake_xen::reset_counts();
     auto e = pin_error_of([&] { xen.pin_matrix(DomainId{3}, plan); });
     REQUIRE(e);
-    CHECK(e->code() == ErrorCode::busy);
-    CHECK(e->failed_vcpu() == 2);
-    CHECK(e->rolled_back());
-    CHECK(contains(e->what(), "pin failed at vcpu 2"));
     CHECK(contains(e->what(), "XEN_DOMCTL_setvcpuaffinity in a multicall"));
     CHECK(contains(e->what(), "vcpus 0-1,3 restored"));
     CHECK(xen.last_call_count() == 1 + 1 + 1 + 1);
     CHECK(fake_xen::calls(Call::setvcpuaffinity) == 4 + 3);
     CHECK(fake_xen::last_setaffinity_flags() == (flag_hard | flag_soft | flag_force));
-    CHECK(unchanged());
-  }
-  SECTION("a restore failing too: internal, the vcpus left changed named") {
-    fake_xen::inject({Call::setvcpuaffinity, 3, 2, EBUSY});
-    fake_xen::inject({Call::setvcpuaffinity, 3, 3, EIO, 1});  // vcpu 3's restore
-    auto e = pin_error_of([&] { xen.pin_matrix(DomainId{3}, plan); });
-    REQUIRE(e);
-    CHECK(e->code() == ErrorCode::internal);
-    CHECK_FALSE(e->rolled_back());
-    CHECK(contains(e->what(), "restoring vcpus 3 failed"));
-    CHECK(fake_map(fake_xen::domain(3).vcpus[0].hard, 8) == cpus(8, "0"));  // the others were restored
-    CHECK(fake_map(fake_xen::domain(3).vcpus[3].hard, 8) == cpus(8, "4-7"));
   }
   SECTION("the pin's multicall failing as a whole: every vcpu restored, whatever Xen did") {
     fake_xen::inject({Call::multicall, std::nullopt, std::nullopt, EIO, 1});  // the 2nd: the pins

@@ -1,0 +1,604 @@
+// tests/conformance/support.hpp — the conformance suite's shared helpers: the test host,
+// readable dumps of what backends report, and one harness per backend.
+//
+// hypervisor_test.cpp runs every case once per harness (TEMPLATE_TEST_CASE over
+// CONFORMANCE_BACKENDS, below), through the public Hypervisor concept only. A harness
+// (see the Harness concept) is what a backend needs to be put under test:
+//   - built from a host description (a HostSnapshot, here read from fixture text);
+//   - faults, where the backend can have them: the n-th set-affinity call of the next
+//     pin_matrix failing, the host read failing, a domain vanishing while it is read;
+//   - the true state read out of band (not through the backend under test).
+// Proving a new backend (Linux/KVM) is adding one harness here and one executable in
+// meson.build; the cases stay as they are.
+//
+// Harnesses: Mock (MockHypervisor), AnyOfMock (AnyHypervisor holding a MockHypervisor),
+// and, when built with VCPUMAP_CONFORMANCE_XEN, XenMulticall / XenOneCallEach
+// (XenHypervisor compiled against tests/xen_fake's fake libxenctrl, XenOptions::multicall
+// true / false).
+#pragma once
+
+#include <catch2/catch.hpp>
+
+#include <cerrno>
+#include <chrono>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include <vcpumap/affinity_matrix.hpp>
+#include <vcpumap/any_hypervisor.hpp>
+#include <vcpumap/cpu_map.hpp>
+#include <vcpumap/error.hpp>
+#include <vcpumap/fixture.hpp>
+#include <vcpumap/format.hpp>
+#include <vcpumap/hypervisor.hpp>
+#include <vcpumap/mock.hpp>
+#include <vcpumap/model.hpp>
+#include <vcpumap/text.hpp>
+
+#if VCPUMAP_CONFORMANCE_XEN
+#include <vcpumap/xen.hpp>
+
+#include "fake_xen.hpp"
+#endif
+
+namespace conformance {
+
+using vcpumap::AffinityMatrix;
+using vcpumap::AnyHypervisor;
+using vcpumap::CpuMap;
+using vcpumap::DomainId;
+using vcpumap::DomainInfo;
+using vcpumap::DomainSnapshot;
+using vcpumap::Error;
+using vcpumap::ErrorCode;
+using vcpumap::HostInfo;
+using vcpumap::HostSnapshot;
+using vcpumap::MockHypervisor;
+using vcpumap::SnapshotScope;
+using vcpumap::VcpuMetrics;
+using vcpumap::VcpuState;
+
+// ---- the test host ----
+
+/// The host every case starts from. Holes and edges on purpose:
+/// - 9 CPU ids (maps of two bytes); CPU 4 is not present, CPU 3 is present but offline;
+///   2 sockets of 2 cores × 2 threads, 2 NUMA nodes;
+/// - every vcpu state (running, blocked, runnable, offline), distinct times and last CPUs;
+/// - affinity: "all" (which names the absent CPU 4) by default, rows whose hard ∩ soft ∩
+///   online is empty (the effective rule falls back to hard ∩ online), a row whose hard map
+///   holds no online CPU at all (web's vcpu 2: 3-4), soft maps given by NUMA node;
+/// - a domain with no vcpus (building).
+/// The last online CPU is the last id: Xen describes ids up to the last online CPU only.
+inline constexpr std::string_view standard_host_text =
+    "host cpus=9 present=0-3,5-8 online=0-2,5-8 threads_per_core=2 cores_per_socket=2 sockets=2\n"
+    "node 0 0-3\n"
+    "node 1 5-8\n"
+    "domain 0 Domain-0 vcpus=2 flags=running\n"
+    "vcpu 0 state=running cpu=0 time=636.8\n"
+    "vcpu 1 state=blocked cpu=1 time=396.8 hard=0-1\n"
+    "domain 3 xperf2 vcpus=4 flags=blocked\n"
+    "vcpu 0 state=blocked cpu=2 time=20.0 hard=0-2 soft=1\n"
+    "vcpu 1 state=runnable cpu=5 time=18.2 hard=5-8 soft=0-1\n"
+    "vcpu 2 state=offline time=0.5 hard=2-3 soft=3\n"
+    "vcpu 3 state=running cpu=6 time=17.8 soft=node:1\n"
+    "domain 7 web vcpus=3 flags=paused\n"
+    "vcpu 0 state=blocked cpu=7 time=1.5\n"
+    "vcpu 1 state=running cpu=8 time=2.5\n"
+    "vcpu 2 state=offline hard=3-4\n"
+    "domain 12 building vcpus=0 flags=paused\n";
+
+inline HostSnapshot standard_host() { return vcpumap::read_fixture(standard_host_text); }
+
+// ---- dumps: what a backend reported, as text a failed CHECK prints in full ----
+// Every field the contract promises, nothing else (not taken_at: the mock stamps its
+// virtual clock, Xen the real one).
+
+inline std::string dump(const CpuMap& m) { return fmt::format("{{{}}}/{}", m, m.size()); }
+
+inline std::string dump(const std::optional<unsigned>& v) { return v ? std::to_string(*v) : std::string("none"); }
+
+inline std::string dump(const AffinityMatrix& m) {
+  std::string out = fmt::format("{}x{}", m.rows(), m.cols());
+  for (std::size_t v = 0; v < m.rows(); ++v) out += fmt::format(" {}:{{{}}}", v, m.row(v));
+  return out;
+}
+
+inline std::string dump(const DomainInfo& d) {
+  const vcpumap::DomainFlags& f = d.flags;
+  return fmt::format("domain {} name \"{}\" flags{}{}{}{}{} online_vcpus {} max_vcpus {} time_ns {}",
+                     vcpumap::to_integer(d.id), vcpumap::escape_terminal(d.name), f.running ? " running" : "",
+                     f.blocked ? " blocked" : "", f.paused ? " paused" : "", f.shutdown ? " shutdown" : "",
+                     f.dying ? " dying" : "", d.online_vcpus, d.max_vcpus, d.cpu_time.count());
+}
+
+inline std::string dump(const VcpuMetrics& m) {
+  return fmt::format("vcpu {} {} cpu {} time_ns {}", m.vcpu, m.state, dump(m.cpu), m.cpu_time.count());
+}
+
+inline std::string dump(const std::vector<VcpuMetrics>& vcpus) {
+  std::string out;
+  for (const VcpuMetrics& m : vcpus) out += dump(m) + "\n";
+  return out;
+}
+
+inline std::string dump(const DomainSnapshot& s) {
+  return fmt::format("{}\nscope {}\n{}hard {}\nsoft {}\neffective {}\n", dump(s.domain),
+                     s.scope == SnapshotScope::full ? "full" : "metrics_only", dump(s.vcpus), dump(s.hard),
+                     dump(s.soft), dump(s.effective));
+}
+
+inline std::string dump(const HostInfo& h) {
+  std::string out = fmt::format("possible {} present {} online {} threads_per_core {} cores_per_socket {} sockets {}\n",
+                                dump(h.possible), dump(h.present), dump(h.online), h.threads_per_core,
+                                h.cores_per_socket, h.sockets);
+  for (std::size_t n = 0; n < h.numa_nodes.size(); ++n) out += fmt::format("node {} {}\n", n, dump(h.numa_nodes[n]));
+  for (std::size_t c = 0; c < h.cpu_socket.size(); ++c) out += fmt::format("cpu {} socket {}\n", c, dump(h.cpu_socket[c]));
+  for (std::size_t c = 0; c < h.cpu_node.size(); ++c) out += fmt::format("cpu {} node {}\n", c, dump(h.cpu_node[c]));
+  return out;
+}
+
+/// The domains of a host (the host itself is left to host_info's case: see
+/// Harness::knows_socket_of_offline_cpus).
+inline std::string dump_domains(const HostSnapshot& s) {
+  std::string out;
+  for (const DomainSnapshot& d : s.domains) out += dump(d) + "--\n";
+  return out;
+}
+
+// ---- small helpers ----
+
+/// The domain `id` of a host snapshot; throws when it is not there.
+inline const DomainSnapshot& domain_of(const HostSnapshot& s, DomainId id) {
+  for (const DomainSnapshot& d : s.domains)
+    if (d.domain.id == id) return d;
+  throw std::logic_error(fmt::format("conformance: domain {} is not in the snapshot", id));
+}
+inline DomainSnapshot& domain_of(HostSnapshot& s, DomainId id) {
+  return const_cast<DomainSnapshot&>(domain_of(std::as_const(s), id));
+}
+
+/// Xen's effective rule, computed row by row from CpuMap operations (not by
+/// vcpumap::effective_affinity, which the backends use): hard ∩ soft ∩ online, or hard ∩
+/// online when that is empty.
+inline AffinityMatrix expected_effective(const AffinityMatrix& hard, const AffinityMatrix& soft, const CpuMap& online) {
+  AffinityMatrix e(hard.rows(), hard.cols());
+  for (std::size_t v = 0; v < hard.rows(); ++v) {
+    CpuMap row = hard.row(v) & soft.row(v) & online;
+    if (row.empty()) row = hard.row(v) & online;
+    e.set_row(v, row);
+  }
+  return e;
+}
+
+/// `s` (a true state) with vcpu `v` of `domain` set to the maps given (the others kept),
+/// its effective matrix recomputed.
+inline HostSnapshot with_row(HostSnapshot s, DomainId domain, unsigned v, const std::optional<CpuMap>& hard,
+                             const std::optional<CpuMap>& soft) {
+  DomainSnapshot& d = domain_of(s, domain);
+  if (hard) d.hard.set_row(v, *hard);
+  if (soft) d.soft.set_row(v, *soft);
+  d.effective = expected_effective(d.hard, d.soft, s.host.online);
+  return s;
+}
+
+/// The errno a fake hypervisor fails with to make a backend report `code`.
+inline int errno_for(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::not_found: return ESRCH;
+    case ErrorCode::invalid_argument: return EINVAL;
+    case ErrorCode::permission_denied: return EPERM;
+    case ErrorCode::busy: return EBUSY;
+    case ErrorCode::internal: return EIO;
+    case ErrorCode::hypervisor_unavailable: break;
+  }
+  throw std::logic_error("conformance: no errno stands for hypervisor_unavailable");
+}
+
+/// The Error f() throws (a PinError included, sliced), or nothing.
+template <class F>
+std::optional<Error> error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e;
+  }
+  return std::nullopt;
+}
+/// The PinError f() throws, or nothing (any other Error propagates).
+template <class F>
+std::optional<vcpumap::PinError> pin_error_of(F&& f) {
+  try {
+    f();
+  } catch (const vcpumap::PinError& e) {
+    return e;
+  }
+  return std::nullopt;
+}
+
+// ---- the harness interface ----
+
+// clang-format off
+/// What hypervisor_test.cpp needs of a backend's harness H.
+template <class H>
+concept Harness = std::constructible_from<H, const HostSnapshot&> &&
+    requires(H& h, const H& ch, DomainId domain, std::size_t n, unsigned vcpu, ErrorCode code, SnapshotScope scope) {
+  /// How reports name the backend.
+  { H::name } -> std::convertible_to<std::string_view>;
+  /// The backend under test, built from the host given to the constructor.
+  requires vcpumap::Hypervisor<std::remove_cvref_t<decltype(h.hv())>>;
+  /// The true state, read out of band (not through hv()), scope full, domains ascending.
+  { ch.truth() } -> std::same_as<HostSnapshot>;
+  /// Whether fail_pin_call and fail_host_read work; cases that need them are tagged
+  /// [faults] and skipped (with a warning) when false.
+  { H::can_inject_faults } -> std::convertible_to<bool>;
+  /// The n-th (from 0) set-affinity call the next pin_matrix of `domain` makes (its pins,
+  /// then its restores) fails with `code`. Arm it right before that pin_matrix.
+  { h.fail_pin_call(domain, n, code) } -> std::same_as<void>;
+  /// The next host read (the first call of host_info or snapshot_all) fails with `code`.
+  { h.fail_host_read(code) } -> std::same_as<void>;
+  /// Reading the state of `vcpu` of `domain` fails with `code` (not not_found) in the next
+  /// snapshot(domain, ...) / snapshot_all(scope).
+  { h.fail_in_snapshot(domain, vcpu, code) } -> std::same_as<void>;
+  { h.fail_in_snapshot_all(domain, vcpu, scope, code) } -> std::same_as<void>;
+  /// Whether the vanish_* work; cases that need them are tagged [vanish].
+  { H::can_vanish } -> std::convertible_to<bool>;
+  /// `domain` vanishes while the next snapshot(domain, ...) reads the state of `vcpu`.
+  { h.vanish_in_snapshot(domain, vcpu) } -> std::same_as<void>;
+  /// `domain` vanishes while the next snapshot_all(scope) reads the state of its `vcpu`.
+  { h.vanish_in_snapshot_all(domain, vcpu, scope) } -> std::same_as<void>;
+  /// The backend pins a matrix in batches (PinError: "with a backend that pins in batches,
+  /// like Xen's multicall, any [vcpu] after it" was changed and is restored): every pin of
+  /// the batch is attempted, so the restores start after the last pin, not after the
+  /// failed one.
+  { H::batches_pins } -> std::convertible_to<bool>;
+  /// The backend reports the socket of a present but offline CPU. Xen cannot: its
+  /// cputopoinfo gives offline CPUs no core and no socket (see the report in
+  /// hypervisor_test.cpp's host_info case).
+  { H::knows_socket_of_offline_cpus } -> std::convertible_to<bool>;
+};
+// clang-format on
+
+// ---- the mock: MockHypervisor's fault injection counts every call, in an order mock.hpp
+// documents; these turn the harness's faults into call numbers ----
+
+namespace mock_faults {
+
+inline unsigned vcpus_of(const MockHypervisor& m, DomainId domain) {
+  return domain_of(m.state(), domain).domain.max_vcpus;
+}
+/// pin_matrix: getdomaininfo, V getvcpuinfo, V getvcpuaffinity (the state it may roll back
+/// to), then one setvcpuaffinity per pin, then per restore.
+inline void fail_pin_call(MockHypervisor& m, DomainId domain, std::size_t n, ErrorCode code) {
+  m.fail_call(1 + 2 * std::size_t{vcpus_of(m, domain)} + n + 1, code);
+}
+/// host_info and snapshot_all start with physinfo.
+inline void fail_host_read(MockHypervisor& m, ErrorCode code) { m.fail_call(1, code); }
+/// snapshot: getdomaininfo, then getvcpuinfo of vcpu 0, 1, ...: the calls before the read
+/// of `vcpu`'s state.
+inline std::size_t calls_before_in_snapshot(unsigned vcpu) { return 1 + std::size_t{vcpu}; }
+/// snapshot_all: physinfo, cputopoinfo, numainfo, the list (1 call per 1024 domains + 1),
+/// then each domain in turn: V getvcpuinfo, and for scope full V getvcpuaffinity.
+inline std::size_t calls_before_in_snapshot_all(const MockHypervisor& m, DomainId domain, unsigned vcpu,
+                                                SnapshotScope scope) {
+  const HostSnapshot s = m.state();
+  std::size_t before = 3 + s.domains.size() / 1024 + 1;
+  for (const DomainSnapshot& d : s.domains) {
+    if (d.domain.id == domain) return before + vcpu;
+    before += std::size_t{d.domain.max_vcpus} * (scope == SnapshotScope::full ? 2 : 1);
+  }
+  throw std::logic_error(fmt::format("conformance: no domain {} in the mock", domain));
+}
+inline void vanish_in_snapshot(MockHypervisor& m, DomainId domain, unsigned vcpu) {
+  m.vanish_after(domain, calls_before_in_snapshot(vcpu));
+}
+inline void vanish_in_snapshot_all(MockHypervisor& m, DomainId domain, unsigned vcpu, SnapshotScope scope) {
+  m.vanish_after(domain, calls_before_in_snapshot_all(m, domain, vcpu, scope));
+}
+inline void fail_in_snapshot(MockHypervisor& m, unsigned vcpu, ErrorCode code) {
+  m.fail_call(calls_before_in_snapshot(vcpu) + 1, code);
+}
+inline void fail_in_snapshot_all(MockHypervisor& m, DomainId domain, unsigned vcpu, SnapshotScope scope,
+                                 ErrorCode code) {
+  m.fail_call(calls_before_in_snapshot_all(m, domain, vcpu, scope) + 1, code);
+}
+
+}  // namespace mock_faults
+
+/// MockHypervisor itself.
+class Mock {
+ public:
+  static constexpr std::string_view name = "MockHypervisor";
+  static constexpr bool can_inject_faults = true;
+  static constexpr bool can_vanish = true;
+  static constexpr bool batches_pins = false;
+  static constexpr bool knows_socket_of_offline_cpus = true;
+
+  explicit Mock(const HostSnapshot& host) : hv_(MockHypervisor::from_snapshot(host)) {}
+
+  MockHypervisor& hv() { return hv_; }
+  HostSnapshot truth() const { return hv_.state(); }
+  void fail_pin_call(DomainId d, std::size_t n, ErrorCode code) { mock_faults::fail_pin_call(hv_, d, n, code); }
+  void fail_host_read(ErrorCode code) { mock_faults::fail_host_read(hv_, code); }
+  void fail_in_snapshot(DomainId, unsigned vcpu, ErrorCode code) { mock_faults::fail_in_snapshot(hv_, vcpu, code); }
+  void fail_in_snapshot_all(DomainId d, unsigned vcpu, SnapshotScope scope, ErrorCode code) {
+    mock_faults::fail_in_snapshot_all(hv_, d, vcpu, scope, code);
+  }
+  void vanish_in_snapshot(DomainId d, unsigned vcpu) { mock_faults::vanish_in_snapshot(hv_, d, vcpu); }
+  void vanish_in_snapshot_all(DomainId d, unsigned vcpu, SnapshotScope scope) {
+    mock_faults::vanish_in_snapshot_all(hv_, d, vcpu, scope);
+  }
+
+ private:
+  MockHypervisor hv_;
+};
+
+/// AnyHypervisor holding a MockHypervisor: the type-erased path (faults reach the mock
+/// through target<>()).
+class AnyOfMock {
+ public:
+  static constexpr std::string_view name = "AnyHypervisor(MockHypervisor)";
+  static constexpr bool can_inject_faults = true;
+  static constexpr bool can_vanish = true;
+  static constexpr bool batches_pins = false;
+  static constexpr bool knows_socket_of_offline_cpus = true;
+
+  explicit AnyOfMock(const HostSnapshot& host) : hv_(MockHypervisor::from_snapshot(host)) {}
+
+  AnyHypervisor& hv() { return hv_; }
+  HostSnapshot truth() const { return held().state(); }
+  void fail_pin_call(DomainId d, std::size_t n, ErrorCode code) { mock_faults::fail_pin_call(held(), d, n, code); }
+  void fail_host_read(ErrorCode code) { mock_faults::fail_host_read(held(), code); }
+  void fail_in_snapshot(DomainId, unsigned vcpu, ErrorCode code) { mock_faults::fail_in_snapshot(held(), vcpu, code); }
+  void fail_in_snapshot_all(DomainId d, unsigned vcpu, SnapshotScope scope, ErrorCode code) {
+    mock_faults::fail_in_snapshot_all(held(), d, vcpu, scope, code);
+  }
+  void vanish_in_snapshot(DomainId d, unsigned vcpu) { mock_faults::vanish_in_snapshot(held(), d, vcpu); }
+  void vanish_in_snapshot_all(DomainId d, unsigned vcpu, SnapshotScope scope) {
+    mock_faults::vanish_in_snapshot_all(held(), d, vcpu, scope);
+  }
+
+ private:
+  MockHypervisor& held() { return *hv_.target<MockHypervisor>(); }
+  const MockHypervisor& held() const { return *hv_.target<MockHypervisor>(); }
+  AnyHypervisor hv_;
+};
+
+static_assert(Harness<Mock>);
+static_assert(Harness<AnyOfMock>);
+
+#if VCPUMAP_CONFORMANCE_XEN
+
+/// XenHypervisor (src/xen/xen_hypervisor.cpp) over tests/xen_fake's fake libxenctrl and
+/// xenstored. The fake is process-wide: one harness at a time. Faults go through the
+/// fake's call hook, which counts each domain's setvcpuaffinity calls (alone or inside a
+/// multicall) and fails the armed one, and removes a domain at its vcpu's getvcpuinfo.
+template <bool Multicall>
+class XenOverFake {
+ public:
+  static constexpr std::string_view name =
+      Multicall ? "XenHypervisor (multicall)" : "XenHypervisor (multicall false: one call each)";
+  static constexpr bool can_inject_faults = true;
+  static constexpr bool can_vanish = true;
+  static constexpr bool batches_pins = Multicall;
+  static constexpr bool knows_socket_of_offline_cpus = false;
+
+  explicit XenOverFake(const HostSnapshot& host) : host_(host.host), armed_(std::make_shared<Armed>()) {
+    build(host);
+    fake_xen::on_call([armed = armed_](fake_xen::Call call, std::uint32_t domain, std::uint32_t vcpu) {
+      armed->on_call(call, domain, vcpu);
+    });
+    vcpumap::XenOptions options;
+    options.multicall = Multicall;
+    xen_.emplace(options);
+  }
+  ~XenOverFake() { fake_xen::on_call(nullptr); }
+  XenOverFake(const XenOverFake&) = delete;
+  XenOverFake& operator=(const XenOverFake&) = delete;
+
+  vcpumap::XenHypervisor& hv() { return *xen_; }
+
+  /// Read from the fake's own host. The CPUs are the description's (the suite never
+  /// changes them); the domains are the fake's, as they are now.
+  HostSnapshot truth() const {
+    HostSnapshot t;
+    t.host = host_;
+    for (std::uint32_t id : ids_)
+      if (fake_xen::has_domain(id)) t.domains.push_back(read_fake(id));
+    return t;
+  }
+
+  void fail_pin_call(DomainId d, std::size_t n, ErrorCode code) {
+    const std::uint32_t id = vcpumap::to_integer(d);
+    armed_->pins.push_back({id, armed_->set_calls[id] + n, errno_for(code)});
+  }
+  void fail_host_read(ErrorCode code) { fake_xen::inject({fake_xen::Call::physinfo, {}, {}, errno_for(code)}); }
+  void fail_in_snapshot(DomainId d, unsigned vcpu, ErrorCode code) {
+    fake_xen::inject({fake_xen::Call::getvcpuinfo, vcpumap::to_integer(d), vcpu, errno_for(code)});
+  }
+  void fail_in_snapshot_all(DomainId d, unsigned vcpu, SnapshotScope, ErrorCode code) { fail_in_snapshot(d, vcpu, code); }
+  void vanish_in_snapshot(DomainId d, unsigned vcpu) { armed_->vanishes.push_back({vcpumap::to_integer(d), vcpu}); }
+  void vanish_in_snapshot_all(DomainId d, unsigned vcpu, SnapshotScope) { vanish_in_snapshot(d, vcpu); }
+
+ private:
+  struct Armed {
+    struct PinFailure {
+      std::uint32_t domain;
+      std::size_t at;  // the domain's set-affinity call number (from 0, since the harness began)
+      int error;
+    };
+    struct Vanish {
+      std::uint32_t domain;
+      std::uint32_t vcpu;
+    };
+    std::vector<PinFailure> pins;
+    std::vector<Vanish> vanishes;
+    std::map<std::uint32_t, std::size_t> set_calls;  // setvcpuaffinity calls so far, per domain
+
+    void on_call(fake_xen::Call call, std::uint32_t domain, std::uint32_t vcpu) {
+      if (call == fake_xen::Call::setvcpuaffinity) {
+        const std::size_t seen = set_calls[domain]++;
+        for (auto it = pins.begin(); it != pins.end(); ++it)
+          if (it->domain == domain && it->at == seen) {
+            // The hook runs before the fake's faults: this one fails this very call.
+            fake_xen::inject({fake_xen::Call::setvcpuaffinity, domain, vcpu, it->error});
+            pins.erase(it);
+            break;
+          }
+      }
+      if (call == fake_xen::Call::getvcpuinfo)
+        for (auto it = vanishes.begin(); it != vanishes.end(); ++it)
+          if (it->domain == domain && it->vcpu == vcpu) {
+            fake_xen::remove_domain(domain);
+            vanishes.erase(it);
+            break;
+          }
+    }
+  };
+
+  static std::vector<bool> bits(const CpuMap& m) {
+    std::vector<bool> out(m.size());
+    for (std::size_t cpu : m) out[cpu] = true;
+    return out;
+  }
+  [[noreturn]] static void cannot(const std::string& why) {
+    throw std::invalid_argument("conformance: the fake Xen cannot hold this host: " + why);
+  }
+
+  /// The fake's host and domains from the description; refuses what Xen cannot report.
+  void build(const HostSnapshot& host) {
+    const HostInfo& h = host.host;
+    const std::size_t n = h.cpu_universe();
+    if (n == 0) cannot("no CPUs");
+    fake_xen::reset(n);
+    fake_xen::Host& fh = fake_xen::host();
+    fh.threads_per_core = h.threads_per_core;
+    fh.cores_per_socket = h.cores_per_socket;
+    const auto last_online = h.online.last();
+    if (!last_online) cannot("no online CPU");
+    std::size_t rank = 0;
+    for (std::size_t cpu = 0; cpu < n; ++cpu) {
+      fake_xen::Cpu& c = fh.cpus[cpu];
+      c.present = h.present.test(cpu);
+      c.online = h.online.test(cpu);
+      if (cpu > *last_online && !c.present)
+        cannot(fmt::format("CPU {} is absent after the last online CPU: Xen reports those ids present", cpu));
+      if (!c.present) continue;
+      if (!h.cpu_node[cpu]) cannot(fmt::format("present CPU {} is on no NUMA node", cpu));
+      c.node = *h.cpu_node[cpu];
+      c.socket = h.cpu_socket[cpu].value_or(0);
+      c.core = static_cast<std::uint32_t>(rank++ / h.threads_per_core % h.cores_per_socket);
+    }
+    for (std::size_t node = 0; node < h.numa_nodes.size(); ++node)
+      if (!h.numa_nodes[node].is_subset_of(h.present) || h.numa_nodes[node].empty())
+        cannot(fmt::format("NUMA node {} is empty or holds CPUs that are not present", node));
+
+    for (const DomainSnapshot& ds : host.domains) {
+      const DomainInfo& info = ds.domain;
+      const std::uint32_t id = vcpumap::to_integer(info.id);
+      if (info.name.empty()) cannot(fmt::format("domain {} has no name", id));
+      fake_xen::Domain& d = fake_xen::add_domain(id, info.max_vcpus, info.name);
+      d.running = info.flags.running;
+      d.blocked = info.flags.blocked;
+      d.paused = info.flags.paused;
+      d.shutdown = info.flags.shutdown;
+      d.dying = info.flags.dying;
+      d.shutdown_code = 0;
+      d.cpu_time = static_cast<std::uint64_t>(info.cpu_time.count());
+      const bool maps = ds.hard.rows() == info.max_vcpus && ds.soft.rows() == info.max_vcpus;
+      for (unsigned v = 0; v < info.max_vcpus; ++v) {
+        const VcpuMetrics& m = ds.vcpus.at(v);
+        fake_xen::Vcpu& x = d.vcpus[v];
+        x.online = m.state != VcpuState::offline;
+        x.running = m.state == VcpuState::running;
+        x.blocked = m.state == VcpuState::blocked;
+        if (m.state == VcpuState::unknown) cannot(fmt::format("domain {} vcpu {}: Xen has no 'unknown' state", id, v));
+        if (x.online && !m.cpu) cannot(fmt::format("domain {} vcpu {}: Xen always reports an online vcpu's CPU", id, v));
+        x.cpu = m.cpu.value_or(0);
+        x.cpu_time = static_cast<std::uint64_t>(m.cpu_time.count());
+        if (maps) {
+          x.hard = bits(ds.hard.row(v));
+          x.soft = bits(ds.soft.row(v));
+        }
+      }
+      ids_.push_back(id);
+    }
+  }
+
+  /// One domain as the fake holds it, scope full.
+  DomainSnapshot read_fake(std::uint32_t id) const {
+    const fake_xen::Domain& d = fake_xen::domain(id);
+    const std::size_t universe = host_.cpu_universe();
+    DomainSnapshot s;
+    s.domain.id = DomainId{id};
+    s.domain.name = !d.name.empty() ? d.name : id == 0 ? std::string("Domain-0") : std::to_string(id);
+    s.domain.flags = {d.running, d.blocked, d.paused, d.shutdown, d.dying};
+    s.domain.max_vcpus = static_cast<unsigned>(d.vcpus.size());
+    s.domain.cpu_time = std::chrono::nanoseconds(static_cast<std::int64_t>(d.cpu_time));
+    s.hard = AffinityMatrix(d.vcpus.size(), universe);
+    s.soft = AffinityMatrix(d.vcpus.size(), universe);
+    for (unsigned v = 0; v < d.vcpus.size(); ++v) {
+      const fake_xen::Vcpu& x = d.vcpus[v];
+      s.domain.online_vcpus += x.online ? 1 : 0;
+      VcpuMetrics m;
+      m.vcpu = v;
+      m.state = vcpumap::vcpu_state_from_flags(x.online, x.running, x.blocked);
+      m.cpu_time = std::chrono::nanoseconds(static_cast<std::int64_t>(x.cpu_time));
+      if (x.online && x.cpu < universe) m.cpu = x.cpu;
+      s.vcpus.push_back(m);
+      for (std::size_t cpu = 0; cpu < universe; ++cpu) {
+        if (cpu < x.hard.size() && x.hard[cpu]) s.hard.set(v, cpu);
+        if (cpu < x.soft.size() && x.soft[cpu]) s.soft.set(v, cpu);
+      }
+    }
+    s.effective = vcpumap::effective_affinity(s.hard, s.soft, host_.online);
+    s.scope = SnapshotScope::full;
+    return s;
+  }
+
+  HostInfo host_;
+  std::vector<std::uint32_t> ids_;  // the described domains, ascending
+  std::shared_ptr<Armed> armed_;
+  std::optional<vcpumap::XenHypervisor> xen_;
+};
+
+using XenMulticall = XenOverFake<true>;
+using XenOneCallEach = XenOverFake<false>;
+static_assert(Harness<XenMulticall>);
+static_assert(Harness<XenOneCallEach>);
+
+#endif
+
+}  // namespace conformance
+
+// The harnesses each executable runs every case with (TEMPLATE_TEST_CASE's type list; a
+// case's name ends with the harness's, e.g. "... - XenMulticall"). Names unqualified:
+// hypervisor_test.cpp uses namespace conformance.
+#if VCPUMAP_CONFORMANCE_XEN
+#define CONFORMANCE_BACKENDS XenMulticall, XenOneCallEach
+#else
+#define CONFORMANCE_BACKENDS Mock, AnyOfMock
+#endif
+
+// Failed CHECKs print maps and matrices, not {?}.
+namespace Catch {
+template <>
+struct StringMaker<vcpumap::CpuMap> {
+  static std::string convert(const vcpumap::CpuMap& m) { return conformance::dump(m); }
+};
+template <>
+struct StringMaker<vcpumap::AffinityMatrix> {
+  static std::string convert(const vcpumap::AffinityMatrix& m) { return conformance::dump(m); }
+};
+}  // namespace Catch
