@@ -49,7 +49,7 @@ int convert(int argc, char** argv) {
     } else if (args.positional()) {
       const auto map = CpuMap::parse(args.current(), options);
       fmt::print("list   {}\nxl     {:a}\nsysfs  {:m}\nhex    {:x}\nyn     {:y}\ncount  {} of {}\n", map, map, map,
-                 map, map, map.count(), map.size());
+                 map, map, map.count(), map.universe());
       ++printed;
     } else {
       args.unknown();

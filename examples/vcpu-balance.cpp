@@ -53,7 +53,7 @@ DomainPlan place(const HostInfo& host, const DomainSnapshot& d, std::vector<unsi
   std::vector<std::size_t> order(node_cpus.begin(), node_cpus.end());
   CpuMap current(host.cpu_universe());  // on equal load, prefer the CPUs the vcpus are on
   for (const VcpuMetrics& m : d.vcpus)
-    if (m.cpu && *m.cpu < current.size()) current.set(*m.cpu);
+    if (m.cpu && *m.cpu < current.universe()) current.set(*m.cpu);
   std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
     return std::pair{load[a], !current.test(a)} < std::pair{load[b], !current.test(b)};
   });

@@ -1,6 +1,7 @@
 #include <vcpumap/cpu_map.hpp>
 
 #include <algorithm>
+#include <iterator>
 #include <numeric>
 #include <random>
 #include <ranges>
@@ -31,6 +32,12 @@ static_assert(mixable<CpuMap, CpuMap> && mixable<VcpuSet, VcpuSet>);  // the pro
 static_assert(!mixable<CpuMap, VcpuSet> && !mixable<VcpuSet, CpuMap>);
 static_assert(std::ranges::forward_range<CpuMap>);
 static_assert(std::regular<CpuMap>);
+// No size(): it read as the member count, as for every standard container, but was the
+// universe. universe() and count() name the two; <ranges> counts members by iterating.
+template <class S>
+concept has_size_member = requires(const S& s) { s.size(); };
+static_assert(!has_size_member<CpuMap> && !has_size_member<VcpuSet>);
+static_assert(!std::ranges::sized_range<CpuMap> && !std::ranges::sized_range<VcpuSet>);
 
 namespace {
 
@@ -38,7 +45,7 @@ std::vector<std::size_t> members(const CpuMap& m) { return {m.begin(), m.end()};
 
 std::vector<std::size_t> reference_members(const CpuMap& m) {
   std::vector<std::size_t> out;
-  for (std::size_t c = 0; c < m.size(); ++c)
+  for (std::size_t c = 0; c < m.universe(); ++c)
     if (m.bits().test(c)) out.push_back(c);
   return out;
 }
@@ -47,7 +54,7 @@ std::vector<std::size_t> reference_members(const CpuMap& m) {
 
 TEST_CASE("construction and the universe", "[cpu_map]") {
   CpuMap empty;
-  CHECK(empty.size() == 0);
+  CHECK(empty.universe() == 0);
   CHECK(empty.empty());
   CHECK(empty.count() == 0);
   CHECK(!empty.first());
@@ -55,7 +62,7 @@ TEST_CASE("construction and the universe", "[cpu_map]") {
   CHECK(empty.begin() == empty.end());
 
   CpuMap m(10, {1, 3, 9});
-  CHECK(m.size() == 10);
+  CHECK(m.universe() == 10);
   CHECK(m.count() == 3);
   CHECK(members(m) == std::vector<std::size_t>{1, 3, 9});
   CHECK(*m.first() == 1);
@@ -72,7 +79,30 @@ TEST_CASE("construction and the universe", "[cpu_map]") {
   CHECK(members(m) == std::vector<std::size_t>{1, 3});
   m.resize(200);
   CHECK(members(m) == std::vector<std::size_t>{1, 3});
-  CHECK(m.size() == 200);
+  CHECK(m.universe() == 200);
+}
+
+TEST_CASE("universe() is the CPUs a set can hold, count() and iteration its members", "[cpu_map]") {
+  const CpuMap m(8, {1, 5});
+  CHECK(m.universe() == 8);
+  CHECK(m.count() == 2);
+  CHECK(members(m) == std::vector<std::size_t>{1, 5});
+  CHECK(std::ranges::distance(m) == 2);
+  CHECK(std::ranges::distance(m.begin(), m.end()) == 2);
+  CHECK(std::distance(m.begin(), m.end()) == 2);
+
+  const VcpuSet v(8, {1, 5});
+  CHECK(v.universe() == 8);
+  CHECK(v.count() == 2);
+  CHECK(std::ranges::distance(v) == 2);
+
+  // The two only meet for a full set; an empty one still has its universe.
+  CHECK(CpuMap::full(8).universe() == 8);
+  CHECK(std::ranges::distance(CpuMap::full(8)) == 8);
+  const CpuMap none(8);
+  CHECK(none.universe() == 8);
+  CHECK(none.count() == 0);
+  CHECK(std::ranges::distance(none) == 0);
 }
 
 TEST_CASE("set and reset outside the universe throw and change nothing", "[cpu_map]") {
@@ -126,7 +156,7 @@ TEST_CASE("set algebra on equal and different universes", "[cpu_map]") {
   CHECK((a & wide) == CpuMap(130, {0}));
   CHECK((a | wide) == CpuMap(130, {0, 1, 2, 3, 100, 129}));
   CHECK((wide - a) == CpuMap(130, {100, 129}));
-  CHECK((a - wide).size() == 130);
+  CHECK((a - wide).universe() == 130);
   CHECK((a ^ wide) == CpuMap(130, {1, 2, 3, 100, 129}));
 
   // Equality counts the universe; same_members does not.
@@ -173,7 +203,7 @@ TEST_CASE("iteration agrees with bit tests on random sets", "[cpu_map][property]
       auto after = std::upper_bound(ref.begin(), ref.end(), probe);
       REQUIRE(m.next(probe + 1) == (after == ref.end() ? std::nullopt : std::optional(*after)));
     }
-    const CpuMap other = vcpumap::test::random_set(rng, m.size());
+    const CpuMap other = vcpumap::test::random_set(rng, m.universe());
     REQUIRE((m & other).bits() == (m.bits() & other.bits()));
     REQUIRE((m | other).bits() == (m.bits() | other.bits()));
     REQUIRE((m ^ other).bits() == (m.bits() ^ other.bits()));
@@ -237,7 +267,7 @@ TEST_CASE("bytes in the libvirt/xenctrl layout", "[cpu_map][bytes]") {
   std::mt19937_64 rng(7);
   for (int i = 0; i < 2000; ++i) {
     const CpuMap r = vcpumap::test::random_set(rng, vcpumap::test::random_universe(rng));
-    REQUIRE(CpuMap::from_bytes(r.to_bytes(), r.size()) == r);
+    REQUIRE(CpuMap::from_bytes(r.to_bytes(), r.universe()) == r);
   }
 }
 

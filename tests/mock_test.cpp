@@ -81,9 +81,9 @@ TEST_CASE("a snapshot costs 1 + 2V calls, 1 + V for metrics only", "[mock][calls
 TEST_CASE("host info: maps sized by max CPU id + 1, present != online", "[mock][host]") {
   MockHypervisor hv = host16();
   const HostInfo host = hv.host_info();
-  CHECK(host.possible.size() == 16);
-  CHECK(host.present.size() == 16);
-  CHECK(host.online.size() == 16);  // never the online count (14)
+  CHECK(host.possible.universe() == 16);
+  CHECK(host.present.universe() == 16);
+  CHECK(host.online.universe() == 16);  // never the online count (14)
   CHECK(host.online == CpuMap::parse("0-13", {.universe = 16}));
   CHECK(host.numa_nodes.size() == 2);
   CHECK(host.cpu_node[9] == 1u);
@@ -236,12 +236,19 @@ TEST_CASE("the mock refuses what no host has", "[mock]") {
   h.online = CpuMap::full(4);
   h.present.reset(3);
   REQUIRE_THROWS_WITH(MockHypervisor(h), "mock host: online CPUs 3 are not present");
-  MockHypervisor hv = MockHypervisor::from_fixture("host cpus=2\ndomain 1 a vcpus=2\nvcpu 0 state=running\n");
-  hv.advance(std::chrono::nanoseconds(limits::max_cpu_time_ns - 1));
-  REQUIRE_THROWS_AS(hv.advance(std::chrono::nanoseconds(2)), Error);
-  CHECK(hv.snapshot(DomainId{1}).vcpus[0].cpu_time.count() == limits::max_cpu_time_ns - 1);  // unchanged
+  MockHypervisor hv = MockHypervisor::from_fixture(
+      "host cpus=2\ndomain 1 a vcpus=2\nvcpu 0 state=running time_ns=9223372036854775000\n");
+  hv.advance(std::chrono::nanoseconds(800));
+  REQUIRE_THROWS_AS(hv.advance(std::chrono::nanoseconds(8)), Error);  // the vcpu's time would overflow
+  CHECK(hv.snapshot(DomainId{1}).vcpus[0].cpu_time.count() == limits::max_cpu_time_ns - 7);  // unchanged
+  MockHypervisor idle = MockHypervisor::from_fixture("host cpus=2\ndomain 1 a vcpus=1\n");
+  const auto room = std::chrono::nanoseconds(limits::max_cpu_time_ns) - MockHypervisor::epoch().time_since_epoch();
+  idle.advance(room);  // the clock's last instant, representable
+  CHECK(idle.now().time_since_epoch().count() == limits::max_cpu_time_ns);
+  REQUIRE_THROWS_AS(idle.advance(std::chrono::nanoseconds(1)), Error);  // past system_clock's range
+  CHECK(idle.snapshot(DomainId{1}).taken_at == idle.now());
   REQUIRE_THROWS_AS(hv.advance(std::chrono::nanoseconds(-1)), Error);
-  REQUIRE_THROWS_AS(hv.set_vcpu(DomainId{1}, {1, VcpuState::blocked, std::chrono::nanoseconds(2), 0u}), Error);
+  REQUIRE_THROWS_AS(hv.set_vcpu(DomainId{1}, {1, VcpuState::blocked, std::chrono::nanoseconds(8), 0u}), Error);
   CHECK(hv.snapshot(DomainId{1}).vcpus[1].state == VcpuState::offline);  // unchanged
   MockHypervisor none(0);  // a host of no CPUs: every operation works, nothing is UB
   DomainInfo a;

@@ -116,7 +116,7 @@ class AffinityMatrix {
     return CpuMap::from_bits(std::move(bits));
   }
   /// The words of row v, for code that works a word at a time.
-  std::span<const detail::Block> row_span(std::size_t vcpu) const {
+  std::span<const Word> row_span(std::size_t vcpu) const {
     check_row(vcpu);
     return {words_.data() + vcpu * stride_, stride_};
   }
@@ -212,9 +212,9 @@ class AffinityMatrix {
     return m;
   }
 
-  std::span<const detail::Block> words() const noexcept { return words_; }
+  std::span<const Word> words() const noexcept { return words_; }
   /// The storage, writable: callers keep bits at or beyond cols() clear.
-  std::span<detail::Block> mutable_words() noexcept { return words_; }
+  std::span<Word> mutable_words() noexcept { return words_; }
 
  private:
   /// VIR_CPU_MAPLEN(cols), (cols + 7) / 8 without the wrap of cols + 7.

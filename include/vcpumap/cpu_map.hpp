@@ -7,9 +7,12 @@
 // CPUs, and VcpuSet, a set of one domain's virtual CPUs. They do not mix: `cpumap & vcpuset`
 // does not compile.
 //
-// Every set has a universe, size(): the CPUs numbered 0 .. size()-1 that it can hold (for a
-// host map, max CPU id + 1). There is no ceiling on the universe. Members are stored in a
-// boost::dynamic_bitset<std::uint64_t> and handled a 64-bit word at a time.
+// Every set has a universe, universe(): the CPUs numbered 0 .. universe()-1 that it can hold
+// (for a host map, max CPU id + 1); count() is the number of members, the CPUs iteration
+// yields. There is deliberately no size(): a standard container's size() counts what it
+// holds, which here would be count(), not the universe. There is no ceiling on the universe.
+// Members are stored in a boost::dynamic_bitset<std::uint64_t> and handled a 64-bit word at
+// a time.
 //
 // Edge cases, stated once for the whole type:
 // - Sets of different universes: `==` compares the universe too (like dynamic_bitset), so
@@ -32,7 +35,6 @@
 #include <initializer_list>
 #include <iterator>
 #include <optional>
-#include <ranges>
 #include <span>
 #include <string>
 #include <string_view>
@@ -60,6 +62,11 @@ enum class TextForm {
   hex,         // taskset style: "0xff" (minimal digits, "0x0" for the empty set)
   yn,          // virsh style: one character per CPU, 'y' member, '-' not: "yy--y"
 };
+
+/// A 64-bit word of a set's (or a matrix row's) storage: bit n of word w is CPU 64*w + n.
+using Word = detail::Block;
+/// The storage of a set: Boost's dynamic_bitset of 64-bit words (bit n is CPU n).
+using Bitset = detail::Bits;
 
 struct ParseOptions;  // cpulist.hpp
 
@@ -111,7 +118,7 @@ class BasicCpuSet {
     return s;
   }
   /// Adopts a dynamic_bitset: bit n is CPU n, its size the universe.
-  static BasicCpuSet from_bits(detail::Bits bits) { return BasicCpuSet(AdoptBits{}, std::move(bits)); }
+  static BasicCpuSet from_bits(Bitset bits) { return BasicCpuSet(AdoptBits{}, std::move(bits)); }
 
   // ---- text (defined in cpulist.hpp; see there for the grammar and its errors) ----
 
@@ -130,14 +137,15 @@ class BasicCpuSet {
 
   // ---- the universe ----
 
-  size_type size() const noexcept { return bits_.size(); }
+  /// How many CPUs the set can hold: CPUs 0 .. universe()-1. Not the members: see count().
+  size_type universe() const noexcept { return bits_.size(); }
   /// Grows the universe (new CPUs absent) or shrinks it (members beyond it dropped).
   void resize(size_type universe) { bits_.resize(universe); }
 
   // ---- members ----
 
-  bool test(size_type cpu) const noexcept { return cpu < size() && bits_.test(cpu); }
-  bool contains(size_type cpu) const noexcept { return test(cpu); }
+  /// True when `cpu` is a member (false beyond the universe).
+  bool test(size_type cpu) const noexcept { return cpu < universe() && bits_.test(cpu); }
 
   BasicCpuSet& set(size_type cpu) {
     check(cpu);
@@ -166,6 +174,7 @@ class BasicCpuSet {
     return *this;
   }
 
+  /// The number of members (what iteration yields), at most universe().
   size_type count() const noexcept {
     size_type n = 0;
     for (detail::Block w : words()) n += detail::popcount(w);
@@ -177,7 +186,7 @@ class BasicCpuSet {
     return true;
   }
   bool any() const noexcept { return !empty(); }
-  bool all() const noexcept { return count() == size(); }
+  bool all() const noexcept { return count() == universe(); }
 
   /// The lowest member, or nothing for the empty set.
   std::optional<size_type> first() const noexcept {
@@ -223,11 +232,11 @@ class BasicCpuSet {
   // ---- value semantics ----
 
   friend bool operator==(const BasicCpuSet& a, const BasicCpuSet& b) noexcept {
-    return a.size() == b.size() && same_members(a, b);
+    return a.universe() == b.universe() && same_members(a, b);
   }
 
   BasicCpuSet& operator&=(const BasicCpuSet& o) {
-    grow_to(o.size());
+    grow_to(o.universe());
     auto a = detail::blocks(bits_);
     auto b = o.words();
     const size_type n = std::min(a.size(), b.size());
@@ -250,7 +259,7 @@ class BasicCpuSet {
   friend BasicCpuSet operator~(BasicCpuSet a) {
     auto w = detail::blocks(a.bits_);
     for (auto& x : w) x = ~x;
-    if (!w.empty()) w.back() &= detail::last_block_mask(a.size());
+    if (!w.empty()) w.back() &= detail::last_block_mask(a.universe());
     return a;
   }
 
@@ -261,14 +270,14 @@ class BasicCpuSet {
 
   // ---- raw forms ----
 
-  const detail::Bits& bits() const noexcept { return bits_; }
+  const Bitset& bits() const noexcept { return bits_; }
   /// The storage, a 64-bit word at a time; bit n of word w is CPU 64*w + n.
-  std::span<const detail::Block> words() const noexcept { return detail::blocks(bits_); }
+  std::span<const Word> words() const noexcept { return detail::blocks(bits_); }
 
-  /// Bytes in the libvirt / libxenctrl layout: CPU n is bit n%8 of byte n/8, (size()+7)/8
-  /// bytes (libvirt's VIR_CPU_MAPLEN).
+  /// Bytes in the libvirt / libxenctrl layout: CPU n is bit n%8 of byte n/8,
+  /// (universe()+7)/8 bytes (libvirt's VIR_CPU_MAPLEN).
   std::vector<std::uint8_t> to_bytes() const {
-    std::vector<std::uint8_t> out((size() + 7) / 8);
+    std::vector<std::uint8_t> out((universe() + 7) / 8);
     write_bytes(out);
     return out;
   }
@@ -379,9 +388,9 @@ class BasicCpuSet {
             std::to_string(universe) + " " + noun + "s of the universe");
   }
   void check(size_type cpu) const {
-    if (cpu >= size())
+    if (cpu >= universe())
       throw Error(ErrorCode::invalid_argument, std::string(Tag::noun) + " " + std::to_string(cpu) +
-                                                   " is beyond the set's " + std::to_string(size()) +
+                                                   " is beyond the set's " + std::to_string(universe()) +
                                                    " " + std::string(Tag::noun) + "s");
   }
   void check_range(size_type first, size_type last) const {
@@ -390,12 +399,12 @@ class BasicCpuSet {
                                                    std::to_string(last));
     check(last);
   }
-  void grow_to(size_type universe) {
-    if (universe > size()) bits_.resize(universe);
+  void grow_to(size_type n) {
+    if (n > universe()) bits_.resize(n);
   }
   template <class Op>
   BasicCpuSet& combine(const BasicCpuSet& o, Op op) {
-    grow_to(o.size());
+    grow_to(o.universe());
     auto a = detail::blocks(bits_);
     auto b = o.words();
     for (size_type i = 0; i < b.size(); ++i) a[i] = op(a[i], b[i]);
@@ -410,15 +419,10 @@ using VcpuSet = BasicCpuSet<VcpuTag>;
 
 }  // namespace vcpumap
 
-// size() is the universe, not the number of members: keep <ranges> from taking it for the
-// length of the range (std::ranges::distance counts the members instead).
-template <class Tag>
-inline constexpr bool std::ranges::disable_sized_range<vcpumap::BasicCpuSet<Tag>> = true;
-
 template <class Tag>
 struct std::hash<vcpumap::BasicCpuSet<Tag>> {
   std::size_t operator()(const vcpumap::BasicCpuSet<Tag>& s) const noexcept {
-    std::size_t h = std::hash<std::size_t>{}(s.size());
+    std::size_t h = std::hash<std::size_t>{}(s.universe());
     for (auto w : s.words()) h = (h ^ std::hash<std::uint64_t>{}(w)) * 0x100000001b3ULL;
     return h;
   }

@@ -675,14 +675,14 @@ BasicCpuSet<Tag> BasicCpuSet<Tag>::parse(std::string_view text) {
 template <class Tag>
 std::string BasicCpuSet<Tag>::to_string(TextForm form) const {
   switch (form) {
-    case TextForm::list: return detail::write_list(words(), size());
+    case TextForm::list: return detail::write_list(words(), universe());
     case TextForm::xl_list:
       if (empty()) return "none";
       if (all()) return "all";
-      return detail::write_list(words(), size());
-    case TextForm::sysfs_mask: return detail::write_sysfs_mask(words(), size());
+      return detail::write_list(words(), universe());
+    case TextForm::sysfs_mask: return detail::write_sysfs_mask(words(), universe());
     case TextForm::hex: return detail::write_hex(words());
-    case TextForm::yn: return detail::write_yn(words(), size());
+    case TextForm::yn: return detail::write_yn(words(), universe());
   }
   return {};
 }

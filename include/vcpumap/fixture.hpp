@@ -95,7 +95,7 @@ inline void check_host(const HostInfo& host, std::string_view what) {
   const std::size_t n = host.cpu_universe();
   auto fail = [&](const std::string& why) { throw Error(ErrorCode::invalid_argument, fmt::format("{}: {}", what, why)); };
   if (n > limits::max_cpus) fail(fmt::format("{} CPUs is beyond the limit of {}", n, limits::max_cpus));
-  if (host.present.size() != n || host.online.size() != n)
+  if (host.present.universe() != n || host.online.universe() != n)
     fail("possible, present and online maps need one universe");
   if (!host.online.is_subset_of(host.present))
     fail(fmt::format("online CPUs {} are not present", host.online - host.present));

@@ -190,9 +190,13 @@ class MockHypervisor : public HypervisorFront<MockHypervisor> {
   // ---- the virtual clock ----
 
   /// Moves the clock: every running vcpu accrues dt of CPU time. Refused (nothing changed)
-  /// when dt is negative or a time would pass limits::max_cpu_time_ns.
+  /// when dt is negative, a CPU time would pass limits::max_cpu_time_ns, or the clock
+  /// system_clock's range (about 2262).
   void advance(std::chrono::nanoseconds dt) {
-    bool fits = dt.count() >= 0 && detail::add_cpu_time(elapsed_, dt).has_value();
+    // The clock stops where epoch() + elapsed would leave system_clock's range.
+    const auto clock_room = std::chrono::nanoseconds(limits::max_cpu_time_ns) -
+                            std::chrono::duration_cast<std::chrono::nanoseconds>(epoch().time_since_epoch());
+    bool fits = dt.count() >= 0 && dt <= clock_room - elapsed_;
     for (const auto& [id, d] : domains_) {
       std::size_t running = 0;
       for (const VcpuMetrics& m : d.vcpus) {

@@ -113,18 +113,20 @@ struct HostInfo {
   std::vector<std::optional<unsigned>> cpu_node;
 
   /// The number of CPU ids: the universe of every host-wide CpuMap.
-  std::size_t cpu_universe() const noexcept { return possible.size(); }
+  std::size_t cpu_universe() const noexcept { return possible.universe(); }
 
   /// Options that read cpulists for this host: its universe ("all", "^N" and "N-" work)
   /// and its NUMA nodes ("node:1", "nodes:0-1", "^node:0"). The options borrow this
-  /// HostInfo's node maps: keep it alive while they are used.
-  ParseOptions parse_options(Dialect dialect = Dialect::standard) const {
+  /// HostInfo's node maps: keep it alive while they are used. Asking a temporary HostInfo
+  /// (`hv.host_info().parse_options()`) does not compile: the options would dangle.
+  ParseOptions parse_options(Dialect dialect = Dialect::standard) const& {
     ParseOptions o;
     o.dialect = dialect;
     o.universe = cpu_universe();
     o.numa_nodes = numa_nodes;
     return o;
   }
+  ParseOptions parse_options(Dialect dialect = Dialect::standard) const&& = delete;
   /// Reads a cpulist for this host (see parse_options); throws ParseError.
   CpuMap parse(std::string_view cpulist, Dialect dialect = Dialect::standard) const {
     return CpuMap::parse(cpulist, parse_options(dialect));

@@ -175,7 +175,7 @@ struct Operands {
 std::unique_ptr<Operands> make_operands(const Input& in) {
   auto op = std::make_unique<Operands>();
   op->va = CpuMap::parse(in.text);
-  op->universe = op->va.size();
+  op->universe = op->va.universe();
   for (std::size_t cpu : op->va) {
     op->a_members.push_back(cpu);
     op->b_members.push_back((cpu + 1) % op->universe);

@@ -105,7 +105,7 @@ inline HostSnapshot standard_host() { return vcpumap::read_fixture(standard_host
 // Every field the contract promises, nothing else (not taken_at: the mock stamps its
 // virtual clock, Xen the real one).
 
-inline std::string dump(const CpuMap& m) { return fmt::format("{{{}}}/{}", m, m.size()); }
+inline std::string dump(const CpuMap& m) { return fmt::format("{{{}}}/{}", m, m.universe()); }
 
 inline std::string dump(const std::optional<unsigned>& v) { return v ? std::to_string(*v) : std::string("none"); }
 
@@ -468,7 +468,7 @@ class XenOverFake {
   };
 
   static std::vector<bool> bits(const CpuMap& m) {
-    std::vector<bool> out(m.size());
+    std::vector<bool> out(m.universe());
     for (std::size_t cpu : m) out[cpu] = true;
     return out;
   }
