@@ -413,6 +413,18 @@ int main() {
       check(done.hard == spread && shown == vcpus && xen.snapshot(wide).hard == spread && calls == expect,
             fmt::format("wide: matrix pin of {} vcpus in {} hypercalls (expected {}), {} rows of xl vcpu-list show it",
                         vcpus, calls, expect, shown));
+      // A sparse pin of vcpus 3 and 150 (vcpu-pin wide 3,150 CPU): the snapshot once, one
+      // multicall of 2 setvcpuaffinity; xl shows those two rows changed and no other.
+      const std::size_t cpu = (n > 1) ? 1 : 0;
+      (void)xen.pin_vcpus(wide, {VcpuSet(vcpus, {3, 150}), CpuMap(n, {cpu}), std::nullopt});
+      const std::size_t sparse_calls = xen.last_call_count(), sparse_expect = 1 + (vcpus + 127) / 128 + 1;
+      std::size_t as_planned = 0;
+      for (const XlVcpu& row : xl_vcpu_list(wide_name))
+        as_planned += row.hard == std::to_string(row.vcpu == 3 || row.vcpu == 150 ? cpu : row.vcpu % n);
+      check(as_planned == vcpus && sparse_calls == sparse_expect,
+            fmt::format("wide: sparse pin of 2 vcpus in {} hypercalls (expected {}); {} of {} rows of xl vcpu-list "
+                        "as planned",
+                        sparse_calls, sparse_expect, as_planned, vcpus));
     }
 
     compare_with_xl(xen, "after the pins");
