@@ -22,7 +22,9 @@ using namespace conformance;
 using vcpumap::MatrixPin;
 using vcpumap::MatrixPinResult;
 using vcpumap::PinResult;
+using vcpumap::PinPlan;
 using vcpumap::VcpuPin;
+using vcpumap::VcpusPin;
 
 namespace {
 
@@ -645,6 +647,69 @@ TEMPLATE_TEST_CASE("pin_matrix: only the rows a plan changes are checked and set
 }
 
 // ---- call counts ----
+
+TEMPLATE_TEST_CASE("pin_vcpus: the vcpus named, and no other, set; all or nothing", "[conformance][sparse]",
+                   CONFORMANCE_BACKENDS) {
+  TestType h{standard_host()};
+  auto& hv = h.hv();
+  const HostSnapshot before = h.truth();
+  const VcpusPin two{vcpumap::VcpuSet(4, {1, 3}), cpus("5-6"), cpus("6")};
+
+  SECTION("success: rows 1 and 3 changed, 0 and 2 as they were") {
+    const MatrixPinResult r = hv.pin_vcpus(xperf2, two);
+    HostSnapshot expected = with_row(before, xperf2, 1, cpus("5-6"), cpus("6"));
+    expected = with_row(std::move(expected), xperf2, 3, cpus("5-6"), cpus("6"));
+    CHECK(dump_domains(h.truth()) == dump_domains(expected));
+    CHECK(r.hard.row(1) == cpus("5-6"));
+    for (const DomainSnapshot& d : before.domains)
+      if (d.domain.id == xperf2) CHECK(r.before_hard == d.hard);  // as read: what a rollback puts back
+  }
+  SECTION("refused before any change: a CPU not present, a vcpu beyond the domain, no vcpu") {
+    const VcpusPin absent{vcpumap::VcpuSet(4, {1}), cpus("4")};
+    const VcpusPin beyond{vcpumap::VcpuSet(5, {4}), cpus("5")};
+    const VcpusPin none{vcpumap::VcpuSet(4), cpus("5")};
+    for (const VcpusPin* pin : {&absent, &beyond, &none}) {
+      auto e = error_of([&] { (void)hv.pin_vcpus(xperf2, *pin); });
+      REQUIRE(e);
+      CHECK(e->code() == ErrorCode::invalid_argument);
+      CHECK(contains(e->what(), "domain 3 (xperf2)"));
+      CHECK(dump_domains(h.truth()) == dump_domains(before));
+    }
+  }
+}
+
+TEMPLATE_TEST_CASE("pin_vcpus: a failure at the second vcpu puts the first back", "[conformance][sparse][faults]",
+                   CONFORMANCE_BACKENDS) {
+  SKIP_UNLESS(can_inject_faults)
+  TestType h{standard_host()};
+  auto& hv = h.hv();
+  const HostSnapshot before = h.truth();
+  h.fail_pin_call(xperf2, 1, ErrorCode::busy);
+  auto e = pin_error_of([&] { (void)hv.pin_vcpus(xperf2, {vcpumap::VcpuSet(4, {1, 3}), cpus("5-6")}); });
+  REQUIRE(e);
+  CHECK(e->failed_vcpu() == 3);
+  CHECK(e->rolled_back());
+  CHECK(dump_domains(h.truth()) == dump_domains(before));
+}
+
+TEMPLATE_TEST_CASE("plan: what a pin would do, and nothing changed", "[conformance][plan]", CONFORMANCE_BACKENDS) {
+  TestType h{standard_host()};
+  auto& hv = h.hv();
+  const HostSnapshot before = h.truth();
+  const PinPlan sparse = hv.plan(xperf2, VcpusPin{vcpumap::VcpuSet(4, {1, 3}), cpus("5-6"), cpus("6")});
+  CHECK(!sparse.refusal);
+  CHECK(sparse.changed == vcpumap::VcpuSet(4, {1, 3}));
+  CHECK(sparse.hard.row(1) == cpus("5-6"));
+  CHECK(sparse.hard.row(0) == sparse.before.hard.row(0));
+  CHECK(sparse.effective == vcpumap::effective_affinity(sparse.hard, sparse.soft, before.host.online));
+  const PinPlan whole = hv.plan(xperf2, xperf2_to_5_8());
+  CHECK((!whole.refusal && whole.changed == vcpumap::VcpuSet::full(4) && whole.hard == *xperf2_to_5_8().hard));
+  const PinPlan refused = hv.plan(xperf2, VcpusPin{vcpumap::VcpuSet(4, {1}), cpus("4")});
+  REQUIRE(refused.refusal);
+  CHECK(contains(refused.refusal->what(), "domain 3 (xperf2): vcpu 1"));
+  CHECK(refused.hard == refused.before.hard);
+  CHECK(dump_domains(h.truth()) == dump_domains(before));
+}
 
 TEMPLATE_TEST_CASE("last_call_count: every operation reports the backend calls it made", "[conformance][calls]",
                    CONFORMANCE_BACKENDS) {
