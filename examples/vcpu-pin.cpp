@@ -82,7 +82,7 @@ int pin(int argc, char** argv, examples::Backend& backend) {
   if (!hard && !soft) throw examples::Usage("nothing to pin: HARD and SOFT are both '-'");
 
   if (!every && vcpus.count() == 1 && !dry_run) {
-    const unsigned v = static_cast<unsigned>(*vcpus.first());
+    const unsigned v = *vcpus.first();
     const PinResult r = examples::about(domain, [&] { return hv.pin_vcpu(domain.id, v, VcpuPin{hard, soft, force}); });
     fmt::print("{}: effective affinity (hard / soft) reported back:\nvcpu {}: {:a} / {:a}\n", who, v, r.hard, r.soft);
     return 0;

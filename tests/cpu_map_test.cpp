@@ -6,6 +6,7 @@
 #include <random>
 #include <ranges>
 #include <set>
+#include <type_traits>
 #include <unordered_set>
 #include <vector>
 
@@ -351,4 +352,17 @@ TEST_CASE("from_bytes: a bit beyond the universe is a ParseError naming its byte
   const vcpumap::ParseError whole = bytes_error(exact, 4);
   CHECK(whole.input().size() == 80);
   CHECK(!whole.input().ends_with("..."));
+}
+
+TEST_CASE("vcpu numbers are unsigned everywhere, CPU ids size_t", "[cpu_map][types]") {
+  static_assert(std::is_same_v<VcpuSet::value_type, unsigned>);
+  static_assert(std::is_same_v<decltype(*VcpuSet().begin()), unsigned>);
+  static_assert(std::is_same_v<decltype(VcpuSet().first()), std::optional<unsigned>>);
+  static_assert(std::is_same_v<CpuMap::value_type, std::size_t>);
+  const VcpuSet v(8, {1, 7});
+  unsigned sum = 0;
+  for (unsigned n : v) sum += n;  // no narrowing: the members are vcpu numbers
+  CHECK(sum == 8);
+  CHECK(v.last() == 7u);
+  CHECK(v.next(2) == 7u);
 }

@@ -1,5 +1,6 @@
 #include <vcpumap/model.hpp>
 #include <random>
+#include <type_traits>
 
 #include <catch2/catch.hpp>
 
@@ -129,3 +130,6 @@ TEST_CASE("effective affinity: every row width agrees with the rule bit by bit",
     }
   }
 }
+
+// One type for vcpu numbers: the model's and VcpuSet's members agree.
+static_assert(std::is_same_v<decltype(vcpumap::VcpuMetrics::vcpu), vcpumap::VcpuSet::value_type>);

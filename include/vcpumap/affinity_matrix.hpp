@@ -8,6 +8,8 @@
 // One contiguous allocation: row v is `row_words()` 64-bit words starting at v*row_words();
 // bit c of a row is CPU c. Rows never hold bits at or beyond cols().
 //
+// - Rows are indexed by std::size_t: a vcpu number (unsigned, as VcpuSet's members and
+//   VcpuMetrics::vcpu) converts without loss; column(c) gives the vcpus as a VcpuSet.
 // - row(v) returns a CpuMap *copy* of `cols()` CPUs (a memcpy of one row: cheap, and it
 //   keeps CpuMap a plain value with no views into a matrix that may change).
 // - column(c) returns the VcpuSet of the vcpus whose row holds CPU c.

@@ -355,11 +355,11 @@ class HypervisorFront {
     if (pin.vcpus.empty())
       throw Error(ErrorCode::invalid_argument, fmt::format("{}: no vcpu to pin", describe(domain)));
     std::vector<VcpuPinRequest> out;
-    for (std::size_t v : pin.vcpus) {
+    for (unsigned v : pin.vcpus) {
       if (v >= domain.max_vcpus)
         throw Error(ErrorCode::invalid_argument,
                     fmt::format("{}: vcpu {} is beyond its {} vcpus", describe(domain), v, domain.max_vcpus));
-      VcpuPinRequest r{static_cast<unsigned>(v), VcpuPin{pin.hard, pin.soft, pin.force}};
+      VcpuPinRequest r{v, VcpuPin{pin.hard, pin.soft, pin.force}};
       check_pin(host, domain, r.vcpu, r.pin);
       out.push_back(std::move(r));
     }

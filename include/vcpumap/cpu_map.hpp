@@ -45,13 +45,19 @@
 
 namespace vcpumap {
 
-/// Tag of physical CPUs (pcpus): what a host has and what affinity maps name.
+/// Tag of physical CPUs (pcpus): what a host has and what affinity maps name. A CPU id is a
+/// std::size_t.
 struct PcpuTag {
   static constexpr std::string_view noun = "CPU";
+  using number = std::size_t;
 };
-/// Tag of virtual CPUs: the vcpus of one domain.
+/// Tag of virtual CPUs: the vcpus of one domain. A vcpu number is an `unsigned`, as
+/// everywhere in vcpumap (VcpuMetrics::vcpu, pin_vcpu, PinError::failed_vcpu): a VcpuSet's
+/// members, first(), last() and next() are unsigned (its universe stays a size_t count and
+/// must not pass 2^32, far beyond limits::max_vcpus).
 struct VcpuTag {
   static constexpr std::string_view noun = "vcpu";
+  using number = unsigned;
 };
 
 /// The text forms a set can be written in and read from.
@@ -98,7 +104,8 @@ class BasicCpuSet {
  public:
   using tag_type = Tag;
   using size_type = std::size_t;
-  using value_type = std::size_t;
+  /// A member: a CPU id (std::size_t) for CpuMap, a vcpu number (unsigned) for VcpuSet.
+  using value_type = typename Tag::number;
 
   class iterator;
   using const_iterator = iterator;
@@ -189,20 +196,22 @@ class BasicCpuSet {
   bool all() const noexcept { return count() == universe(); }
 
   /// The lowest member, or nothing for the empty set.
-  std::optional<size_type> first() const noexcept {
+  std::optional<value_type> first() const noexcept {
     auto it = begin();
     if (it == end()) return std::nullopt;
     return *it;
   }
   /// The highest member, or nothing for the empty set.
-  std::optional<size_type> last() const noexcept {
+  std::optional<value_type> last() const noexcept {
     auto w = words();
     for (size_type i = w.size(); i-- > 0;)
-      if (w[i] != 0) return i * detail::block_bits + (detail::block_bits - 1 - std::countl_zero(w[i]));
+      if (w[i] != 0)
+        return static_cast<value_type>(i * detail::block_bits +
+                                       (detail::block_bits - 1 - static_cast<size_type>(std::countl_zero(w[i]))));
     return std::nullopt;
   }
   /// The lowest member >= cpu, or nothing.
-  std::optional<size_type> next(size_type cpu) const noexcept {
+  std::optional<value_type> next(size_type cpu) const noexcept {
     auto it = iterator::from(words(), cpu);
     if (it == end()) return std::nullopt;
     return *it;
@@ -319,14 +328,14 @@ class BasicCpuSet {
    public:
     using iterator_category = std::forward_iterator_tag;
     using iterator_concept = std::forward_iterator_tag;
-    using value_type = std::size_t;
+    using value_type = typename Tag::number;
     using difference_type = std::ptrdiff_t;
     using pointer = void;
-    using reference = std::size_t;
+    using reference = value_type;
 
     iterator() = default;
-    std::size_t operator*() const noexcept {
-      return index_ * detail::block_bits + static_cast<std::size_t>(std::countr_zero(word_));
+    value_type operator*() const noexcept {
+      return static_cast<value_type>(index_ * detail::block_bits + static_cast<std::size_t>(std::countr_zero(word_)));
     }
     iterator& operator++() noexcept {
       word_ &= word_ - 1;
