@@ -528,6 +528,7 @@ class FixtureFile {
   explicit FixtureFile(std::string path) : path_(std::move(path)) {
     const std::string who = escape_terminal(path_);
     if (path_.empty()) throw Error(ErrorCode::invalid_argument, "fixture: the file name is empty");
+    std::string text;
     for (;;) {
       detail::Fd fd(::open(path_.c_str(), O_RDONLY | O_CLOEXEC));
       if (fd.get() < 0) detail::throw_file_error(ErrorCode::not_found, path_, "cannot open", errno, "fixture ");
@@ -542,12 +543,12 @@ class FixtureFile {
       if (rc != 0) detail::throw_file_error(ErrorCode::busy, path_, "cannot lock", errno, "fixture ");
       if (::stat(path_.c_str(), &now) != 0 || now.st_ino != held.st_ino || now.st_dev != held.st_dev)
         continue;  // replaced while we waited: read the new one
-      text_ = detail::read_bounded(fd.get(), path_, limits::max_fixture_bytes);
+      text = detail::read_bounded(fd.get(), path_, limits::max_fixture_bytes);
       fd_ = std::move(fd);
       break;
     }
     try {
-      host_ = read_fixture(text_);
+      host_ = read_fixture(text);
     } catch (const Error& e) {
       throw Error(e.code(), fmt::format("{}: {}", who, e.what()));
     }
@@ -572,7 +573,6 @@ class FixtureFile {
  private:
   std::string path_;
   detail::Fd fd_;  // open and locked until destroyed
-  std::string text_;
   HostSnapshot host_;
   std::string written_;  // write_fixture of what the file holds now
 };

@@ -263,7 +263,7 @@ class MockHypervisor : public HypervisorFront<MockHypervisor> {
     return it->second.info;
   }
   /// Each domain's V getvcpuinfo and, for scope full, V getvcpuaffinity calls.
-  void read_vcpus(const HostInfo& host, std::span<VcpuRead> reads, SnapshotScope scope) {
+  void read_vcpus(const HostInfo&, std::span<VcpuRead> reads, SnapshotScope scope) {
     for (VcpuRead& r : reads) {
       const DomainInfo& info = *r.info;
       DomainSnapshot& s = *r.into;
@@ -281,12 +281,8 @@ class MockHypervisor : public HypervisorFront<MockHypervisor> {
           continue;
         }
         const MockDomain& d2 = domains_.at(info.id);
-        s.hard = d2.hard;
+        s.hard = d2.hard;  // the mock's universe never changes: the rows fit any host it gave
         s.soft = d2.soft;
-        if (s.hard.cols() != host.cpu_universe()) {  // a host read before the mock's changed shape
-          s.hard.reshape(info.max_vcpus, host.cpu_universe());
-          s.soft.reshape(info.max_vcpus, host.cpu_universe());
-        }
       } else {
         s.hard.reshape(0, 0);
         s.soft.reshape(0, 0);
