@@ -54,6 +54,9 @@ HostSnapshot random_host(std::mt19937_64& rng) {
   h.sockets = 1 + static_cast<unsigned>(rng() % 3);
   for (std::size_t i = 1 + rng() % 3; i > 0; --i) h.numa_nodes.push_back(test::random_set(rng, n));
   detail::derive_cpu_topology(h);
+  h.caps.soft_affinity = rng() % 2 == 0;  // Xen-like or Linux-like hosts
+  if (rng() % 2) h.caps.vcpu_limit = "cpuset";
+  if (rng() % 2) h.system_cpus = test::random_set(rng, n);
   std::uint32_t id = 0;
   for (std::size_t i = rng() % 5; i > 0; --i) {
     DomainSnapshot& d = s.domains.emplace_back();
@@ -61,22 +64,27 @@ HostSnapshot random_host(std::mt19937_64& rng) {
     d.domain.name = random_name(rng);
     d.domain.max_vcpus = static_cast<unsigned>(rng() % 6);
     d.domain.flags = {rng() % 2 == 0, rng() % 2 == 0, rng() % 2 == 0, rng() % 2 == 0, rng() % 2 == 0};
+    if (rng() % 2) d.domain.uuid = fmt::format("{:08x}-0000-4000-8000-{:012x}", rng() % 0xffffffff, rng() % 0xffffffffffff);
+    if (rng() % 4 == 0) d.domain.vcpu_problem = random_name(rng) + "no thread names";
     d.hard = AffinityMatrix(d.domain.max_vcpus, n);
-    d.soft = AffinityMatrix(d.domain.max_vcpus, n);
+    d.soft = AffinityMatrix::full(d.domain.max_vcpus, n);
+    d.limit = AffinityMatrix::full(d.domain.max_vcpus, n);
     for (unsigned v = 0; v < d.domain.max_vcpus; ++v) {
       VcpuMetrics& m = d.vcpus.emplace_back();
       m.vcpu = v;
       m.state = static_cast<VcpuState>(rng() % 5);
       if (m.state != VcpuState::offline && rng() % 2) m.cpu = static_cast<unsigned>(rng() % n);
       m.cpu_time = std::chrono::nanoseconds(static_cast<std::int64_t>(rng() % (std::uint64_t{1} << 50)));
+      if (rng() % 2) m.wait_time = std::chrono::nanoseconds(static_cast<std::int64_t>(rng() % (std::uint64_t{1} << 40)));
       d.hard.set_row(v, test::random_set(rng, n));
-      d.soft.set_row(v, test::random_set(rng, n));
+      if (h.caps.soft_affinity) d.soft.set_row(v, test::random_set(rng, n));
+      if (!h.caps.vcpu_limit.empty()) d.limit.set_row(v, test::random_set(rng, n));
     }
     d.domain.online_vcpus = static_cast<unsigned>(
         std::count_if(d.vcpus.begin(), d.vcpus.end(), [](const VcpuMetrics& m) { return m.state != VcpuState::offline; }));
     d.domain.cpu_time = rng() % 2 ? *detail::sum_cpu_time(d.vcpus)
                                   : std::chrono::nanoseconds(static_cast<std::int64_t>(rng() % 1'000'000'000'000));
-    effective_affinity(d.hard, d.soft, h.online, d.effective);
+    effective_affinity(d.hard, d.soft, d.limit, h.online, d.effective);
   }
   return s;
 }
@@ -160,7 +168,7 @@ TEST_CASE("fixtures: every number is bounded, and errors name the line and the k
   CHECK(error_of("domain 1 \"a\\qb\"\n") == "fixture line 1: bad escape in a quoted word (\\\\, \\\" or \\xHH)");
   CHECK(error_of("domain 1 \"a\"b\n") == "fixture line 1: expected a blank after a quoted word");
   CHECK(error_of("host cpus=4\n\x1b]0;x\x07 1\n") ==
-        "fixture line 2: unknown statement '\\x1b]0;x\\x07' (host, node, domain or vcpu)");
+        "fixture line 2: unknown statement '\\x1b]0;x\\x07' (host, node, domain, problem or vcpu)");
   CHECK(error_of("node 0 0\n") == "fixture line 1: 'node' needs a 'host' line before it");
   CHECK(error_of("host cpus=8 present=0-3 online=0-5\n") == "fixture line 1: online CPUs must be present");
 }

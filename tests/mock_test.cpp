@@ -26,7 +26,7 @@ MockHypervisor host16(unsigned vcpus = 4) {
   d.name = "guest";
   d.max_vcpus = vcpus;
   std::vector<VcpuMetrics> m;
-  for (unsigned v = 0; v < vcpus; ++v) m.push_back({v, VcpuState::blocked, std::chrono::nanoseconds(v * 1000), v % 14});
+  for (unsigned v = 0; v < vcpus; ++v) m.push_back({v, VcpuState::blocked, std::chrono::nanoseconds(v * 1000), v % 14, std::nullopt});
   hv.add_domain(d, m);
   return hv;
 }
@@ -248,7 +248,7 @@ TEST_CASE("the mock refuses what no host has", "[mock]") {
   REQUIRE_THROWS_AS(idle.advance(std::chrono::nanoseconds(1)), Error);  // past system_clock's range
   CHECK(idle.snapshot(DomainId{1}).taken_at == idle.now());
   REQUIRE_THROWS_AS(hv.advance(std::chrono::nanoseconds(-1)), Error);
-  REQUIRE_THROWS_AS(hv.set_vcpu(DomainId{1}, {1, VcpuState::blocked, std::chrono::nanoseconds(8), 0u}), Error);
+  REQUIRE_THROWS_AS(hv.set_vcpu(DomainId{1}, {1, VcpuState::blocked, std::chrono::nanoseconds(8), 0u, std::nullopt}), Error);
   CHECK(hv.snapshot(DomainId{1}).vcpus[1].state == VcpuState::offline);  // unchanged
   MockHypervisor none(0);  // a host of no CPUs: every operation works, nothing is UB
   DomainInfo a;
@@ -395,7 +395,7 @@ TEST_CASE("fixtures: errors name the line", "[mock][fixture]") {
     }
     return std::string("no error");
   };
-  CHECK(error_of("host cpus=4\nfrob 1\n") == "fixture line 2: unknown statement 'frob' (host, node, domain or vcpu)");
+  CHECK(error_of("host cpus=4\nfrob 1\n") == "fixture line 2: unknown statement 'frob' (host, node, domain, problem or vcpu)");
   CHECK(error_of("host cpus=4 colour=red\n") == "fixture line 1: unknown key 'colour' for 'host'");
   CHECK(error_of("host cpus=x\n") == "fixture line 1: cpus 'x' is not a number");
   CHECK(error_of("host cpus=4\ndomain 1 a vcpus=2\nvcpu 2\n") == "fixture line 3: vcpu 2 is beyond the domain's 2 vcpus");

@@ -121,18 +121,30 @@ std::vector<PinOutcome> pin_one_by_one(std::span<const VcpuPinRequest> pins, Aft
   return out;
 }
 
-/// Checks a single-vcpu pin against the host and the domain before any call: vcpu in range,
-/// at least one map, CPUs within the host and present, a hard map with at least one online
-/// CPU. Stricter than Xen on one point: Xen silently drops CPU ids that are not present;
-/// vcpumap refuses them, since naming a CPU the host lacks is a mistake. Throws
-/// Error(invalid_argument) naming the domain, the vcpu and the CPUs.
-inline void check_pin(const HostInfo& host, const DomainInfo& domain, unsigned vcpu, const VcpuPin& pin) {
+/// Checks a single-vcpu pin against the host and the domain before any call: a domain whose
+/// vcpus the backend can see (DomainInfo::vcpu_problem empty), vcpu in range, at least one
+/// map, no soft map where the hypervisor has no soft affinity (ErrorCode::unsupported), CPUs
+/// within the host and present, a hard map with at least one online CPU and, given the
+/// vcpu's `limit` (its cpuset, Capabilities::vcpu_limit), no CPU outside it: the kernel
+/// would silently drop those (or refuse the pin with a bare EINVAL when none is left).
+/// Stricter than Xen on one point: Xen silently drops CPU ids that are not present; vcpumap
+/// refuses them, since naming a CPU the host lacks is a mistake. Throws Error
+/// (invalid_argument unless said otherwise) naming the domain, the vcpu and the CPUs.
+inline void check_pin(const HostInfo& host, const DomainInfo& domain, unsigned vcpu, const VcpuPin& pin,
+                      const CpuMap* limit = nullptr) {
   const std::string who = describe(domain);
+  if (!domain.vcpu_problem.empty())
+    throw Error(ErrorCode::unsupported,
+                fmt::format("{}: its vcpus cannot be pinned: {}", who, escape_terminal(domain.vcpu_problem)));
   if (vcpu >= domain.max_vcpus)
     throw Error(ErrorCode::invalid_argument,
                 fmt::format("{}: vcpu {} is beyond its {} vcpus", who, vcpu, domain.max_vcpus));
   if (!pin.hard && !pin.soft)
     throw Error(ErrorCode::invalid_argument, fmt::format("{}: vcpu {}: a pin needs a hard or a soft map", who, vcpu));
+  if (pin.soft && !host.caps.soft_affinity)
+    throw Error(ErrorCode::unsupported,
+                fmt::format("{}: vcpu {}: this hypervisor has no soft affinity (a pin sets the hard one only)", who,
+                            vcpu));
   auto check_cpus = [&](const CpuMap& map, std::string_view kind) {
     if (auto top = map.last(); top && *top >= host.cpu_universe())
       throw Error(ErrorCode::invalid_argument,
@@ -151,6 +163,14 @@ inline void check_pin(const HostInfo& host, const DomainInfo& domain, unsigned v
       throw Error(ErrorCode::invalid_argument,
                   fmt::format("{}: vcpu {}: hard affinity {} holds no online CPU (online: {})", who, vcpu, *pin.hard,
                               host.online));
+    if (limit) {
+      CpuMap outside = *pin.hard - *limit;
+      if (!outside.empty())
+        throw Error(ErrorCode::invalid_argument,
+                    fmt::format("{}: vcpu {}: hard affinity {} names CPUs {} outside the vcpu's {} {}", who, vcpu,
+                                *pin.hard, outside,
+                                host.caps.vcpu_limit.empty() ? std::string("limit") : host.caps.vcpu_limit, *limit));
+    }
   }
   if (pin.soft) check_cpus(*pin.soft, "soft");
 }
@@ -241,10 +261,21 @@ class HypervisorFront {
     Operation op(*this);
     const std::shared_ptr<const HostInfo> host = self().known_host();
     const DomainInfo info = require_domain(domain);
-    check_pin(*host, info, vcpu, pin);
+    // Where vcpus have limits, the pin is checked against this vcpu's: read it first.
+    std::optional<DomainSnapshot> before;
+    if (!host->caps.vcpu_limit.empty() && info.vcpu_problem.empty() && vcpu < info.max_vcpus) {
+      before.emplace();
+      read_one(*host, info, SnapshotScope::full, *before);
+      const CpuMap limit = before->limit.row(vcpu);
+      check_pin(*host, before->domain, vcpu, pin, &limit);
+    } else {
+      check_pin(*host, info, vcpu, pin);
+    }
     const VcpuPinRequest request{vcpu, pin};
-    std::vector<PinOutcome> outcome =
-        self().set_affinity(*host, info, nullptr, std::span<const VcpuPinRequest>(&request, 1), AfterFailure::stop);
+    std::vector<PinOutcome> outcome = self().set_affinity(*host, before ? before->domain : info,
+                                                          before ? &*before : nullptr,
+                                                          std::span<const VcpuPinRequest>(&request, 1),
+                                                          AfterFailure::stop);
     if (outcome.size() != 1)
       throw Error(ErrorCode::internal, fmt::format("{}: the backend reported {} outcomes for 1 pin", describe(info),
                                                    outcome.size()));
@@ -311,10 +342,26 @@ class HypervisorFront {
     if (read.vanished) throw Error(ErrorCode::not_found, fmt::format("{}: no such domain", describe(info)));
     finish_read(host, into);
   }
+  /// Completes what read_vcpus read: the limit of a hypervisor without (every CPU), the
+  /// effective matrix, the time.
   void finish_read(const HostInfo& host, DomainSnapshot& s) {
-    if (s.scope == SnapshotScope::full) effective_affinity(s.hard, s.soft, host.online, s.effective);
-    else s.effective.reshape(0, 0);
+    if (s.scope == SnapshotScope::full) {
+      if (host.caps.vcpu_limit.empty()) {
+        s.limit = AffinityMatrix::full(s.hard.rows(), s.hard.cols());
+        effective_affinity(s.hard, s.soft, host.online, s.effective);
+      } else {
+        effective_affinity(s.hard, s.soft, s.limit, host.online, s.effective);
+      }
+    } else {
+      s.effective.reshape(0, 0);
+      s.limit.reshape(0, 0);
+    }
     s.taken_at = self().now();
+  }
+  /// The row of a vcpu's limit a pin is checked against, or none.
+  static std::optional<CpuMap> limit_of(const HostInfo& host, const DomainSnapshot& s, unsigned vcpu) {
+    if (host.caps.vcpu_limit.empty()) return std::nullopt;
+    return s.limit.row(vcpu);
   }
 
   /// The rows of a matrix pin that change (every row under force), each checked as a new pin
@@ -344,7 +391,10 @@ class HypervisorFront {
       const bool changes = (pin.hard && !same_members(*pin.hard, before.hard.row(v))) ||
                            (pin.soft && !same_members(*pin.soft, before.soft.row(v)));
       if (!changes && !plan.force) continue;
-      if (changes && !plan.restore) check_pin(host, domain, v, pin);
+      if (changes && !plan.restore) {
+        const std::optional<CpuMap> limit = limit_of(host, before, v);
+        check_pin(host, domain, v, pin, limit ? &*limit : nullptr);
+      }
       out.push_back({v, std::move(pin)});
     }
     return out;
@@ -360,7 +410,8 @@ class HypervisorFront {
         throw Error(ErrorCode::invalid_argument,
                     fmt::format("{}: vcpu {} is beyond its {} vcpus", describe(domain), v, domain.max_vcpus));
       VcpuPinRequest r{v, VcpuPin{pin.hard, pin.soft, pin.force}};
-      check_pin(host, domain, r.vcpu, r.pin);
+      const std::optional<CpuMap> limit = limit_of(host, before, v);
+      check_pin(host, domain, r.vcpu, r.pin, limit ? &*limit : nullptr);
       out.push_back(std::move(r));
     }
     return out;
@@ -410,7 +461,9 @@ class HypervisorFront {
     for (std::size_t i = 0; i < outcomes.size(); ++i)
       if (outcomes[i].state == State::applied || outcomes[i].state == State::unknown) {
         const unsigned u = pins[i].vcpu;
-        restores.push_back({u, VcpuPin{before.hard.row(u), before.soft.row(u), true}});
+        restores.push_back({u, VcpuPin{before.hard.row(u),
+                                       host.caps.soft_affinity ? std::optional(before.soft.row(u)) : std::nullopt,
+                                       true}});
       }
     const std::vector<PinOutcome> undone =
         restores.empty() ? std::vector<PinOutcome>{}
@@ -463,7 +516,7 @@ class HypervisorFront {
     } catch (const Error& e) {
       out.refusal = e;
     }
-    effective_affinity(out.hard, out.soft, host->online, out.effective);
+    effective_affinity(out.hard, out.soft, out.before.limit, host->online, out.effective);
     return out;
   }
 

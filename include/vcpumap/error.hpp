@@ -25,6 +25,7 @@ enum class ErrorCode {
   hypervisor_unavailable,   // no hypervisor interface on this machine
   busy,                     // transient: retrying may succeed
   internal,                 // the hypervisor or the library broke a promise
+  unsupported,              // this hypervisor has no such thing (a soft affinity on Linux)
 };
 
 /// A short stable name for a code ("not found", "invalid argument", ...).
@@ -36,6 +37,7 @@ constexpr std::string_view to_string(ErrorCode code) noexcept {
     case ErrorCode::hypervisor_unavailable: return "hypervisor unavailable";
     case ErrorCode::busy: return "busy";
     case ErrorCode::internal: return "internal error";
+    case ErrorCode::unsupported: return "not supported";
   }
   return "unknown error";
 }

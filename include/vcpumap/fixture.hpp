@@ -11,13 +11,17 @@
 //
 // Format: one statement per line, '#' starts a comment (outside quotes), key=value options:
 //   host cpus=8 [present=0-7] [online=0-5] [threads_per_core=2] [cores_per_socket=2] [sockets=2]
+//        [soft=no] [limit=cpuset] [system=0-1]    (Capabilities, HostInfo::system_cpus)
 //   node 0 0-3                      NUMA node 0 holds CPUs 0-3 (default: one node, every present CPU)
-//   domain 3 xperf2 [vcpus=4] [flags=running,paused] [time=1.5]
+//   domain 3 xperf2 [vcpus=4] [flags=running,paused] [time=1.5] [uuid=4a5b...]
 //   domain 9 "name with spaces\x1b" a name that is not a plain word is quoted: \" \\ \xHH
+//   problem "why its vcpus cannot be read"   (DomainInfo::vcpu_problem of the last domain)
 //   vcpu 0 [state=running|blocked|runnable|offline|unknown] [cpu=2] [time=20.0 | time_ns=...]
-//          [hard=0-3] [soft=all]     (applies to the last domain; cpulists in this host's terms)
+//          [wait_ns=...] [hard=0-3] [soft=all] [limit=0-1]
+//          (applies to the last domain; cpulists in this host's terms; soft only on a host
+//          with soft affinity, limit only on one with a vcpu limit)
 // Domains are read into ascending id order. Vcpus not listed are offline with affinity
-// "all"; a domain's time defaults to the sum of its vcpus'. Without a host line the host has 4 CPUs. Unlisted topology: 1 thread per core, 1
+// "all" (and limit "all"); a domain's time defaults to the sum of its vcpus'. Without a host line the host has 4 CPUs. Unlisted topology: 1 thread per core, 1
 // socket, cores_per_socket = present CPUs / (threads_per_core × sockets).
 //
 // Every number is bounded (vcpumap/limits.hpp): CPUs, NUMA nodes, topology counts, vcpus per
@@ -249,7 +253,8 @@ class FixtureReader {
     if (kind == "node") return node(words);
     if (kind == "domain") return domain(words);
     if (kind == "vcpu") return vcpu(words);
-    fail(fmt::format("unknown statement {} (host, node, domain or vcpu)", quoted(kind)));
+    if (kind == "problem") return problem(words);
+    fail(fmt::format("unknown statement {} (host, node, domain, problem or vcpu)", quoted(kind)));
   }
 
   /// key=value words after the first `positional` ones.
@@ -316,7 +321,9 @@ class FixtureReader {
   void host(const std::vector<std::string>& words) {
     if (saw_host_ || host_done_) fail("'host' must come once, before nodes and domains");
     saw_host_ = true;
-    auto o = options(words, 0, {"cpus", "present", "online", "threads_per_core", "cores_per_socket", "sockets"});
+    auto o = options(words, 0,
+                     {"cpus", "present", "online", "threads_per_core", "cores_per_socket", "sockets", "soft", "limit",
+                      "system"});
     if (!o.count("cpus")) fail("'host' needs cpus=N");
     HostInfo& h = out_.host;
     universe_ = number(o["cpus"], "cpus", limits::max_cpus);
@@ -324,6 +331,20 @@ class FixtureReader {
     h.present = o.count("present") ? cpus(o["present"], universe_) : h.possible;
     h.online = o.count("online") ? cpus(o["online"], universe_) : h.present;
     if (!h.online.is_subset_of(h.present)) fail("online CPUs must be present");
+    if (o.count("soft")) {
+      if (o["soft"] != "yes" && o["soft"] != "no") fail(fmt::format("soft is yes or no, not {}", quoted(o["soft"])));
+      h.caps.soft_affinity = o["soft"] == "yes";
+    }
+    if (o.count("limit")) {
+      const std::string& name = o["limit"];
+      if (name.empty() || name.size() > 64 ||
+          !std::all_of(name.begin(), name.end(), [](char c) {
+            return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+          }))
+        fail(fmt::format("limit {} is not a name (letters, digits, - and _, at most 64)", quoted(name)));
+      h.caps.vcpu_limit = name;
+    }
+    if (o.count("system")) h.system_cpus = cpus(o["system"], universe_);
     constexpr std::uint64_t most = limits::max_topology_count;
     h.threads_per_core = bounded<unsigned>(o, "threads_per_core", most, 1);
     h.sockets = bounded<unsigned>(o, "sockets", most, 1);
@@ -364,7 +385,7 @@ class FixtureReader {
   void domain(const std::vector<std::string>& words) {
     flush_domain();
     if (!host_done_) finish_host();
-    auto o = options(words, 2, {"vcpus", "flags", "time"});
+    auto o = options(words, 2, {"vcpus", "flags", "time", "uuid"});
     if (out_.domains.size() == limits::max_domains)
       fail(fmt::format("more than {} domains (the limit)", limits::max_domains));
     const auto id = DomainId{static_cast<std::uint32_t>(number(words[1], "domain id", UINT32_MAX))};
@@ -382,6 +403,10 @@ class FixtureReader {
       fail(fmt::format("{} vcpus × {} CPUs: the host's affinity matrices would pass the limit of {} cells",
                        info.max_vcpus, universe_, limits::max_matrix_cells));
     cells_ += std::size_t{info.max_vcpus} * universe_;
+    if (o.count("uuid")) {
+      if (!is_uuid(o["uuid"])) fail(fmt::format("uuid {} is not a lowercase UUID (8-4-4-4-12 hex digits)", quoted(o["uuid"])));
+      info.uuid = o["uuid"];
+    }
     explicit_time_ = o.count("time") != 0;
     if (explicit_time_) info.cpu_time = seconds(o["time"]);
     std::string_view flags = o.count("flags") ? std::string_view(o["flags"]) : std::string_view{};
@@ -397,16 +422,38 @@ class FixtureReader {
       flags = comma == std::string_view::npos ? std::string_view{} : flags.substr(comma + 1);
     }
     d.vcpus.resize(info.max_vcpus);
-    for (unsigned v = 0; v < info.max_vcpus; ++v) d.vcpus[v] = {v, VcpuState::offline, {}, std::nullopt};
+    for (unsigned v = 0; v < info.max_vcpus; ++v) d.vcpus[v] = {v, VcpuState::offline, {}, std::nullopt, std::nullopt};
     d.hard = AffinityMatrix::full(info.max_vcpus, universe_);
     d.soft = AffinityMatrix::full(info.max_vcpus, universe_);
+    d.limit = AffinityMatrix::full(info.max_vcpus, universe_);
     listed_.assign(info.max_vcpus, false);
+  }
+
+  void problem(const std::vector<std::string>& words) {
+    if (!pending_) fail("'problem' must follow a 'domain'");
+    if (words.size() != 2) fail("'problem' needs one (quoted) text: problem \"why\"");
+    DomainInfo& info = out_.domains.back().domain;
+    if (!info.vcpu_problem.empty()) fail("'problem' given twice for one domain");
+    if (words[1].empty()) fail("'problem' needs a text that is not empty");
+    if (words[1].size() > limits::max_name_bytes)
+      fail(fmt::format("a problem of {} bytes is beyond the limit of {}", words[1].size(), limits::max_name_bytes));
+    info.vcpu_problem = words[1];
+  }
+
+  /// xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx in lowercase hex.
+  static bool is_uuid(std::string_view t) noexcept {
+    if (t.size() != 36) return false;
+    for (std::size_t i = 0; i < t.size(); ++i) {
+      const bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+      if (dash ? t[i] != '-' : !((t[i] >= '0' && t[i] <= '9') || (t[i] >= 'a' && t[i] <= 'f'))) return false;
+    }
+    return true;
   }
 
   void vcpu(const std::vector<std::string>& words) {
     if (!pending_) fail("'vcpu' must follow a 'domain'");
     DomainSnapshot& d = out_.domains.back();
-    auto o = options(words, 1, {"state", "cpu", "time", "time_ns", "hard", "soft"});
+    auto o = options(words, 1, {"state", "cpu", "time", "time_ns", "wait_ns", "hard", "soft", "limit"});
     VcpuMetrics m;
     m.vcpu = static_cast<unsigned>(number(words[1], "vcpu", limits::max_vcpus));
     if (m.vcpu >= d.domain.max_vcpus)
@@ -430,9 +477,19 @@ class FixtureReader {
     if (o.count("time_ns"))
       m.cpu_time = std::chrono::nanoseconds(
           static_cast<std::int64_t>(number(o["time_ns"], "time_ns", static_cast<std::uint64_t>(limits::max_cpu_time_ns))));
+    if (o.count("wait_ns"))
+      m.wait_time = std::chrono::nanoseconds(
+          static_cast<std::int64_t>(number(o["wait_ns"], "wait_ns", static_cast<std::uint64_t>(limits::max_cpu_time_ns))));
     d.vcpus[m.vcpu] = m;
     if (o.count("hard")) d.hard.set_row(m.vcpu, cpus(o["hard"], universe_));
-    if (o.count("soft")) d.soft.set_row(m.vcpu, cpus(o["soft"], universe_));
+    if (o.count("soft")) {
+      if (!out_.host.caps.soft_affinity) fail("soft= on a host without soft affinity (host soft=no)");
+      d.soft.set_row(m.vcpu, cpus(o["soft"], universe_));
+    }
+    if (o.count("limit")) {
+      if (out_.host.caps.vcpu_limit.empty()) fail("limit= on a host without vcpu limits (host limit=NAME)");
+      d.limit.set_row(m.vcpu, cpus(o["limit"], universe_));
+    }
   }
 
   /// The last domain is complete: derived fields, and checks that need all its vcpus.
@@ -448,7 +505,7 @@ class FixtureReader {
     line_ = saved;
     d.domain.online_vcpus = static_cast<unsigned>(std::count_if(
         d.vcpus.begin(), d.vcpus.end(), [](const VcpuMetrics& m) { return m.state != VcpuState::offline; }));
-    effective_affinity(d.hard, d.soft, out_.host.online, d.effective);
+    effective_affinity(d.hard, d.soft, d.limit, out_.host.online, d.effective);
     d.scope = SnapshotScope::full;
   }
 
@@ -585,8 +642,12 @@ inline std::string write_fixture(const HostSnapshot& snap) {
   const HostInfo& h = snap.host;
   auto list = [](const CpuMap& m) { return m.empty() ? std::string("none") : m.to_string(); };
   std::string out = fmt::format(
-      "host cpus={} present={} online={} threads_per_core={} cores_per_socket={} sockets={}\n", h.cpu_universe(),
+      "host cpus={} present={} online={} threads_per_core={} cores_per_socket={} sockets={}", h.cpu_universe(),
       list(h.present), list(h.online), h.threads_per_core, h.cores_per_socket, h.sockets);
+  if (!h.caps.soft_affinity) out += " soft=no";
+  if (!h.caps.vcpu_limit.empty()) out += fmt::format(" limit={}", h.caps.vcpu_limit);
+  if (h.system_cpus) out += fmt::format(" system={}", list(*h.system_cpus));
+  out += '\n';
   for (std::size_t n = 0; n < h.numa_nodes.size(); ++n) out += fmt::format("node {} {}\n", n, list(h.numa_nodes[n]));
   for (const DomainSnapshot& d : snap.domains) {
     const DomainFlags& f = d.domain.flags;
@@ -601,13 +662,23 @@ inline std::string write_fixture(const HostSnapshot& snap) {
     if (d.domain.cpu_time != detail::sum_cpu_time(d.vcpus))  // keep a time that is not the vcpus' sum
       out += fmt::format(" time={}.{:09}", d.domain.cpu_time.count() / 1'000'000'000,
                          d.domain.cpu_time.count() % 1'000'000'000);
+    if (!d.domain.uuid.empty()) out += fmt::format(" uuid={}", d.domain.uuid);
     out += '\n';
+    if (!d.domain.vcpu_problem.empty()) {
+      out += "problem ";
+      detail::append_fixture_word(out, d.domain.vcpu_problem);
+      out += '\n';
+    }
     const bool maps = d.hard.rows() == d.domain.max_vcpus && d.soft.rows() == d.domain.max_vcpus;
+    const bool limits = maps && !h.caps.vcpu_limit.empty() && d.limit.rows() == d.domain.max_vcpus;
     for (const VcpuMetrics& m : d.vcpus) {
       out += fmt::format("vcpu {} state={}", m.vcpu, m.state);
       if (m.cpu) out += fmt::format(" cpu={}", *m.cpu);
       out += fmt::format(" time_ns={}", m.cpu_time.count());
-      if (maps) out += fmt::format(" hard={} soft={}", list(d.hard.row(m.vcpu)), list(d.soft.row(m.vcpu)));
+      if (m.wait_time) out += fmt::format(" wait_ns={}", m.wait_time->count());
+      if (maps) out += fmt::format(" hard={}", list(d.hard.row(m.vcpu)));
+      if (maps && h.caps.soft_affinity) out += fmt::format(" soft={}", list(d.soft.row(m.vcpu)));
+      if (limits) out += fmt::format(" limit={}", list(d.limit.row(m.vcpu)));
       out += '\n';
     }
   }

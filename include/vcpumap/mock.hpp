@@ -114,7 +114,7 @@ class MockHypervisor : public HypervisorFront<MockHypervisor> {
       throw Error(ErrorCode::invalid_argument, fmt::format("mock: domain {} exists already", info.id));
     MockDomain d;
     d.vcpus.resize(info.max_vcpus);
-    for (unsigned v = 0; v < info.max_vcpus; ++v) d.vcpus[v] = {v, VcpuState::offline, {}, std::nullopt};
+    for (unsigned v = 0; v < info.max_vcpus; ++v) d.vcpus[v] = {v, VcpuState::offline, {}, std::nullopt, std::nullopt};
     for (const VcpuMetrics& m : vcpus) {
       if (m.vcpu >= info.max_vcpus)
         throw Error(ErrorCode::invalid_argument, fmt::format("mock: {}: vcpu {} is beyond its {} vcpus",
@@ -130,7 +130,7 @@ class MockHypervisor : public HypervisorFront<MockHypervisor> {
     if (!detail::sum_cpu_time(d.vcpus))
       throw Error(ErrorCode::invalid_argument, fmt::format("mock: {}: the vcpus' CPU times add up past {} ns",
                                                            describe(info), limits::max_cpu_time_ns));
-    d.hard = d.soft = AffinityMatrix::full(info.max_vcpus, host_.cpu_universe());
+    d.hard = d.soft = d.limit = AffinityMatrix::full(info.max_vcpus, host_.cpu_universe());
     d.explicit_time = info.cpu_time.count() != 0;
     const DomainId id = info.id;
     d.info = std::move(info);
@@ -150,7 +150,8 @@ class MockHypervisor : public HypervisorFront<MockHypervisor> {
       s.vcpus = d.vcpus;
       s.hard = d.hard;
       s.soft = d.soft;
-      effective_affinity(s.hard, s.soft, host_.online, s.effective);
+      s.limit = d.limit;
+      effective_affinity(s.hard, s.soft, s.limit, host_.online, s.effective);
       s.taken_at = now();
     }
     all.taken_at = now();
@@ -162,6 +163,15 @@ class MockHypervisor : public HypervisorFront<MockHypervisor> {
     check_vcpu(d, vcpu);
     d.hard.set_row(vcpu, hard);
     d.soft.set_row(vcpu, soft);
+  }
+  /// Sets a vcpu's limit (its cpuset) directly, on a host whose HostInfo::caps names a
+  /// vcpu limit (else Error(invalid_argument)); no call counted.
+  void set_limit(DomainId id, unsigned vcpu, const CpuMap& limit) {
+    if (host_.caps.vcpu_limit.empty())
+      throw Error(ErrorCode::invalid_argument, "mock: this host has no vcpu limits (HostInfo::caps.vcpu_limit)");
+    MockDomain& d = domain(id);
+    check_vcpu(d, vcpu);
+    d.limit.set_row(vcpu, limit);
   }
   /// Replaces a vcpu's metrics; refused (nothing changed) when its CPU time is negative or
   /// the domain's vcpus would add up past limits::max_cpu_time_ns.
@@ -283,6 +293,7 @@ class MockHypervisor : public HypervisorFront<MockHypervisor> {
         const MockDomain& d2 = domains_.at(info.id);
         s.hard = d2.hard;  // the mock's universe never changes: the rows fit any host it gave
         s.soft = d2.soft;
+        if (!host_.caps.vcpu_limit.empty()) s.limit = d2.limit;  // else the front fills it
       } else {
         s.hard.reshape(0, 0);
         s.soft.reshape(0, 0);
@@ -306,6 +317,7 @@ class MockHypervisor : public HypervisorFront<MockHypervisor> {
     DomainInfo info;
     std::vector<VcpuMetrics> vcpus;
     AffinityMatrix hard, soft;
+    AffinityMatrix limit;  // every CPU unless the host has vcpu limits
     bool explicit_time = false;  // the fixture gave the domain's time: don't sum vcpus
   };
   struct Fault {
@@ -392,6 +404,13 @@ class MockHypervisor : public HypervisorFront<MockHypervisor> {
       throw Error(ErrorCode::invalid_argument,
                   fmt::format("{}: vcpu {}: hard affinity {} holds no online CPU", describe(d.info), vcpu,
                               *pin.hard));
+    if (pin.soft && !host_.caps.soft_affinity)
+      throw Error(ErrorCode::unsupported,
+                  fmt::format("{}: vcpu {}: this hypervisor has no soft affinity", describe(d.info), vcpu));
+    if (pin.hard && !(*pin.hard & d.limit.row(vcpu) & host_.online).any())
+      throw Error(ErrorCode::invalid_argument,
+                  fmt::format("{}: vcpu {}: hard affinity {} holds no online CPU of its {}", describe(d.info), vcpu,
+                              *pin.hard, host_.caps.vcpu_limit));
     if (pin.hard) d.hard.set_row(vcpu, *pin.hard);
     if (pin.soft) d.soft.set_row(vcpu, *pin.soft);
     PinResult r{d.hard.row(vcpu) & host_.online, {}};
@@ -421,6 +440,8 @@ inline MockHypervisor MockHypervisor::from_snapshot(const HostSnapshot& snap) {
       for (unsigned v = 0; v < d.domain.max_vcpus; ++v) {
         m.hard.set_row(v, d.hard.row(v));
         m.soft.set_row(v, d.soft.row(v));
+        if (!snap.host.caps.vcpu_limit.empty() && d.limit.rows() == d.domain.max_vcpus)
+          m.limit.set_row(v, d.limit.row(v));
       }
     }
     m.explicit_time = d.domain.cpu_time != detail::sum_cpu_time(m.vcpus);

@@ -60,6 +60,10 @@ struct VcpuMetrics {
   std::chrono::nanoseconds cpu_time{0};
   /// The physical CPU the vcpu last ran on; empty when offline or unknown.
   std::optional<unsigned> cpu;
+  /// Time spent ready to run but waiting for a CPU (Linux: the run-queue wait of schedstat,
+  /// what the guest sees as steal); empty where the hypervisor does not report it (Xen's
+  /// getvcpuinfo).
+  std::optional<std::chrono::nanoseconds> wait_time;
   friend bool operator==(const VcpuMetrics&, const VcpuMetrics&) = default;
 };
 
@@ -87,6 +91,15 @@ struct DomainInfo {
   /// Vcpus the domain can have (Xen: max_vcpu_id + 1; 0 for a domain with no vcpus).
   unsigned max_vcpus = 0;
   std::chrono::nanoseconds cpu_time{0};
+  /// The domain's UUID in its canonical text form ("4a5b…-…"), lowercase; empty when the
+  /// hypervisor does not give one (a QEMU started without -uuid).
+  std::string uuid;
+  /// Empty, unless the backend cannot see this domain's vcpus; then why (Linux: a QEMU
+  /// started without `-name debug-threads=on` and no QMP socket given, so its vcpu threads
+  /// cannot be told from its other threads). Such a domain's snapshot has every vcpu in
+  /// state unknown with empty affinity rows (nothing is guessed), and pins are refused with
+  /// this reason.
+  std::string vcpu_problem;
   friend bool operator==(const DomainInfo&, const DomainInfo&) = default;
 };
 
@@ -96,6 +109,20 @@ inline std::string describe(const DomainInfo& d) {
   const std::uint32_t id = to_integer(d.id);
   return d.name.empty() ? fmt::format("domain {}", id) : fmt::format("domain {} ({})", id, escape_terminal(d.name));
 }
+
+/// What a kind of hypervisor has, so code need not guess it from the backend's name.
+struct Capabilities {
+  /// A soft affinity (preferred CPUs within the hard ones): Xen's credit schedulers have it.
+  /// Linux's scheduler has none: there a snapshot's soft rows hold every CPU (no preference,
+  /// which leaves the effective affinity to the hard one) and a pin with a soft map is
+  /// refused (ErrorCode::unsupported) before any call.
+  bool soft_affinity = true;
+  /// What confines a vcpu beyond its pin, named as users know it ("cpuset" on Linux: the
+  /// cpuset cgroup of the vcpu's thread); empty when nothing does. When set, snapshots fill
+  /// DomainSnapshot::limit per vcpu and a pin naming CPUs outside it is refused.
+  std::string vcpu_limit;
+  friend bool operator==(const Capabilities&, const Capabilities&) = default;
+};
 
 /// The host's CPUs and topology. Every CpuMap here has the host's universe, max CPU id + 1
 /// (never the online count: with CPUs offline or SMT off, ids have holes).
@@ -111,6 +138,13 @@ struct HostInfo {
   /// where the hypervisor does not say (Xen reports no socket for an offline CPU).
   std::vector<std::optional<unsigned>> cpu_socket;
   std::vector<std::optional<unsigned>> cpu_node;
+  /// What this hypervisor has (soft affinity, vcpu limits).
+  Capabilities caps;
+  /// Where the host's own processes may run, when the host OS is not itself a domain
+  /// (Linux: the CPUs of the root cpuset outside the guests' cgroups, or systemd's
+  /// AllowedCPUs of system.slice), to show housekeeping CPUs beside the guests' pins. Empty
+  /// where the host OS is a domain (Xen's domain 0) or the backend cannot tell.
+  std::optional<CpuMap> system_cpus;
 
   /// The number of CPU ids: the universe of every host-wide CpuMap.
   std::size_t cpu_universe() const noexcept { return possible.universe(); }
@@ -142,16 +176,23 @@ enum class SnapshotScope { metrics_only, full };
 /// offline ones included) and, for SnapshotScope::full, its affinity matrices, all
 /// max_vcpus rows × host-universe columns (for metrics_only they are empty, 0×0).
 ///
-/// effective is Xen's rule for where a vcpu may actually run: hard ∩ soft ∩ online when
-/// that is not empty, else hard ∩ online (the scheduler ignores a soft affinity that
-/// leaves nothing). Xen itself also stores soft ∩ hard as the "effective soft" it writes
-/// back on a pin; that can be empty, and is reported in PinResult.
+/// hard is the affinity the vcpu was given (Xen's hard affinity; Linux: its thread's
+/// sched_getaffinity), soft the preferred CPUs (every CPU where the hypervisor has no soft
+/// affinity: Capabilities::soft_affinity), limit where the vcpu is confined whatever its
+/// pin (Linux: its cpuset; every CPU where nothing confines it: Capabilities::vcpu_limit).
+///
+/// effective is where a vcpu may actually run, Xen's rule extended by the limit: with
+/// allowed = hard ∩ limit ∩ online, it is allowed ∩ soft when that is not empty, else
+/// allowed (the scheduler ignores a soft affinity that leaves nothing). Xen itself also
+/// stores soft ∩ hard as the "effective soft" it writes back on a pin; that can be empty,
+/// and is reported in PinResult.
 struct DomainSnapshot {
   DomainInfo domain;
   std::vector<VcpuMetrics> vcpus;
   AffinityMatrix hard;
   AffinityMatrix soft;
   AffinityMatrix effective;
+  AffinityMatrix limit;
   SnapshotScope scope = SnapshotScope::full;
   std::chrono::system_clock::time_point taken_at;
 
@@ -162,6 +203,7 @@ struct DomainSnapshot {
     hard.reshape(0, 0);
     soft.reshape(0, 0);
     effective.reshape(0, 0);
+    limit.reshape(0, 0);
     scope = SnapshotScope::full;
     taken_at = {};
   }
@@ -261,6 +303,36 @@ inline void effective_affinity(const AffinityMatrix& hard, const AffinityMatrix&
     }
   }
   detail::effective_rows<0>(h, s, on.data(), e, rows, n, k);
+}
+
+/// The effective affinity of vcpus confined by a limit (see DomainSnapshot): with
+/// allowed = hard ∩ limit ∩ online per row, allowed ∩ soft when not empty, else allowed.
+/// All three matrices have one shape (else Error(invalid_argument)); `into` may not be one
+/// of them.
+inline void effective_affinity(const AffinityMatrix& hard, const AffinityMatrix& soft, const AffinityMatrix& limit,
+                               const CpuMap& online, AffinityMatrix& into) {
+  if (hard.rows() != soft.rows() || hard.cols() != soft.cols() || limit.rows() != hard.rows() ||
+      limit.cols() != hard.cols())
+    throw Error(ErrorCode::invalid_argument, "effective_affinity: the hard, soft and limit matrices differ in shape");
+  if (&into == &hard || &into == &soft || &into == &limit)
+    throw Error(ErrorCode::invalid_argument, "effective_affinity: the result cannot be one of the inputs");
+  if (into.rows() != hard.rows() || into.cols() != hard.cols()) into.reshape(hard.rows(), hard.cols());
+  const std::size_t n = hard.row_words();
+  const auto on = online.words();
+  const detail::Block* h = hard.words().data();
+  const detail::Block* s = soft.words().data();
+  const detail::Block* l = limit.words().data();
+  detail::Block* e = into.mutable_words().data();
+  for (std::size_t v = 0; v < hard.rows(); ++v, h += n, s += n, l += n, e += n) {
+    detail::Block any = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      const detail::Block allowed = h[i] & l[i] & (i < on.size() ? on[i] : 0);
+      e[i] = allowed & s[i];
+      any |= e[i];
+    }
+    if (!any)
+      for (std::size_t i = 0; i < n; ++i) e[i] = h[i] & l[i] & (i < on.size() ? on[i] : 0);
+  }
 }
 
 /// Xen's effective affinity of every vcpu (see DomainSnapshot), as a new matrix.

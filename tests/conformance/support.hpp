@@ -201,6 +201,7 @@ inline int errno_for(ErrorCode code) {
     case ErrorCode::permission_denied: return EPERM;
     case ErrorCode::busy: return EBUSY;
     case ErrorCode::internal: return EIO;
+    case ErrorCode::unsupported: return EOPNOTSUPP;
     case ErrorCode::hypervisor_unavailable: break;
   }
   throw std::logic_error("conformance: no errno stands for hypervisor_unavailable");
