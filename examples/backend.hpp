@@ -4,21 +4,24 @@
 //     return examples::run("vcpu-list", usage, [&] { examples::Args args(argc, argv); ...; return 0; });
 //   }
 //
-// Backend options of every tool: --backend=auto|xen|mock, --fixture FILE (a MockHypervisor
-// fixture, see vcpumap/fixture.hpp), --persist (write the mock host back to FILE when the
-// command changed it, so that commands can be chained without Xen: the file is locked from
-// its read to its replacement, and replaced atomically). auto takes Xen when
-// /dev/xen/privcmd is usable; else a tool that only reads uses the demo host of the 2006
-// libvir-list thread and says so on stderr in one line, and a tool that changes the host
-// (vcpu-pin, vcpu-balance --apply) fails, changing nothing.
+// Backend options of every tool: --backend=auto|xen|linux|mock, --qmp SOCKET (linux: a QMP
+// socket of a guest you started, repeatable), --fixture FILE (a MockHypervisor fixture, see
+// vcpumap/fixture.hpp), --persist (write the mock host back to FILE when the command changed
+// it, so that commands can be chained without Xen: the file is locked from its read to its
+// replacement, and replaced atomically). auto takes Xen when /dev/xen/privcmd is usable,
+// else Linux when QEMU guests run here; else a tool that only reads uses the demo host of the
+// 2006 libvir-list thread and says so on stderr in one line, and a tool that changes the
+// host (vcpu-pin, vcpu-balance --apply) fails, changing nothing.
 //
 // Exit codes: 0 success; 1 an operation failed (no such domain, vcpu or CPU on this host, the
 // hypervisor refused); 2 a usage error (unknown option, missing or malformed argument).
 //
 // For tests: VCPUMAP_MOCK_FAIL_CALL=K makes the K-th backend call of a mock fail (busy).
 //
-// This is the one file that knows whether the Xen backend was built (meson sets
-// VCPUMAP_EXAMPLES_WITH_XEN); the tools see only vcpumap::AnyHypervisor.
+// This is the one file that knows whether the Xen and Linux backends were built (meson sets
+// VCPUMAP_EXAMPLES_WITH_XEN and VCPUMAP_EXAMPLES_WITH_LINUX); the tools see
+// vcpumap::AnyHypervisor, and LinuxHypervisor through linux_backend() for what only it has
+// (emulator and IOThreads).
 #pragma once
 
 #include <algorithm>
@@ -46,6 +49,9 @@
 #if VCPUMAP_EXAMPLES_WITH_XEN
 #include <vcpumap/xen.hpp>
 #endif
+#if VCPUMAP_EXAMPLES_WITH_LINUX
+#include <vcpumap/linux.hpp>
+#endif
 
 namespace examples {
 
@@ -60,8 +66,10 @@ struct Help {};
 
 constexpr std::string_view backend_usage =
     "backend:\n"
-    "  --backend=auto|xen|mock  auto (default): Xen when /dev/xen/privcmd is usable, else (for\n"
-    "                           reading only) the demo host\n"
+    "  --backend=auto|xen|linux|mock  auto (default): Xen when /dev/xen/privcmd is usable, else\n"
+    "                           Linux when QEMU guests run here, else (for reading only) the demo host\n"
+    "  --qmp SOCKET             linux: the QMP socket of a guest you started (not libvirt's; repeat\n"
+    "                           for several guests); without it vcpus are found by thread name\n"
     "  --fixture FILE           the mock host described in FILE (default: the demo host of the\n"
     "                           2006 libvir-list thread, 4 CPUs, Domain-0 + xperf1 + xperf2)\n"
     "  --persist                write the mock host back to FILE when the command changed it\n"
@@ -185,6 +193,63 @@ inline AnyHypervisor open_xen() {
 constexpr std::string_view no_xen_reason = "built without Xen";
 #endif
 
+// ---- and whether the Linux backend was ----
+
+/// A guest's thread beside its vcpus (Linux: the emulator, an IOThread).
+struct HelperThread {
+  bool emulator = true;
+  std::string iothread;  // its id, for an IOThread
+  int tid = 0;
+  VcpuMetrics metrics;
+  CpuMap hard, limit;
+};
+/// What a helper-thread option needs: the Linux backend.
+constexpr std::string_view linux_only = "needs the linux backend (--backend=linux): only QEMU guests have";
+
+#if VCPUMAP_EXAMPLES_WITH_LINUX
+inline bool linux_guests_present() { return LinuxHypervisor::guests_present(); }
+inline AnyHypervisor open_linux(std::vector<std::string> qmp) {
+  LinuxOptions o;
+  o.qmp_sockets = std::move(qmp);
+  return AnyHypervisor(std::in_place_type<LinuxHypervisor>, std::move(o));
+}
+inline LinuxHypervisor& require_linux(AnyHypervisor& hv, std::string_view option) {
+  if (auto* lx = hv.target<LinuxHypervisor>()) return *lx;
+  throw Usage(fmt::format("{} {} emulator and I/O threads", option, linux_only));
+}
+/// Throws Usage unless the backend has helper threads (the Linux one).
+inline void require_helper_threads(AnyHypervisor& hv, std::string_view option) { (void)require_linux(hv, option); }
+/// The emulator thread and IOThreads of a guest.
+inline std::vector<HelperThread> helper_threads(AnyHypervisor& hv, std::string_view option, DomainId domain) {
+  std::vector<HelperThread> out;
+  for (GuestThread& t : require_linux(hv, option).threads(domain))
+    out.push_back({t.kind == GuestThread::Kind::emulator, std::move(t.iothread), t.tid, t.metrics, std::move(t.hard),
+                   std::move(t.limit)});
+  return out;
+}
+/// Pins a guest's emulator thread (iothread empty) or an IOThread; returns the affinity read back.
+inline CpuMap pin_helper_thread(AnyHypervisor& hv, std::string_view option, DomainId domain,
+                                const std::optional<std::string>& iothread, const CpuMap& cpus) {
+  LinuxHypervisor& lx = require_linux(hv, option);
+  return iothread ? lx.pin_iothread(domain, *iothread, cpus) : lx.pin_emulator(domain, cpus);
+}
+#else
+inline bool linux_guests_present() { return false; }
+inline AnyHypervisor open_linux(std::vector<std::string>) {
+  throw Error(ErrorCode::hypervisor_unavailable, "this build has no Linux backend (nlohmann-json was not found)");
+}
+inline void require_helper_threads(AnyHypervisor&, std::string_view option) {
+  throw Usage(fmt::format("{} {} emulator and I/O threads", option, linux_only));
+}
+inline std::vector<HelperThread> helper_threads(AnyHypervisor&, std::string_view option, DomainId) {
+  throw Usage(fmt::format("{} {} emulator and I/O threads", option, linux_only));
+}
+inline CpuMap pin_helper_thread(AnyHypervisor&, std::string_view option, DomainId, const std::optional<std::string>&,
+                                const CpuMap&) {
+  throw Usage(fmt::format("{} {} emulator and I/O threads", option, linux_only));
+}
+#endif
+
 /// What a tool does with the host: only reads it, or changes it (pins).
 enum class Access { read, change };
 
@@ -195,9 +260,12 @@ class Backend {
   bool parse(Args& args) {
     if (args.is("--help") || args.is("-h")) throw Help{};
     if (auto kind = args.value("--backend")) {
-      if (*kind != "auto" && *kind != "xen" && *kind != "mock")
-        throw Usage(fmt::format("--backend is auto, xen or mock, not '{}'", escape_terminal(*kind)));
+      if (*kind != "auto" && *kind != "xen" && *kind != "linux" && *kind != "mock")
+        throw Usage(fmt::format("--backend is auto, xen, linux or mock, not '{}'", escape_terminal(*kind)));
       kind_ = *kind;
+    } else if (auto socket = args.value("--qmp")) {
+      if (socket->empty()) throw Usage("--qmp needs a socket path");
+      qmp_.push_back(*socket);
     } else if (auto file = args.value("--fixture")) {
       if (file->empty()) throw Usage("--fixture needs a file name");
       fixture_ = *file;
@@ -214,9 +282,12 @@ class Backend {
   /// Xen (saying so on stderr); one that changes the host never does: a pin of the demo
   /// host would report a success that changed nothing real.
   AnyHypervisor& open(std::string_view tool, Access access, bool follow_real_time = false) {
-    if (kind_ == "xen" && !fixture_.empty()) throw Usage("--fixture is for the mock backend, not for xen");
+    if ((kind_ == "xen" || kind_ == "linux") && !fixture_.empty())
+      throw Usage(fmt::format("--fixture is for the mock backend, not for {}", kind_));
+    if (!qmp_.empty() && kind_ != "linux" && kind_ != "auto") throw Usage("--qmp is for the linux backend");
     if (persist_ && fixture_.empty()) throw Usage("--persist needs --fixture FILE");
     if (kind_ == "xen") return hv_.emplace(open_xen());
+    if (kind_ == "linux") return hv_.emplace(open_linux(qmp_));
     if (kind_ == "auto" && fixture_.empty()) {
       std::string why(no_xen_reason);
       if (xen_usable()) {
@@ -226,6 +297,8 @@ class Backend {
           why = e.what();
         }
       }
+      if (!qmp_.empty() || linux_guests_present()) return hv_.emplace(open_linux(qmp_));
+      why += " and no QEMU guest runs here";
       if (access == Access::change)
         throw Error(ErrorCode::hypervisor_unavailable,
                     fmt::format("{}: nothing changed: {} changes a real hypervisor's domains, and only reading tools "
@@ -256,6 +329,7 @@ class Backend {
  private:
   std::string kind_ = "auto";
   std::string fixture_;
+  std::vector<std::string> qmp_;
   bool persist_ = false;
   std::optional<FixtureFile> file_;
   std::optional<AnyHypervisor> hv_;

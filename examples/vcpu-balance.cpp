@@ -25,6 +25,8 @@ constexpr std::string_view usage =
     "all within one NUMA node, the least loaded one, keeping vcpus on the CPU they are on when\n"
     "it is free; prints the plan as a diff against the current hard affinity. Soft affinity is\n"
     "kept. A domain with more vcpus than its node has online CPUs shares them round robin.\n"
+    "Where vcpus are confined (Linux cpusets), only CPUs of every vcpu's cpuset are used; a domain\n"
+    "whose vcpus cannot be seen is skipped, with the reason.\n"
     "  --apply   pin the plan, all or nothing across domains; print the effective affinity\n";
 
 struct DomainPlan {
@@ -38,18 +40,23 @@ struct DomainPlan {
 /// CPU when that one was chosen.
 DomainPlan place(const HostInfo& host, const DomainSnapshot& d, std::vector<unsigned>& load) {
   const unsigned vcpus = d.domain.max_vcpus;
+  CpuMap usable = host.online;  // online, and in every vcpu's limit (cpuset)
+  for (unsigned v = 0; v < vcpus; ++v) usable &= d.limit.row(v);
   std::optional<unsigned> best;
   double best_score = 0;
   for (unsigned n = 0; n < host.numa_nodes.size(); ++n) {
-    const CpuMap cpus = host.numa_nodes[n] & host.online;
+    const CpuMap cpus = host.numa_nodes[n] & usable;
     if (cpus.empty()) continue;
     unsigned node_load = vcpus;
     for (std::size_t c : cpus) node_load += load[c];
     const double score = static_cast<double>(node_load) / static_cast<double>(cpus.count());
     if (!best || score < best_score) best = n, best_score = score;
   }
-  if (!best) throw Error(ErrorCode::invalid_argument, "no NUMA node has an online CPU");
-  const CpuMap node_cpus = host.numa_nodes[*best] & host.online;
+  if (!best)
+    throw Error(ErrorCode::invalid_argument,
+                fmt::format("{}: no NUMA node has an online CPU{}", describe(d.domain),
+                            host.caps.vcpu_limit.empty() ? "" : fmt::format(" in every vcpu's {}", host.caps.vcpu_limit)));
+  const CpuMap node_cpus = host.numa_nodes[*best] & usable;
   std::vector<std::size_t> order(node_cpus.begin(), node_cpus.end());
   CpuMap current(host.cpu_universe());  // on equal load, prefer the CPUs the vcpus are on
   for (const VcpuMetrics& m : d.vcpus)
@@ -107,6 +114,10 @@ int balance(int argc, char** argv, examples::Backend& backend) {
   std::size_t changes = 0;
   for (const DomainSnapshot* d : chosen) {
     if (d->domain.max_vcpus == 0 || d->domain.flags.dying) continue;
+    if (!d->domain.vcpu_problem.empty()) {
+      fmt::print("{}: skipped: {}\n", describe(d->domain), escape_terminal(d->domain.vcpu_problem));
+      continue;
+    }
     DomainPlan plan = place(host.host, *d, load);
     fmt::print("{}: {} vcpu{} on node {}\n", describe(d->domain), d->domain.max_vcpus,
                d->domain.max_vcpus == 1 ? "" : "s", plan.node);

@@ -19,6 +19,7 @@ using namespace vcpumap;
 
 constexpr std::string_view usage =
     "usage: vcpu-pin [-f] [--dry-run] [backend options] DOMAIN VCPUS HARD [SOFT]\n"
+    "       vcpu-pin (--emulator | --iothread ID) [backend options] DOMAIN HARD\n"
     "Sets the hard and/or soft affinity of vcpus of DOMAIN (a name or an id), as `xl vcpu-pin`,\n"
     "and prints the effective affinity the hypervisor reports back.\n"
     "  VCPUS       a vcpu number, a list of vcpus (0-3,^2) or 'all'\n"
@@ -26,7 +27,11 @@ constexpr std::string_view usage =
     "              map (SOFT absent: kept too)\n"
     "Several vcpus are pinned all or nothing: if one fails, the others are restored.\n"
     "  -f, --force  let the pin override the cpupool's or scheduler's objections (Xen's FORCE)\n"
-    "  --dry-run    print the hard, soft and effective affinity every vcpu would have; change nothing\n";
+    "  --dry-run    print the hard, soft and effective affinity every vcpu would have; change nothing\n"
+    "  --emulator   linux: pin the guest's emulator (main QEMU) thread, as libvirt's emulatorpin\n"
+    "  --iothread ID  linux: pin the guest's IOThread ID, as libvirt's iothreadpin\n"
+    "A host without soft affinity (Linux) takes HARD only; a pin naming CPUs outside a thread's\n"
+    "cpuset is refused, and the message names the cpuset.\n";
 
 /// A new affinity argument: nothing for "-".
 std::optional<CpuMap> parse_map(const HostInfo& host, const std::string& whom, std::string_view kind,
@@ -41,9 +46,32 @@ std::optional<CpuMap> parse_map(const HostInfo& host, const std::string& whom, s
       });
 }
 
+/// --emulator / --iothread ID: DOMAIN HARD, one thread of a QEMU guest.
+int pin_helper(examples::Backend& backend, bool emulator, const std::optional<std::string>& iothread, bool other_flags,
+               const std::vector<std::string>& words) {
+  const std::string option = emulator ? "--emulator" : "--iothread";
+  if (emulator && iothread) throw examples::Usage("--emulator and --iothread exclude each other");
+  if (other_flags) throw examples::Usage(fmt::format("{} takes neither -f nor --dry-run", option));
+  if (words.size() != 2) throw examples::Usage(fmt::format("{} needs DOMAIN HARD", option));
+  AnyHypervisor& hv = backend.open("vcpu-pin", examples::Access::change);
+  examples::require_helper_threads(hv, option);
+  const HostInfo host = hv.host_info();
+  const std::vector<DomainInfo> domains = hv.list_domains();
+  const DomainInfo domain = domains[examples::find_domain(domains, words[0])];
+  const std::string what = iothread ? fmt::format("IOThread {}", escape_terminal(*iothread)) : "emulator thread";
+  const std::string whom = fmt::format("{}: {}", describe(domain), what);
+  const std::optional<CpuMap> hard = parse_map(host, whom, "hard", words[1]);
+  if (!hard) throw examples::Usage(fmt::format("{} needs a map, not '-'", option));
+  const CpuMap back =
+      examples::about(domain, [&] { return examples::pin_helper_thread(hv, option, domain.id, iothread, *hard); });
+  fmt::print("{}: affinity reported back: {:a}\n", whom, back);
+  return 0;
+}
+
 int pin(int argc, char** argv, examples::Backend& backend) {
   examples::Args args(argc, argv);
-  bool force = false, dry_run = false;
+  bool force = false, dry_run = false, emulator = false;
+  std::optional<std::string> iothread;
   std::vector<std::string> words;
   while (args.next()) {
     if (backend.parse(args)) continue;
@@ -51,11 +79,16 @@ int pin(int argc, char** argv, examples::Backend& backend) {
       force = true;
     else if (args.is("--dry-run"))
       dry_run = true;
+    else if (args.is("--emulator"))
+      emulator = true;
+    else if (auto id = args.value("--iothread"))
+      iothread = *id;
     else if (args.positional())
       words.push_back(args.current());
     else
       args.unknown();
   }
+  if (emulator || iothread) return pin_helper(backend, emulator, iothread, force || dry_run, words);
   if (words.size() < 3) throw examples::Usage("needs DOMAIN VCPUS HARD [SOFT]");
   if (words.size() > 4) throw examples::Usage(fmt::format("unexpected argument '{}'", words[4]));
 
@@ -84,7 +117,10 @@ int pin(int argc, char** argv, examples::Backend& backend) {
   if (!every && vcpus.count() == 1 && !dry_run) {
     const unsigned v = *vcpus.first();
     const PinResult r = examples::about(domain, [&] { return hv.pin_vcpu(domain.id, v, VcpuPin{hard, soft, force}); });
-    fmt::print("{}: effective affinity (hard / soft) reported back:\nvcpu {}: {:a} / {:a}\n", who, v, r.hard, r.soft);
+    if (host.caps.soft_affinity)
+      fmt::print("{}: effective affinity (hard / soft) reported back:\nvcpu {}: {:a} / {:a}\n", who, v, r.hard, r.soft);
+    else
+      fmt::print("{}: affinity reported back:\nvcpu {}: {:a}\n", who, v, r.hard);
     return 0;
   }
 
@@ -102,8 +138,13 @@ int pin(int argc, char** argv, examples::Backend& backend) {
     return 0;
   }
   const MatrixPinResult r = examples::about(domain, [&] { return hv.pin_vcpus(domain.id, sparse); });
-  fmt::print("{}: effective affinity (hard / soft) reported back:\n", who);
-  for (std::size_t v : vcpus) fmt::print("vcpu {}: {:a} / {:a}\n", v, r.hard.row(v), r.soft.row(v));
+  if (host.caps.soft_affinity) {
+    fmt::print("{}: effective affinity (hard / soft) reported back:\n", who);
+    for (std::size_t v : vcpus) fmt::print("vcpu {}: {:a} / {:a}\n", v, r.hard.row(v), r.soft.row(v));
+  } else {
+    fmt::print("{}: affinity reported back:\n", who);
+    for (std::size_t v : vcpus) fmt::print("vcpu {}: {:a}\n", v, r.hard.row(v));
+  }
   return 0;
 }
 

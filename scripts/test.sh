@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian 12 machine: installs what is missing, then
 #   1. g++ 12, warnings as errors: unit tests, example tests, install + consumer builds
-#      (suite consumers), the real-Xen test (suite xen);
+#      (suite consumers), the real-Xen test (suite xen), real QEMU guests and a real libvirt
+#      daemon (suite linux, serial);
 #   2. clang 14 with ASan+UBSan (any report fails): the unit and example tests;
 #   3. clang libFuzzer targets (cpulist, fixture) sharing fuzz_seconds, with the round-trip checks.
-# Usage: scripts/test.sh [--quick]   (--quick skips the fuzzers and the real-Xen boot)
+# Usage: scripts/test.sh [--quick]   (--quick skips the fuzzers, the real-Xen boot and the real guests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,7 +17,7 @@ for arg in "$@"; do
   esac
 done
 
-if [ "$quick" = 1 ]; then scripts/setup-debian.sh; else scripts/setup-debian.sh --xen-test; fi
+if [ "$quick" = 1 ]; then scripts/setup-debian.sh; else scripts/setup-debian.sh --xen-test --linux-test; fi
 
 # configure DIR [meson options...]: set up once, reconfigure after.
 configure() {
@@ -30,7 +31,7 @@ step "g++ build, warnings as errors"
 CXX=g++ configure _build/gcc -Dwerror=true
 ninja -C _build/gcc
 suites=(--no-suite fuzz)
-[ "$quick" = 1 ] && suites+=(--no-suite xen)
+[ "$quick" = 1 ] && suites+=(--no-suite xen --no-suite linux)
 meson test -C _build/gcc --print-errorlogs "${suites[@]}"
 
 step "clang build with AddressSanitizer + UndefinedBehaviorSanitizer"
@@ -38,7 +39,7 @@ CXX=clang++ configure _build/clang-asan -Dwerror=true -Db_sanitize=address,undef
   -Dcpp_args=-fno-sanitize-recover=all -Dbenchmarks=disabled
 ninja -C _build/clang-asan
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  meson test -C _build/clang-asan --print-errorlogs --no-suite fuzz --no-suite xen --no-suite consumers
+  meson test -C _build/clang-asan --print-errorlogs --no-suite fuzz --no-suite xen --no-suite consumers --no-suite linux
 
 if [ "$quick" = 0 ]; then
   step "libFuzzer targets"

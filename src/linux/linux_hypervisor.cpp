@@ -422,6 +422,10 @@ struct LinuxHypervisor::Impl {
   /// A process as a guest: the existing entry when it is the same process, a new one when it
   /// is QEMU, or nothing. `stat` is the process's stat as just read.
   Guest* guest_of(int pid, const detail::ProcStat& stat, Fd stat_fd) {
+    if (stat.state == 'Z' || stat.state == 'X') {  // exited, not reaped yet: no guest any more
+      guests.erase(pid);
+      return nullptr;
+    }
     if (auto it = guests.find(pid); it != guests.end()) {
       if (it->second.starttime == stat.starttime) return &it->second;
       guests.erase(it);  // the pid was reused

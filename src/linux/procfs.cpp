@@ -246,7 +246,7 @@ ThreadRole thread_role(std::string_view comm) {
     if (!n || !std::all_of(accel.begin(), accel.end(), [](char c) { return c >= 'A' && c <= 'Z'; })) return r;
     r.kind = ThreadRole::Kind::vcpu;
     r.vcpu = static_cast<unsigned>(*n);
-  } else if (comm.size() > 3 && comm.substr(0, 3) == "IO ") {
+  } else if (comm.size() > 3 && comm.substr(0, 3) == "IO " && comm != "IO mon_iothread") {
     r.kind = ThreadRole::Kind::iothread;
     r.iothread = std::string(comm.substr(3));
   }

@@ -72,7 +72,9 @@ std::optional<QemuCommandLine> parse_qemu_cmdline(std::string_view cmdline, unsi
 
 /// A thread's role from its name (the stat comm): "CPU <n>/KVM" and "CPU <n>/TCG" (also
 /// HVF, WHPX, ...: any "CPU <n>/<accel>") are vcpu n; "IO <id>" is IOThread id. Exact
-/// matches only: KVM's kernel thread "kvm-nx-lpage-re" and QEMU's "worker" are neither.
+/// matches only: KVM's kernel thread "kvm-nx-lpage-re" and QEMU's "worker" are neither, and
+/// "IO mon_iothread" is QEMU's monitor thread (every guest with a QMP monitor has it), which
+/// query-iothreads does not list: not an IOThread.
 struct ThreadRole {
   enum class Kind { other, vcpu, iothread };
   Kind kind = Kind::other;

@@ -168,14 +168,14 @@ def check_json(args, table_args):
     table, _ = run("list", *table_args)
     rows = table.splitlines()[1:]
     check(len(vcpus) == len(rows), f"{len(vcpus)} JSON objects for {len(rows)} table rows")
-    keys = {"domain", "id", "vcpu", "state", "cpu", "time_ns", "hard", "soft", "effective"}
+    keys = {"domain", "id", "vcpu", "state", "cpu", "time_ns", "wait_ns", "hard", "soft", "limit", "effective"}
     for obj, row in zip(vcpus, rows):
         check(set(obj) == keys, f"keys {sorted(obj)}")
         check(isinstance(obj["domain"], str) and isinstance(obj["id"], int) and isinstance(obj["vcpu"], int), obj)
         check(obj["state"] in {"offline", "running", "blocked", "runnable", "unknown"}, obj)
         check((obj["cpu"] is None) == (obj["state"] == "offline"), f"cpu null exactly when offline: {obj}")
         check(isinstance(obj["time_ns"], int) and obj["time_ns"] >= 0, obj)
-        for k in ("hard", "soft", "effective"):
+        for k in ("hard", "soft", "limit", "effective"):
             check(CPULIST.fullmatch(obj[k]), f"{k} is not a canonical cpulist: {obj}")
         fields = row.split()
         check(fields[0] == obj["domain"] and int(fields[1]) == obj["id"] and int(fields[2]) == obj["vcpu"],
@@ -230,7 +230,7 @@ ERRORS = [
     ("list", ["--watch", "soon"], 2, "--watch needs a number"),
     ("list", ["--watch"], 2, "--watch needs a value"),
     ("list", ["--watch", "1", "--count", "0"], 2, "--count"),
-    ("list", ["--backend=kvm"], 2, "--backend is auto, xen or mock"),
+    ("list", ["--backend=kvm"], 2, "--backend is auto, xen, linux or mock"),
     ("list", ["--backend=xen", "--fixture", BIG], 2, "--fixture is for the mock"),
     ("list", ["--persist"], 2, "--persist needs --fixture"),
     ("list", ["--backend=mock", "nosuch"], 1, "no such domain 'nosuch'"),
@@ -307,7 +307,7 @@ def help():
     for tool, name in (("list", "vcpu-list"), ("pin", "vcpu-pin"), ("matrix", "vcpu-matrix"), ("balance", "vcpu-balance")):
         for flag in ("--help", "-h"):
             out, err = run(tool, "--backend=mock", flag)
-            check(out.startswith(f"usage: {name} ") and "--backend=auto|xen|mock" in out and err == "", f"{name} {flag}")
+            check(out.startswith(f"usage: {name} ") and "--backend=auto|xen|linux|mock" in out and err == "", f"{name} {flag}")
 
 
 # ---- pins change what they should, and nothing else ----
@@ -383,6 +383,52 @@ def balance_apply():
 def write(path, text):
     with open(path, "w") as f:
         f.write(text)
+
+
+# ---- a host like Linux's: no soft affinity, vcpus confined by cpusets ----
+
+LINUX_LIKE = """host cpus=4 soft=no limit=cpuset system=0
+domain 4101 web vcpus=3 uuid=4a5b6c7d-1111-2222-3333-444455556666
+vcpu 0 state=running cpu=1 time_ns=5000000 wait_ns=700 hard=0-3 limit=2-3
+vcpu 1 state=blocked cpu=2 time_ns=4000000 wait_ns=0 hard=2-3 limit=2-3
+domain 4200 "odd (name)" vcpus=2
+problem "its vcpu threads are not named"
+vcpu 0 state=unknown hard=none limit=none
+vcpu 1 state=unknown hard=none limit=none
+"""
+
+
+@test
+def linux_like_hosts():
+    host = fixture_file(LINUX_LIKE)
+    out, _ = run("list", "--fixture", host)
+    rows = out.splitlines()
+    check(rows[0].endswith("Affinity (Hard [cpuset])"), f"header: {rows[0]!r}")
+    check(rows[1].split()[6:] == ["all", "[cpuset", "2-3]"], f"the cpuset shows where it narrows: {rows[1]!r}")
+    check(rows[2].split()[6:] == ["2-3"], f"and not where it does not: {rows[2]!r}")
+    check(rows[3].split()[4] == "--p" and rows[3].split()[6:] == ["all"], f"offline vcpu: {rows[3]!r}")
+    check("vcpus unknown: its vcpu threads are not named" in rows[4] and len(rows) == 5, f"the problem domain: {out!r}")
+    vcpus = json.loads(run("list", "--fixture", host, "--json")[0])
+    check(vcpus[0]["limit"] == "2-3" and vcpus[0]["effective"] == "2-3" and vcpus[0]["wait_ns"] == 700, vcpus[0])
+    check(vcpus[3]["problem"] == "its vcpu threads are not named" and vcpus[3]["hard"] == "", vcpus[3])
+    # A pin outside the cpuset, a soft map, a pin of the problem domain: refused, naming why.
+    _, err = run("pin", "--fixture", host, "web", "1", "0-1", code=1)
+    check("outside the vcpu's cpuset 2-3" in err, err)
+    _, err = run("pin", "--fixture", host, "web", "1", "2", "3", code=1)
+    check("no soft affinity" in err, err)
+    _, err = run("pin", "--fixture", host, "odd (name)", "0", "1", code=1)
+    check("its vcpus cannot be pinned: its vcpu threads are not named" in err, err)
+    out, _ = run("pin", "--fixture", host, "web", "1", "3")
+    check(out.splitlines()[1:] == ["vcpu 1: 3"], f"no soft column: {out!r}")
+    # The balancer keeps to the cpusets and skips what it cannot see.
+    out, _ = run("balance", "--fixture", host)
+    check("domain 4200 (odd (name)): skipped: its vcpu threads are not named" in out, out)
+    check(all(a.split("-> ")[-1] in ("2", "3") for a in out.splitlines() if "->" in a), out)
+    # Helper threads need the linux backend: a usage error elsewhere.
+    _, err = run("list", "--fixture", host, "--threads", code=2)
+    check("--threads needs the linux backend" in err, err)
+    _, err = run("pin", "--fixture", host, "--emulator", "web", "1", code=2)
+    check("--emulator needs the linux backend" in err, err)
 
 
 def fixture_file(text, name="host.txt"):
