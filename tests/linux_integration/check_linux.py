@@ -489,6 +489,37 @@ def plain_g3(t, g, env_only):
             f"g3 by PID: nothing guessed either (exit {rc})", out)
 
 
+def plain_qmp(t, guests, env_only):
+    """The QMP path (--qmp SOCKET): agrees with the name path on g1, and finds g3's vcpus, whose
+    threads have no names, through query-cpus-fast alone."""
+    if env_only:
+        return
+    g1, g3 = guests["g1"], guests["g3"]
+    by_name = t.list_vcpus("g1")
+    rc, data, err, out = t.list_json("--qmp", g1["qmp"], "g1")
+    R.check(rc == 0 and isinstance(data, list), f"g1 --qmp: vcpu-list exits 0 (exit {rc})", err)
+    by_qmp = {o["vcpu"]: o for o in (data or []) if "thread" not in o}
+    R.check(sorted(by_qmp) == sorted(by_name) and all(by_qmp[v]["hard"] == by_name[v]["hard"] and
+                                                       by_qmp[v]["state"] == by_name[v]["state"] for v in by_name),
+            "g1: the QMP path and the name path agree (vcpus, state, hard)", f"{by_qmp}\n{by_name}")
+    if not g3.get("qmp"):
+        R.check(False, "g3 has a QMP socket for the QMP-only check", g3)
+        return
+    with Qmp(g3["qmp"]) as m:
+        fast = {c["cpu-index"]: c["thread-id"] for c in m.execute("query-cpus-fast")}
+    rc, data, err, out = t.list_json("--qmp", g3["qmp"], "g3")
+    objs = {o["vcpu"]: o for o in (data or []) if "thread" not in o}
+    R.check(rc == 0 and sorted(objs) == sorted(fast) and all("problem" not in o for o in objs.values()),
+            f"g3 --qmp: its {len(fast)} vcpus are found through QMP alone (exit {rc})", out + err)
+    for v, tid in fast.items():
+        if v in objs:
+            R.check(objs[v]["hard"] == cpulist(taskset_get(tid)),
+                    f"g3 --qmp: vcpu {v} hard {objs[v]['hard']} is taskset's of QMP's thread {tid}", objs[v])
+    rc, out, err = t.pin("--qmp", g3["qmp"], "g3", "1", "1")
+    R.check(rc == 0 and taskset_get(fast[1]) == {1}, "g3 --qmp: vcpu-pin g3 1 1 pins QMP's thread of vcpu 1",
+            out + err)
+
+
 def plain_all(t, guests, env_only):
     """Without a DOMAIN, every guest is listed (g3 with its reason; other QEMUs may appear too)."""
     if env_only:
@@ -654,6 +685,7 @@ def main():
         R.group(plain_g1, t, guests["g1"], env_only)
         R.group(plain_g2, t, guests["g2"], env_only)
         R.group(plain_g3, t, guests["g3"], env_only)
+        R.group(plain_qmp, t, guests, env_only)
         R.group(plain_all, t, guests, env_only)
     else:
         R.group(libvirt_lv1, t, guests["lv1"], env_only)

@@ -13,7 +13,7 @@
 #      libvirt-daemon-driver-qemu libvirt-clients util-linux (never libvirt-daemon-system: it
 #      pulls in systemd);
 #   2. three paused TCG guests without disks: g1 (-smp 4, an IOThread), g2 (-smp 2,maxcpus=4),
-#      g3 (-smp 2, no debug-threads, no QMP); check_linux.py plain;
+#      g3 (-smp 2, no debug-threads; its QMP socket only for the --qmp checks); check_linux.py plain;
 #   3. virtlogd + libvirtd (qemu:///system), guests lv1 (4 vcpus) and lv2 (2 vcpus) defined and
 #      started paused; check_linux.py libvirt;
 #   4. teardown: everything stopped, qemu.conf and the libvirt folders as they were.
@@ -89,8 +89,8 @@ echo "=== plain QEMU guests ==="
 s=$GUESTS_STATE
 if timed "plain QEMU g1 (-smp 4) to vcpu threads:" g1 start_qemu g1 4 "$s/g1.qmp" -object iothread,id=iot1 &&
    timed "plain QEMU g2 (-smp 2,maxcpus=4):" g2 start_qemu g2 2,maxcpus=4 "$s/g2.qmp" &&
-   timed "plain QEMU g3 (no debug-threads):" g3 start_qemu --no-debug-threads g3 2 none; then
-  checks plain --guest "g1=$g1,$s/g1.qmp" --guest "g2=$g2,$s/g2.qmp" --guest "g3=$g3"
+   timed "plain QEMU g3 (no debug-threads):" g3 start_qemu --no-debug-threads g3 2 "$s/g3.qmp"; then
+  checks plain --guest "g1=$g1,$s/g1.qmp" --guest "g2=$g2,$s/g2.qmp" --guest "g3=$g3,$s/g3.qmp"
 else
   echo "FAIL - the plain QEMU guests did not start"
   failed=1
