@@ -4,7 +4,7 @@
 //   for (const auto& d : hv.snapshot_all().domains) fmt::print("{}\n", d.domain.name);
 //
 // A value type holding any backend (a type with the primitives of vcpumap::Backend:
-// MockHypervisor, XenHypervisor, or your own), chosen at run time (a tool's --backend
+// MockHypervisor, XenHypervisor, LinuxHypervisor, or your own), chosen at run time (a tool's --backend
 // option), itself satisfying the Hypervisor concept: code written against the concept takes
 // it unchanged. It forwards the backend's primitives, one virtual call each, and gets every
 // operation from the same front layer (backend.hpp) as the backend itself: results, errors
@@ -14,9 +14,10 @@
 //   value to duplicate. A moved-from AnyHypervisor is empty: operator bool is false and
 //   every operation throws Error(internal) saying so.
 // - Backends that cannot move (or should not be moved) are built in place:
-//   AnyHypervisor(std::in_place_type<XenHypervisor>, args...).
+//   AnyHypervisor(std::in_place_type<XenHypervisor>, args...) (or LinuxHypervisor).
 // - target<H>() returns the held backend when it is an H (else nullptr), for what the
-//   concept does not cover: MockHypervisor::follow_real_time, fault injection, ...
+//   concept does not cover: MockHypervisor::follow_real_time, fault injection,
+//   LinuxHypervisor's emulator and IOThreads, ...
 #pragma once
 
 #include <chrono>
