@@ -30,7 +30,7 @@ constexpr std::string_view usage =
     "  --dry-run    print the hard, soft and effective affinity every vcpu would have; change nothing\n"
     "  --emulator   linux: pin the guest's emulator (main QEMU) thread, as libvirt's emulatorpin\n"
     "  --iothread ID  linux: pin the guest's IOThread ID, as libvirt's iothreadpin\n"
-    "A host without soft affinity (Linux) takes HARD only; a pin naming CPUs outside a thread's\n"
+    "A host without soft affinity (Linux) takes HARD only; a pin with no online CPU in a thread's\n"
     "cpuset is refused, and the message names the cpuset.\n";
 
 /// A new affinity argument: nothing for "-".

@@ -125,8 +125,10 @@ std::vector<PinOutcome> pin_one_by_one(std::span<const VcpuPinRequest> pins, Aft
 /// vcpus the backend can see (DomainInfo::vcpu_problem empty), vcpu in range, at least one
 /// map, no soft map where the hypervisor has no soft affinity (ErrorCode::unsupported), CPUs
 /// within the host and present, a hard map with at least one online CPU and, given the
-/// vcpu's `limit` (its cpuset, Capabilities::vcpu_limit), no CPU outside it: the kernel
-/// would silently drop those (or refuse the pin with a bare EINVAL when none is left).
+/// vcpu's `limit` (its cpuset, Capabilities::vcpu_limit), at least one online CPU in it: the
+/// hypervisor refuses such a pin with a bare EINVAL, vcpumap says which limit. (CPUs
+/// outside the limit beside some inside are accepted, as the kernel and Xen accept them:
+/// "all" stays a valid pin; the effective affinity leaves them out.)
 /// Stricter than Xen on one point: Xen silently drops CPU ids that are not present; vcpumap
 /// refuses them, since naming a CPU the host lacks is a mistake. Throws Error
 /// (invalid_argument unless said otherwise) naming the domain, the vcpu and the CPUs.
@@ -163,14 +165,11 @@ inline void check_pin(const HostInfo& host, const DomainInfo& domain, unsigned v
       throw Error(ErrorCode::invalid_argument,
                   fmt::format("{}: vcpu {}: hard affinity {} holds no online CPU (online: {})", who, vcpu, *pin.hard,
                               host.online));
-    if (limit) {
-      CpuMap outside = *pin.hard - *limit;
-      if (!outside.empty())
-        throw Error(ErrorCode::invalid_argument,
-                    fmt::format("{}: vcpu {}: hard affinity {} names CPUs {} outside the vcpu's {} {}", who, vcpu,
-                                *pin.hard, outside,
-                                host.caps.vcpu_limit.empty() ? std::string("limit") : host.caps.vcpu_limit, *limit));
-    }
+    if (limit && !(*pin.hard & *limit).intersects(host.online))
+      throw Error(ErrorCode::invalid_argument,
+                  fmt::format("{}: vcpu {}: hard affinity {} holds no online CPU of the vcpu's {} {}", who, vcpu,
+                              *pin.hard, host.caps.vcpu_limit.empty() ? std::string("limit") : host.caps.vcpu_limit,
+                              *limit));
   }
   if (pin.soft) check_cpus(*pin.soft, "soft");
 }
@@ -346,8 +345,13 @@ class HypervisorFront {
   /// effective matrix, the time.
   void finish_read(const HostInfo& host, DomainSnapshot& s) {
     if (s.scope == SnapshotScope::full) {
-      if (host.caps.vcpu_limit.empty()) {
-        s.limit = AffinityMatrix::full(s.hard.rows(), s.hard.cols());
+      if (host.caps.vcpu_limit.empty()) {  // every CPU, in the matrix's own storage
+        s.limit.reshape(s.hard.rows(), s.hard.cols());
+        const std::span<Word> w = s.limit.mutable_words();
+        std::fill(w.begin(), w.end(), ~Word{0});
+        const std::size_t stride = s.limit.row_words();
+        if (const Word tail = detail::last_block_mask(s.hard.cols()); stride > 0 && tail != ~Word{0})
+          for (std::size_t i = stride - 1; i < w.size(); i += stride) w[i] = tail;
         effective_affinity(s.hard, s.soft, host.online, s.effective);
       } else {
         effective_affinity(s.hard, s.soft, s.limit, host.online, s.effective);

@@ -43,9 +43,11 @@
 // effective = hard ∩ cpuset ∩ online. A vcpu not plugged in (no thread) reports the
 // emulator thread's affinity and cpuset, which a hot-plugged vcpu inherits.
 //
-// Pins use sched_setaffinity, sized for any CPU count. A hard map naming CPUs outside the
-// vcpu's cpuset, or offline, is refused before any call (the kernel would drop those CPUs
-// silently, or answer a bare EINVAL): the error names the cpuset. Pinning a vcpu that is
+// Pins use sched_setaffinity, sized for any CPU count. A hard map with no online CPU in the
+// vcpu's cpuset is refused before any call, the error naming the cpuset (the kernel would
+// answer a bare EINVAL); CPUs outside it beside some inside are accepted, as the kernel
+// accepts them (it runs the thread on the intersection; kernels before 6.2 also store only
+// the intersection): the affinity read back and the effective matrix say so. Pinning a vcpu that is
 // not plugged in is refused (invalid_argument). The result of a pin is the thread's
 // affinity read back. Whole-matrix and sparse pins, with rollback, come from the front.
 //
@@ -146,8 +148,8 @@ class LinuxHypervisor : public HypervisorFront<LinuxHypervisor> {
   /// cpuset. not_found when there is no such domain.
   std::vector<GuestThread> threads(DomainId domain);
   /// Pins the emulator (main) thread; returns its affinity read back. Refused before the
-  /// call (invalid_argument) when `cpus` is empty, beyond the host, has no online CPU or
-  /// names CPUs outside the thread's cpuset.
+  /// call (invalid_argument) when `cpus` is empty, beyond the host, or has no online CPU in
+  /// the thread's cpuset.
   CpuMap pin_emulator(DomainId domain, const CpuMap& cpus);
   /// Pins IOThread `id` (as threads() names it), as pin_emulator; not_found when the domain
   /// has no such IOThread.

@@ -95,12 +95,22 @@ std::shared_ptr<SchedulerCalls> kernel_scheduler_calls() { return std::make_shar
 
 // ---- the implementation ----
 
-struct LinuxHypervisor::Impl {
+struct __attribute__((visibility("hidden"))) LinuxHypervisor::Impl {  // holds hidden internals (procfs, qmp)
   /// A thread whose files are kept open.
   struct Thread {
-    Fd stat, schedstat, cgroup;
+    Fd stat, schedstat;
     detail::ThreadRole role;
     bool named = false;  // its name is not the process's any more: the role is for good
+    // Its cpuset, cached: the file naming its cgroup (/proc/.../cpuset, else .../cgroup) is
+    // re-read each time, the cgroup's effective-CPUs file too, and the text is parsed only
+    // when it changed.
+    Fd where;                       // /proc/PID/task/TID/cpuset or .../cgroup
+    bool where_is_cgroup = false;   // which of the two `where` is
+    std::string where_text;         // what `where` said last
+    int limit_fd = -1;              // the cgroup's effective-CPUs file (owned by cpuset_files)
+    std::size_t limit_generation = 0;  // cpuset_files' generation limit_fd belongs to
+    std::string limit_text;         // what limit_fd said last
+    CpuMap limit;                   // ... parsed
   };
   /// A QEMU process.
   struct Guest {
@@ -125,6 +135,8 @@ struct LinuxHypervisor::Impl {
   std::map<int, std::pair<std::uint64_t, std::string>> not_qemu;  // pid -> start time, name
   detail::CgroupMounts mounts;
   std::map<std::string, Fd> cpuset_files;  // cgroup path -> its (or its nearest ancestor's) effective-CPUs file
+  std::size_t cpuset_generation = 1;       // changes when cpuset_files is emptied (threads' limit_fd die)
+  std::string mountinfo_text;              // what proc/self/mountinfo said last
   std::map<std::string, int> qmp_pids;     // socket -> pid, once matched
   std::string buf;                         // the text read last
 
@@ -301,8 +313,12 @@ struct LinuxHypervisor::Impl {
         if (!h->cpu_node[c]) h->cpu_node[c] = static_cast<unsigned>(node);
 
     // What the kernel has: no soft affinity; cpusets when a cpuset hierarchy is mounted.
-    if (auto mi = slurp("proc/self/mountinfo", 16384)) mounts = detail::parse_cgroup_mounts(*mi);
-    cpuset_files.clear();
+    // Mounts rarely change: the kept cpuset files stay valid until they do.
+    if (auto mi = slurp("proc/self/mountinfo", 16384); mi && *mi != mountinfo_text) {
+      mountinfo_text = std::move(*mi);
+      mounts = detail::parse_cgroup_mounts(mountinfo_text);
+      clear_cpuset_files();
+    }
     h->caps.soft_affinity = false;
     h->caps.vcpu_limit = (mounts.v1_cpuset || v2_has_cpuset()) ? "cpuset" : "";
 
@@ -338,6 +354,11 @@ struct LinuxHypervisor::Impl {
 
   // ---- cpusets ----
 
+  void clear_cpuset_files() {
+    cpuset_files.clear();
+    ++cpuset_generation;
+  }
+
   /// The effective-CPUs file of a cgroup, or of its nearest ancestor that has one (kept open).
   /// `exact`: only the cgroup itself (no walk up).
   int cpuset_fd(const detail::CgroupMount& mount, std::string_view file, const std::string& cg, bool exact) {
@@ -346,7 +367,10 @@ struct LinuxHypervisor::Impl {
     // The cgroup's path relative to the mount (inside a namespace the mount's root prefixes it).
     std::string rel = cg;
     if (mount.root != "/") {
-      if (rel.compare(0, mount.root.size(), mount.root) != 0) return -1;
+      // Within the mount's root: the root itself or below it ("/ct" holds "/ct/x", not "/ctx").
+      if (rel.compare(0, mount.root.size(), mount.root) != 0 ||
+          (rel.size() > mount.root.size() && rel[mount.root.size()] != '/'))
+        return -1;
       rel = rel.substr(mount.root.size());
     }
     std::string dir = mount.point.substr(mount.point.empty() || mount.point[0] != '/' ? 0 : 1);
@@ -356,7 +380,7 @@ struct LinuxHypervisor::Impl {
       Fd fd = open_file(candidate + "/" + std::string(file));
       if (fd.get() >= 0) {
         const int raw = fd.get();
-        if (cpuset_files.size() > 4096) cpuset_files.clear();  // bounded: libvirt makes a few per guest
+        if (cpuset_files.size() > 4096) clear_cpuset_files();  // bounded: libvirt makes a few per guest
         cpuset_files.emplace(key, std::move(fd));
         return raw;
       }
@@ -393,21 +417,65 @@ struct LinuxHypervisor::Impl {
     return std::nullopt;
   }
   /// A thread's cpuset: every CPU when it has none (no cpuset controller, or unreadable).
-  CpuMap cpuset_of_thread(Guest& g, int tid, Thread& t, std::size_t n) {
-    if (host->caps.vcpu_limit.empty()) return CpuMap::full(n);
-    if (t.cgroup.get() < 0) t.cgroup = open_file(fmt::format("proc/{}/task/{}/cgroup", g.pid, tid));
-    if (t.cgroup.get() >= 0 && read_whole(t.cgroup.get())) {
-      const std::string text = buf;
-      if (auto m = cpuset_of_task_text(text, n)) return *m;
+  /// Costs two preads when nothing changed: the thread's cpuset path and the cgroup's
+  /// effective CPUs.
+  const CpuMap& cpuset_of_thread(Guest& g, int tid, Thread& t, std::size_t n) {
+    if (host->caps.vcpu_limit.empty()) return every_cpu(n);
+    if (t.where.get() < 0) {  // /proc/.../cpuset names the cpuset cgroup in one line (4x cheaper than cgroup)
+      t.where = open_file(fmt::format("proc/{}/task/{}/cpuset", g.pid, tid));
+      t.where_is_cgroup = t.where.get() < 0;
+      if (t.where_is_cgroup) t.where = open_file(fmt::format("proc/{}/task/{}/cgroup", g.pid, tid));
+      t.where_text.clear();
     }
-    return CpuMap::full(n);
+    if (t.where.get() < 0 || !read_whole(t.where.get(), 256)) return every_cpu(n);
+    if (buf != t.where_text || t.limit_generation != cpuset_generation) {
+      t.where_text = buf;
+      t.limit_fd = resolve_cpuset_fd(t);
+      t.limit_generation = cpuset_generation;
+      t.limit_text.clear();
+    }
+    if (t.limit_fd < 0 || !read_whole(t.limit_fd, 256)) return every_cpu(n);
+    if (buf != t.limit_text || t.limit.universe() != n) {
+      std::string_view text = buf;
+      while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.remove_suffix(1);
+      ParseOptions o;
+      o.universe = n;
+      auto m = CpuMap::try_parse(text, o);
+      if (!m) return every_cpu(n);
+      t.limit = std::move(*m);
+      t.limit_text = buf;
+    }
+    return t.limit;
   }
+  /// The effective-CPUs file for what t.where_text names, or -1.
+  int resolve_cpuset_fd(const Thread& t) {
+    if (!t.where_is_cgroup) {  // one path, in the hierarchy that holds the cpuset controller
+      std::string cg = t.where_text;
+      while (!cg.empty() && (cg.back() == '\n' || cg.back() == ' ')) cg.pop_back();
+      if (cg.empty() || cg[0] != '/' || cg.find("/..") != std::string::npos) return -1;
+      if (mounts.v1_cpuset) return cpuset_fd(*mounts.v1_cpuset, "cpuset.effective_cpus", cg, false);
+      if (mounts.v2) return cpuset_fd(*mounts.v2, "cpuset.cpus.effective", cg, false);
+      return -1;
+    }
+    const detail::TaskCgroups cg = detail::parse_task_cgroups(t.where_text);
+    if (mounts.v1_cpuset && cg.v1_cpuset)
+      if (int fd = cpuset_fd(*mounts.v1_cpuset, "cpuset.effective_cpus", *cg.v1_cpuset, false); fd >= 0) return fd;
+    if (mounts.v2 && cg.v2) return cpuset_fd(*mounts.v2, "cpuset.cpus.effective", *cg.v2, false);
+    return -1;
+  }
+  const CpuMap& every_cpu(std::size_t n) {
+    if (full_map.universe() != n) full_map = CpuMap::full(n);
+    return full_map;
+  }
+  CpuMap full_map;
 
   // ---- guests ----
 
   /// Reads a process's stat through its kept fd (or a new one); empty when it is gone.
-  std::optional<detail::ProcStat> read_stat(Fd& fd, std::string_view rel, int* err = nullptr) {
-    if (fd.get() < 0) fd = open_file(rel);
+  /// proc/PID/stat (tid 0) or proc/PID/task/TID/stat through `fd`, opened when it is not yet.
+  std::optional<detail::ProcStat> read_stat(Fd& fd, int pid, int tid = 0, int* err = nullptr) {
+    if (fd.get() < 0)
+      fd = open_file(tid == 0 ? fmt::format("proc/{}/stat", pid) : fmt::format("proc/{}/task/{}/stat", pid, tid));
     if (fd.get() < 0 || !read_whole(fd.get(), 1024)) {
       if (err) *err = errno;
       return std::nullopt;
@@ -466,7 +534,7 @@ struct LinuxHypervisor::Impl {
     for (int tid : tids) {
       Thread& t = g.threads[tid];
       if (t.named) continue;
-      auto s = read_stat(t.stat, fmt::format("proc/{}/task/{}/stat", g.pid, tid));
+      auto s = read_stat(t.stat, g.pid, tid);
       if (!s) continue;
       t.role = detail::thread_role(s->comm);
       t.named = t.role.kind != detail::ThreadRole::Kind::other || tid == g.pid || s->comm != stat.comm;
@@ -496,6 +564,7 @@ struct LinuxHypervisor::Impl {
     DomainInfo& d = g.info;
     d.id = DomainId{static_cast<std::uint32_t>(g.pid)};
     d.name = g.cmd.name;
+    if (d.name.size() > limits::max_name_bytes) d.name.resize(limits::max_name_bytes);  // as long as any backend's
     d.uuid = g.cmd.uuid;
     d.vcpu_problem = std::move(problem);
     d.flags = DomainFlags{stat.state == 'R', stat.state == 'S' || stat.state == 'D' || stat.state == 'I', paused,
@@ -573,8 +642,8 @@ struct LinuxHypervisor::Impl {
       Fd fd;
       std::optional<detail::ProcStat> s;
       auto known = guests.find(pid);
-      if (known != guests.end()) s = read_stat(known->second.stat, fmt::format("proc/{}/stat", pid));
-      if (!s) s = read_stat(fd, fmt::format("proc/{}/stat", pid));
+      if (known != guests.end()) s = read_stat(known->second.stat, pid);
+      if (!s) s = read_stat(fd, pid);
       if (!s) continue;
       Guest* g = guest_of(pid, *s, fd.get() >= 0 ? std::move(fd) : Fd());
       if (!g) continue;
@@ -587,7 +656,7 @@ struct LinuxHypervisor::Impl {
     if (guests.size() > limits::max_domains)
       throw Error(ErrorCode::internal, fmt::format("more than {} QEMU processes (the limit)", limits::max_domains));
     for (auto& [pid, g] : guests) {
-      auto s = read_stat(g.stat, fmt::format("proc/{}/stat", pid));
+      auto s = read_stat(g.stat, pid);
       if (s && s->starttime == g.starttime && refresh(g, *s)) out.push_back(g.info);
     }
   }
@@ -599,8 +668,8 @@ struct LinuxHypervisor::Impl {
     Fd fd;
     std::optional<detail::ProcStat> s;
     auto known = guests.find(pid);
-    if (known != guests.end()) s = read_stat(known->second.stat, fmt::format("proc/{}/stat", pid));
-    if (!s) s = read_stat(fd, fmt::format("proc/{}/stat", pid));
+    if (known != guests.end()) s = read_stat(known->second.stat, pid);
+    if (!s) s = read_stat(fd, pid);
     if (!s) {
       guests.erase(pid);
       return std::nullopt;
@@ -621,7 +690,7 @@ struct LinuxHypervisor::Impl {
     if (it == g.threads.end()) it = g.threads.try_emplace(tid).first;  // a QMP-reported thread
     Thread& t = it->second;
     int err = 0;
-    auto s = read_stat(t.stat, fmt::format("proc/{}/task/{}/stat", g.pid, tid), &err);
+    auto s = read_stat(t.stat, g.pid, tid, &err);
     if (!s) {
       if (!gone(err) && err != 0) throw_errno(err, g, fmt::format("thread {}: reading its stat", tid));
       g.threads.erase(it);
@@ -630,7 +699,8 @@ struct LinuxHypervisor::Impl {
     m.state = s->state == 'R'                                                      ? VcpuState::running
               : (s->state == 'Z' || s->state == 'X')                               ? VcpuState::offline
                                                                                    : VcpuState::blocked;
-    m.cpu = s->processor && *s->processor < n ? s->processor : std::nullopt;
+    // An offline (exiting) thread has no current CPU (VcpuMetrics::cpu), whatever stat says.
+    m.cpu = m.state != VcpuState::offline && s->processor && *s->processor < n ? s->processor : std::nullopt;
     m.cpu_time = ticks(s->utime + s->stime);
     m.wait_time.reset();
     if (t.schedstat.get() < 0) t.schedstat = open_file(fmt::format("proc/{}/task/{}/schedstat", g.pid, tid));
@@ -659,7 +729,7 @@ struct LinuxHypervisor::Impl {
 
   /// True when the guest's process is still the one read.
   bool alive(Guest& g) {
-    auto s = read_stat(g.stat, fmt::format("proc/{}/stat", g.pid));
+    auto s = read_stat(g.stat, g.pid);
     return s && s->starttime == g.starttime;
   }
 
@@ -681,7 +751,11 @@ struct LinuxHypervisor::Impl {
       s.vcpus.resize(V);
       if (full) {
         s.hard.reshape(V, n);
-        s.soft = AffinityMatrix::full(V, n);
+        // Every CPU in each soft row, in the matrix's own storage (reused snapshot after
+        // snapshot, as hard's and limit's: no assignment of a new matrix).
+        s.soft.reshape(V, n);
+        const CpuMap every = CpuMap::full(n);
+        for (unsigned v = 0; v < V; ++v) s.soft.set_row(v, every);
         s.limit.reshape(V, n);
       } else {
         s.hard.reshape(0, 0);
@@ -705,6 +779,7 @@ struct LinuxHypervisor::Impl {
         if (tid != 0) {
           lost_thread = true;
           m.state = VcpuState::offline;
+          m.cpu.reset();  // read_thread may have read it before the thread went
         }
         if (full) {
           if (!emulator) {
@@ -737,9 +812,11 @@ struct LinuxHypervisor::Impl {
     if (!cpus.intersects(h.online))
       throw Error(ErrorCode::invalid_argument,
                   fmt::format("{}: affinity {} holds no online CPU (online: {})", who, cpus, h.online));
-    if (CpuMap outside = cpus - limit; !outside.empty())
+    // As check_pin for vcpus (backend.hpp): CPUs outside the cpuset beside some inside are
+    // accepted (the kernel keeps the intersection); none of it online is refused.
+    if (!(cpus & limit).intersects(h.online))
       throw Error(ErrorCode::invalid_argument,
-                  fmt::format("{}: affinity {} names CPUs {} outside its cpuset {}", who, cpus, outside, limit));
+                  fmt::format("{}: affinity {} holds no online CPU of its cpuset {}", who, cpus, limit));
   }
 
   /// sched_setaffinity of one thread, then its affinity read back.
@@ -769,6 +846,20 @@ struct LinuxHypervisor::Impl {
   std::vector<PinOutcome> set_affinity(const DomainInfo& domain, std::span<const VcpuPinRequest> pins,
                                        AfterFailure after) {
     auto it = guests.find(static_cast<int>(to_integer(domain.id)));
+    // A vcpu that is not plugged in cannot be pinned: refuse the batch before any call
+    // (nothing attempted but that pin, which failed), so nothing needs rolling back.
+    if (it != guests.end())
+      for (std::size_t i = 0; i < pins.size(); ++i) {
+        const unsigned v = pins[i].vcpu;
+        if (v < it->second.vcpu_tid.size() && it->second.vcpu_tid[v] != 0) continue;
+        std::vector<PinOutcome> out(pins.size());
+        out[i].state = PinOutcome::State::failed;
+        out[i].error = Error(ErrorCode::invalid_argument,
+                             fmt::format("{}: vcpu {} is not plugged in (it has no thread): hot-plug it first, or "
+                                         "pin only the vcpus that are ({} of {} are)",
+                                         describe(domain), v, domain.online_vcpus, domain.max_vcpus));
+        return out;
+      }
     return pin_one_by_one(pins, after, [&](unsigned vcpu, const VcpuPin& pin) -> PinResult {
       const std::string who = describe(domain);
       if (it == guests.end()) throw Error(ErrorCode::not_found, fmt::format("{}: no such domain", who));
@@ -779,7 +870,9 @@ struct LinuxHypervisor::Impl {
       const int tid = vcpu < g.vcpu_tid.size() ? g.vcpu_tid[vcpu] : 0;
       if (tid == 0)
         throw Error(ErrorCode::invalid_argument,
-                    fmt::format("{}: vcpu {} is not plugged in (it has no thread): hot-plug it first", who, vcpu));
+                    fmt::format("{}: vcpu {} is not plugged in (it has no thread): hot-plug it first, or pin only "
+                                "the vcpus that are ({} of {} are)",
+                                who, vcpu, domain.online_vcpus, domain.max_vcpus));
       CpuMap back = set_thread(g, tid, fmt::format("vcpu {}", vcpu), *pin.hard);
       return PinResult{back, back};
     });

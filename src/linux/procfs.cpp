@@ -131,28 +131,48 @@ std::optional<ProcStat> parse_proc_stat(std::string_view text) {
   const auto close = text.rfind(')');
   if (open == std::string_view::npos || close == std::string_view::npos || close < open) return std::nullopt;
   ProcStat s;
-  s.comm = std::string(text.substr(open + 1, close - open - 1));
-  // Fields 3.. after the name: index k-3 is field k of proc(5).
-  const std::vector<std::string_view> f = split(text.substr(close + 1), " \n", 37);
-  if (f.size() < 20 || f[0].size() != 1) return std::nullopt;
+  s.comm.assign(text.data() + open + 1, close - open - 1);  // at most 64 bytes from the kernel: no allocation
+  // Fields 3.. after the name, scanned in place (this runs once per vcpu per snapshot): field
+  // k of proc(5) is the (k-2)th word after ')'.
   constexpr auto most = std::numeric_limits<std::uint64_t>::max();
-  const auto utime = parse_decimal(f[11], most), stime = parse_decimal(f[12], most),
-             start = parse_decimal(f[19], most);
+  const char* p = text.data() + close + 1;
+  const char* const end = text.data() + text.size();
+  std::optional<std::uint64_t> utime, stime, start;
+  for (unsigned field = 3; field <= 39; ++field) {
+    while (p != end && (*p == ' ' || *p == '\n')) ++p;
+    if (p == end) break;
+    const char* w = p;
+    while (p != end && *p != ' ' && *p != '\n') ++p;
+    const std::string_view word(w, static_cast<std::size_t>(p - w));
+    switch (field) {
+      case 3:
+        if (word.size() != 1) return std::nullopt;
+        s.state = word[0];
+        break;
+      case 14: utime = parse_decimal(word, most); break;
+      case 15: stime = parse_decimal(word, most); break;
+      case 22: start = parse_decimal(word, most); break;
+      case 39:
+        if (auto cpu = parse_decimal(word, std::numeric_limits<unsigned>::max())) s.processor = static_cast<unsigned>(*cpu);
+        break;
+      default: break;
+    }
+  }
   if (!utime || !stime || !start) return std::nullopt;
-  s.state = f[0][0];
   s.utime = *utime;
   s.stime = *stime;
   s.starttime = *start;
-  if (f.size() > 36)
-    if (auto cpu = parse_decimal(f[36], std::numeric_limits<unsigned>::max())) s.processor = static_cast<unsigned>(*cpu);
   return s;
 }
 
 std::optional<SchedStat> parse_schedstat(std::string_view text) {
-  const std::vector<std::string_view> f = split(text, " \n", 3);
-  if (f.size() < 2) return std::nullopt;
+  const auto first = text.find(' ');
+  if (first == std::string_view::npos) return std::nullopt;
+  std::string_view rest = text.substr(first + 1);
+  const auto second = rest.find_first_of(" \n");
+  rest = rest.substr(0, second);
   constexpr auto most = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
-  const auto run = parse_decimal(f[0], most), wait = parse_decimal(f[1], most);
+  const auto run = parse_decimal(text.substr(0, first), most), wait = parse_decimal(rest, most);
   if (!run || !wait) return std::nullopt;
   return SchedStat{*run, *wait};
 }

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#pragma GCC visibility push(hidden)  // internal to libvcpumap-linux, as an anonymous namespace
 namespace vcpumap::detail {
 
 /// The fields of /proc/PID/task/TID/stat (proc(5)) the backend uses.
@@ -87,3 +88,4 @@ ThreadRole thread_role(std::string_view comm);
 std::optional<std::uint64_t> parse_decimal(std::string_view text, std::uint64_t max);
 
 }  // namespace vcpumap::detail
+#pragma GCC visibility pop

@@ -132,7 +132,7 @@ void add_mock_domain(MockHypervisor& hv, unsigned id, const std::string& name, u
   for (unsigned v = 0; v < vcpus; ++v) {
     const CpuMap hard = hard_map(v, cpus);
     metrics.push_back({v, vcpumap::VcpuState::running, std::chrono::milliseconds(10 * (v + 1)),
-                       static_cast<unsigned>(*hard.last())});
+                       static_cast<unsigned>(*hard.last()), std::nullopt});
   }
   hv.add_domain(info, metrics);
   for (unsigned v = 0; v < vcpus; ++v) hv.set_affinity(DomainId{id}, v, hard_map(v, cpus), CpuMap::full(cpus));

@@ -8,13 +8,19 @@
 //   - faults, where the backend can have them: the n-th set-affinity call of the next
 //     pin_matrix failing, the host read failing, a domain vanishing while it is read;
 //   - the true state read out of band (not through the backend under test).
-// Proving a new backend (Linux/KVM) is adding one harness here and one executable in
-// meson.build; the cases stay as they are.
+// Proving a new backend is adding one harness here and one executable in meson.build; the
+// cases branch only on what the backend reports it has (HostInfo::caps) and on the
+// harness's traits below (what the backend cannot hold or fake), as they do for Linux.
 //
 // Harnesses: Mock (MockHypervisor), AnyOfMock (AnyHypervisor holding a MockHypervisor),
-// and, when built with VCPUMAP_CONFORMANCE_XEN, XenMulticall / XenOneCallEach
-// (XenHypervisor compiled against tests/xen_fake's fake libxenctrl, XenOptions::multicall
-// true / false).
+// when built with VCPUMAP_CONFORMANCE_XEN, XenMulticall / XenOneCallEach (XenHypervisor
+// compiled against tests/xen_fake's fake libxenctrl, XenOptions::multicall true / false),
+// and when built with VCPUMAP_CONFORMANCE_LINUX, LinuxFake (LinuxHypervisor over a fake
+// /proc and /sys tree and a fake scheduler, tests/linux/fake_tree.hpp).
+//
+// Backends differ in what they have (HostInfo::caps: soft affinity, vcpu limits): the cases
+// branch on the capabilities the backend reports (and the host_info case checks that report
+// against the harness's), never skip a backend for them.
 #pragma once
 
 #include <catch2/catch.hpp>
@@ -51,6 +57,17 @@
 #include <vcpumap/xen.hpp>
 
 #include "fake_xen.hpp"
+#endif
+
+#if VCPUMAP_CONFORMANCE_LINUX
+#include <unistd.h>
+
+#include <functional>
+#include <set>
+
+#include <vcpumap/linux.hpp>
+
+#include "fake_tree.hpp"
 #endif
 
 namespace conformance {
@@ -134,9 +151,9 @@ inline std::string dump(const std::vector<VcpuMetrics>& vcpus) {
 }
 
 inline std::string dump(const DomainSnapshot& s) {
-  return fmt::format("{}\nscope {}\n{}hard {}\nsoft {}\neffective {}\n", dump(s.domain),
+  return fmt::format("{}\nscope {}\n{}hard {}\nsoft {}\nlimit {}\neffective {}\n", dump(s.domain),
                      s.scope == SnapshotScope::full ? "full" : "metrics_only", dump(s.vcpus), dump(s.hard),
-                     dump(s.soft), dump(s.effective));
+                     dump(s.soft), dump(s.limit), dump(s.effective));
 }
 
 inline std::string dump(const HostInfo& h) {
@@ -182,14 +199,60 @@ inline AffinityMatrix expected_effective(const AffinityMatrix& hard, const Affin
   return e;
 }
 
+/// The effective rule where vcpus have limits (model.hpp), row by row: with allowed = hard ∩
+/// limit ∩ online, allowed ∩ soft, or allowed when that is empty.
+inline AffinityMatrix expected_effective(const AffinityMatrix& hard, const AffinityMatrix& soft,
+                                         const AffinityMatrix& limit, const CpuMap& online) {
+  AffinityMatrix e(hard.rows(), hard.cols());
+  for (std::size_t v = 0; v < hard.rows(); ++v) {
+    const CpuMap allowed = hard.row(v) & limit.row(v) & online;
+    CpuMap row = allowed & soft.row(v);
+    if (row.empty()) row = allowed;
+    row.resize(hard.cols());
+    e.set_row(v, row);
+  }
+  return e;
+}
+
+/// A snapshot's limit matrix, or every CPU where it has none of the matrices' shape.
+inline AffinityMatrix limit_of(const DomainSnapshot& d) {
+  return d.limit.rows() == d.hard.rows() && d.limit.cols() == d.hard.cols()
+             ? d.limit
+             : AffinityMatrix::full(d.hard.rows(), d.hard.cols());
+}
+
 /// `s` (a true state) with vcpu `v` of `domain` set to the maps given (the others kept),
-/// its effective matrix recomputed.
+/// its effective matrix recomputed. A soft map is ignored where the host has no soft
+/// affinity (its soft rows hold every CPU whatever a pin tries); where vcpus have limits the
+/// hard map is kept ∩ the vcpu's limit (the kernel stores a thread's mask ∩ its cpuset, and
+/// sched_getaffinity reads that back, whatever the kernel's version).
 inline HostSnapshot with_row(HostSnapshot s, DomainId domain, unsigned v, const std::optional<CpuMap>& hard,
                              const std::optional<CpuMap>& soft) {
   DomainSnapshot& d = domain_of(s, domain);
-  if (hard) d.hard.set_row(v, *hard);
-  if (soft) d.soft.set_row(v, *soft);
-  d.effective = expected_effective(d.hard, d.soft, s.host.online);
+  if (hard) {
+    CpuMap row = *hard;
+    if (!s.host.caps.vcpu_limit.empty()) row &= limit_of(d).row(v);
+    d.hard.set_row(v, row);
+  }
+  if (soft && s.host.caps.soft_affinity) d.soft.set_row(v, *soft);
+  d.effective = expected_effective(d.hard, d.soft, limit_of(d), s.host.online);
+  return s;
+}
+
+/// `s` after a rollback set the hard rows of `vcpus` of `domain` back to their rows in
+/// `before`. Where vcpus have limits the hypervisor keeps a map within the vcpu's limit (the
+/// kernel stores a thread's mask ∩ its cpuset), so a row read wider than the limit comes
+/// back narrowed to it; elsewhere it comes back as it was.
+inline HostSnapshot restored(HostSnapshot s, const HostSnapshot& before, DomainId domain,
+                             const std::vector<unsigned>& vcpus) {
+  const DomainSnapshot& was = domain_of(before, domain);
+  DomainSnapshot& d = domain_of(s, domain);
+  for (unsigned v : vcpus) {
+    CpuMap row = was.hard.row(v);
+    if (!before.host.caps.vcpu_limit.empty()) row &= limit_of(was).row(v);
+    d.hard.set_row(v, row);
+  }
+  d.effective = expected_effective(d.hard, d.soft, limit_of(d), s.host.online);
   return s;
 }
 
@@ -266,8 +329,35 @@ concept Harness = std::constructible_from<H, const HostSnapshot&> &&
   { H::batches_pins } -> std::convertible_to<bool>;
   /// The backend reports the socket of a present but offline CPU. Xen cannot: its
   /// cputopoinfo gives offline CPUs no core and no socket (see the report in
-  /// hypervisor_test.cpp's host_info case).
+  /// hypervisor_test.cpp's host_info case). Neither can Linux: an offline CPU has no
+  /// topology folder in sysfs.
   { H::knows_socket_of_offline_cpus } -> std::convertible_to<bool>;
+  /// fail_host_read works (the host read fails once, then works). Linux reads its host
+  /// from sysfs and makes no call that can fail on demand there: its harness breaks the
+  /// CPU list instead (break_host_read), and the case checks that path.
+  { H::can_fail_host_read } -> std::convertible_to<bool>;
+  /// The host read fails until repair_host_read(); returns the code the backend then
+  /// reports (Linux: hypervisor_unavailable). For harnesses without can_fail_host_read.
+  { h.break_host_read() } -> std::same_as<ErrorCode>;
+  { h.repair_host_read() } -> std::same_as<void>;
+  /// fail_in_snapshot_all works for scope metrics_only too. Linux reads a metrics-only
+  /// snapshot from files it keeps open (stat, schedstat), with no call a fault can be
+  /// injected into: there only the full scope (its affinity calls) can fail on demand.
+  { H::can_fail_metrics_reads } -> std::convertible_to<bool>;
+  /// The id the backend gives the description's domain `domain`: the same, except where the
+  /// backend cannot (Linux: a domain is a process, and no process has pid 0).
+  { H::id_of(domain) } -> std::same_as<DomainId>;
+  /// The backend tells a runnable vcpu (online, waiting for a CPU) from a running one.
+  /// Linux cannot: state R means either; a runnable vcpu of the description is running.
+  { H::tells_runnable_from_running } -> std::convertible_to<bool>;
+  /// The backend can hold a domain with no vcpus (the description's "building"). QEMU has
+  /// at least one: there it is a guest of one vcpu not plugged in yet (offline).
+  { H::holds_domains_without_vcpus } -> std::convertible_to<bool>;
+  /// DomainInfo::online_vcpus counts an offline vcpu that still has a thread. On Linux a
+  /// vcpu is a thread: the description's offline vcpus are exiting threads (state Z, the
+  /// only offline vcpu that can be pinned, as the cases pin them), which online_vcpus
+  /// counts, as it counts every vcpu plugged in.
+  { H::online_counts_exiting_vcpus } -> std::convertible_to<bool>;
 };
 // clang-format on
 
@@ -325,6 +415,14 @@ class Mock {
   static constexpr bool can_vanish = true;
   static constexpr bool batches_pins = false;
   static constexpr bool knows_socket_of_offline_cpus = true;
+  static constexpr bool can_fail_host_read = true;
+  static constexpr bool can_fail_metrics_reads = true;
+  static constexpr bool tells_runnable_from_running = true;
+  static constexpr bool holds_domains_without_vcpus = true;
+  static constexpr bool online_counts_exiting_vcpus = false;
+  static constexpr DomainId id_of(DomainId d) noexcept { return d; }
+  ErrorCode break_host_read() { throw std::logic_error("conformance: fail_host_read works here: use it"); }
+  void repair_host_read() {}
 
   explicit Mock(const HostSnapshot& host) : hv_(MockHypervisor::from_snapshot(host)) {}
 
@@ -354,6 +452,14 @@ class AnyOfMock {
   static constexpr bool can_vanish = true;
   static constexpr bool batches_pins = false;
   static constexpr bool knows_socket_of_offline_cpus = true;
+  static constexpr bool can_fail_host_read = true;
+  static constexpr bool can_fail_metrics_reads = true;
+  static constexpr bool tells_runnable_from_running = true;
+  static constexpr bool holds_domains_without_vcpus = true;
+  static constexpr bool online_counts_exiting_vcpus = false;
+  static constexpr DomainId id_of(DomainId d) noexcept { return d; }
+  ErrorCode break_host_read() { throw std::logic_error("conformance: fail_host_read works here: use it"); }
+  void repair_host_read() {}
 
   explicit AnyOfMock(const HostSnapshot& host) : hv_(MockHypervisor::from_snapshot(host)) {}
 
@@ -394,6 +500,14 @@ class XenOverFake {
   static constexpr bool can_vanish = true;
   static constexpr bool batches_pins = Multicall;
   static constexpr bool knows_socket_of_offline_cpus = false;
+  static constexpr bool can_fail_host_read = true;
+  static constexpr bool can_fail_metrics_reads = true;
+  static constexpr bool tells_runnable_from_running = true;
+  static constexpr bool holds_domains_without_vcpus = true;
+  static constexpr bool online_counts_exiting_vcpus = false;
+  static constexpr DomainId id_of(DomainId d) noexcept { return d; }
+  ErrorCode break_host_read() { throw std::logic_error("conformance: fail_host_read works here: use it"); }
+  void repair_host_read() {}
 
   explicit XenOverFake(const HostSnapshot& host) : host_(host.host), armed_(std::make_shared<Armed>()) {
     build(host);
@@ -563,6 +677,7 @@ class XenOverFake {
         if (cpu < x.soft.size() && x.soft[cpu]) s.soft.set(v, cpu);
       }
     }
+    s.limit = AffinityMatrix::full(d.vcpus.size(), universe);  // Xen has no vcpu limits
     s.effective = vcpumap::effective_affinity(s.hard, s.soft, host_.online);
     s.scope = SnapshotScope::full;
     return s;
@@ -581,6 +696,300 @@ static_assert(Harness<XenOneCallEach>);
 
 #endif
 
+#if VCPUMAP_CONFORMANCE_LINUX
+
+/// LinuxHypervisor (src/linux/linux_hypervisor.cpp) over a fake /proc and /sys tree and a
+/// fake scheduler (tests/linux/fake_tree.hpp), built to hold the description as far as
+/// Linux can:
+/// - the host's CPU lists, topology folders for the online CPUs (Linux has none for an
+///   offline CPU), NUMA nodes; cgroup v2 with the cpuset controller, every guest thread in a
+///   cgroup under /machine.slice whose cpuset.cpus.effective is the online CPUs, as a
+///   kernel keeps it (so caps.vcpu_limit is "cpuset", and a pin naming an offline CPU is
+///   refused); PID 1 (systemd) beside the guests;
+/// - each domain a QEMU process (pid = id, domain 0 as pid 2: id_of) started with
+///   `-name guest=NAME,debug-threads=on -smp V`, its main thread in the state of its flags
+///   (running R, blocked S, paused T, none P; a dying one, a zombie, is no guest on Linux)
+///   and its CPU time in clock ticks;
+/// - each vcpu a thread "CPU v/KVM": running and runnable R, blocked S, offline Z (an
+///   exiting thread: Linux's only offline vcpu that can still be pinned), its CPU time and
+///   wait in schedstat, its last CPU in stat, its hard row as the scheduler's mask (as the
+///   description has it: the fake does not narrow the initial masks to the cpuset, only
+///   what is set later, as the kernel does on sched_setaffinity). Soft rows are not held:
+///   Linux has none (the truth's soft rows hold every CPU). A domain of no vcpus is a guest
+///   of one vcpu not plugged in (no thread: the emulator's maps).
+/// Faults: a set-affinity call fails through the scheduler's hook; a read fails at the
+/// vcpu's sched_getaffinity (scope full only: can_fail_metrics_reads); a domain vanishes
+/// (files emptied and removed, threads gone from the scheduler) at the vcpu's
+/// sched_getaffinity for scope full, and for metrics_only — which makes no scheduler call
+/// between the listing and the reading — at the host read's (PID 1's) one, before the
+/// listing: the outcome is checked, the midway path for metrics_only is linux_test.cpp's.
+/// The host read cannot fail once on demand: break_host_read removes the CPU list.
+class LinuxFake {
+ public:
+  static constexpr std::string_view name = "LinuxHypervisor (fake /proc, /sys and scheduler; cgroup v2 cpusets)";
+  static constexpr bool can_inject_faults = true;
+  static constexpr bool can_fail_host_read = false;
+  static constexpr bool can_fail_metrics_reads = false;
+  static constexpr bool can_vanish = true;
+  static constexpr bool batches_pins = false;
+  static constexpr bool knows_socket_of_offline_cpus = false;
+  static constexpr bool tells_runnable_from_running = false;
+  static constexpr bool holds_domains_without_vcpus = false;
+  static constexpr bool online_counts_exiting_vcpus = true;
+  static constexpr DomainId id_of(DomainId d) noexcept { return vcpumap::to_integer(d) == 0 ? DomainId{2} : d; }
+
+  explicit LinuxFake(const HostSnapshot& host) : tree_(host.host.cpu_universe()) {
+    build(host);
+    tree_.sched().hook = [this](linux_fake::FakeScheduler::Kind kind, int tid) { return on_call(kind, tid); };
+    hv_.emplace(tree_.options());
+  }
+  ~LinuxFake() { tree_.sched().hook = nullptr; }
+  LinuxFake(const LinuxFake&) = delete;
+  LinuxFake& operator=(const LinuxFake&) = delete;
+
+  vcpumap::LinuxHypervisor& hv() { return *hv_; }
+
+  /// Read from the harness's own record of the guests and the fake scheduler's masks.
+  HostSnapshot truth() const {
+    HostSnapshot t;
+    t.host = host_;
+    const std::size_t n = host_.cpu_universe();
+    const linux_fake::FakeScheduler& sched = tree_.sched();
+    for (const Guest& g : guests_) {
+      if (gone_.count(g.pid)) continue;
+      DomainSnapshot& s = t.domains.emplace_back();
+      s.domain = g.info;
+      s.vcpus = g.vcpus;
+      const std::size_t V = g.info.max_vcpus;
+      s.hard = AffinityMatrix(V, n);
+      s.soft = AffinityMatrix::full(V, n);
+      s.limit = AffinityMatrix(V, n);
+      for (std::size_t v = 0; v < V; ++v) {
+        const int tid = g.tids[v] != 0 ? g.tids[v] : g.pid;  // not plugged in: the emulator's maps
+        CpuMap hard = sched.affinity.at(tid);
+        hard.resize(n);
+        s.hard.set_row(v, hard);
+        s.limit.set_row(v, sched.cpuset.at(tid));
+      }
+      s.effective = expected_effective(s.hard, s.soft, s.limit, host_.online);
+      s.scope = SnapshotScope::full;
+    }
+    return t;
+  }
+
+  void fail_pin_call(DomainId d, std::size_t n, ErrorCode code) {
+    const int pid = static_cast<int>(vcpumap::to_integer(d));
+    pin_failures_.push_back({pid, set_calls_[pid] + n, errno_for(code)});
+  }
+  void fail_host_read(ErrorCode) { throw std::logic_error("conformance: LinuxFake cannot fail the host read once"); }
+  ErrorCode break_host_read() {
+    tree_.remove("sys/devices/system/cpu/possible");
+    return ErrorCode::hypervisor_unavailable;
+  }
+  void repair_host_read() {
+    tree_.write("sys/devices/system/cpu/possible", fmt::format("0-{}\n", host_.cpu_universe() - 1));
+  }
+  void fail_in_snapshot(DomainId d, unsigned vcpu, ErrorCode code) {
+    const int tid = tid_of(d, vcpu);
+    armed_.push_back({tid, [code](LinuxFake&) { return errno_for(code); }});
+  }
+  void fail_in_snapshot_all(DomainId d, unsigned vcpu, SnapshotScope scope, ErrorCode code) {
+    if (scope != SnapshotScope::full)
+      throw std::logic_error("conformance: LinuxFake cannot fail a metrics-only read (can_fail_metrics_reads)");
+    fail_in_snapshot(d, vcpu, code);
+  }
+  void vanish_in_snapshot(DomainId d, unsigned vcpu) { vanish_at(tid_of(d, vcpu), d); }
+  void vanish_in_snapshot_all(DomainId d, unsigned vcpu, SnapshotScope scope) {
+    vanish_at(scope == SnapshotScope::full ? tid_of(d, vcpu) : 1, d);
+  }
+
+ private:
+  struct Guest {
+    int pid = 0;
+    DomainInfo info;
+    std::vector<VcpuMetrics> vcpus;  // as Linux reports them
+    std::vector<int> tids;           // by vcpu; 0: not plugged in
+  };
+  struct PinFailure {
+    int pid;
+    std::size_t at;  // the guest's set-affinity call number (from 0, since the harness began)
+    int error;
+  };
+  struct Armed {
+    int tid;  // at this tid's next sched_getaffinity
+    std::function<int(LinuxFake&)> action;  // returns the errno of that call (0: none)
+  };
+
+  [[noreturn]] static void cannot(const std::string& why) {
+    throw std::invalid_argument("conformance: the fake Linux tree cannot hold this host: " + why);
+  }
+  static std::string list(const CpuMap& m) { return m.to_string(); }
+
+  int tid_of(DomainId d, unsigned vcpu) const {
+    const int pid = static_cast<int>(vcpumap::to_integer(d));
+    for (const Guest& g : guests_)
+      if (g.pid == pid) return vcpu < g.tids.size() && g.tids[vcpu] != 0 ? g.tids[vcpu] : pid;
+    throw std::logic_error(fmt::format("conformance: no guest {}", pid));
+  }
+  int pid_of(int tid) const {
+    for (const Guest& g : guests_) {
+      if (g.pid == tid) return g.pid;
+      for (int t : g.tids)
+        if (t == tid) return g.pid;
+    }
+    return 0;
+  }
+  void vanish_at(int tid, DomainId d) {
+    const int pid = static_cast<int>(vcpumap::to_integer(d));
+    armed_.push_back({tid, [pid](LinuxFake& self) {
+                        self.tree_.vanish_process(pid);
+                        self.gone_.insert(pid);
+                        return 0;  // the scheduler answers ESRCH itself: the thread is gone
+                      }});
+  }
+
+  int on_call(linux_fake::FakeScheduler::Kind kind, int tid) {
+    if (kind == linux_fake::FakeScheduler::Kind::set) {
+      const int pid = pid_of(tid);
+      const std::size_t seen = set_calls_[pid]++;
+      for (auto it = pin_failures_.begin(); it != pin_failures_.end(); ++it)
+        if (it->pid == pid && it->at == seen) {
+          const int err = it->error;
+          pin_failures_.erase(it);
+          return err;
+        }
+      return 0;
+    }
+    for (auto it = armed_.begin(); it != armed_.end(); ++it)
+      if (it->tid == tid) {
+        const auto action = std::move(it->action);
+        armed_.erase(it);
+        return action(*this);
+      }
+    return 0;
+  }
+
+  /// The tree, the scheduler's masks and the record of the guests from the description;
+  /// refuses what Linux cannot hold.
+  void build(const HostSnapshot& host) {
+    const HostInfo& h = host.host;
+    const std::size_t n = h.cpu_universe();
+    if (n == 0 || h.online.empty()) cannot("no online CPU");
+    if (!h.caps.vcpu_limit.empty()) cannot("vcpu limits of its own (the harness sets the cpusets)");
+    linux_fake::FakeTree& t = tree_;
+
+    // CPUs: ids ranked over the present CPUs fill cores and sockets, as the description's
+    // derived topology does; sysfs lists online siblings only.
+    std::vector<std::pair<unsigned, unsigned>> core_of(n);  // (socket, core) of each present CPU
+    std::size_t rank = 0;
+    for (std::size_t c : h.present) {
+      if (!h.cpu_socket[c]) cannot(fmt::format("present CPU {} has no socket", c));
+      core_of[c] = {*h.cpu_socket[c], static_cast<unsigned>(rank++ / h.threads_per_core % h.cores_per_socket)};
+    }
+    std::vector<linux_fake::FakeTree::Topology> topology;
+    for (std::size_t c : h.online) {
+      CpuMap siblings(n);
+      for (std::size_t o : h.online)
+        if (core_of[o] == core_of[c]) siblings.set(o);
+      topology.push_back({static_cast<unsigned>(c), core_of[c].first, core_of[c].second, list(siblings)});
+    }
+    t.add_cpu_host(fmt::format("0-{}", n - 1), list(h.present), list(h.online), topology);
+    for (std::size_t node = 0; node < h.numa_nodes.size(); ++node)
+      t.add_node(static_cast<unsigned>(node), list(h.numa_nodes[node]));
+    t.add_init(std::nullopt, "0::/init.scope\n");
+    t.mount_cgroup2();
+    t.cpuset_v2("/", list(h.online));
+    t.cpuset_v2("/machine.slice", list(h.online));
+
+    host_ = h;
+    host_.caps = vcpumap::Capabilities{false, "cpuset"};
+    for (std::size_t c = 0; c < n; ++c)
+      if (!h.online.test(c)) host_.cpu_socket[c].reset();  // no topology folder for it
+
+    const std::uint64_t tick_ns = 1'000'000'000ULL / static_cast<std::uint64_t>(::sysconf(_SC_CLK_TCK));
+    for (const DomainSnapshot& ds : host.domains) {
+      const DomainInfo& info = ds.domain;
+      const int pid = static_cast<int>(vcpumap::to_integer(id_of(info.id)));
+      if (vcpumap::to_integer(info.id) > 0x3fffffff) cannot(fmt::format("domain {}: beyond Linux's pids", info.id));
+      for (const Guest& g : guests_)
+        if (g.pid == pid) cannot(fmt::format("domain {} and domain 0 would share pid {}", info.id, pid));
+      if (!info.vcpu_problem.empty()) cannot(fmt::format("domain {} has a vcpu problem", info.id));
+      if (info.name.find('\0') != std::string::npos) cannot(fmt::format("domain {}: a NUL in its name", info.id));
+      if (info.flags.shutdown) cannot(fmt::format("domain {}: Linux has no shut-down flag", info.id));
+      // A zombie QEMU (state Z) is no guest any more: the backend leaves it out.
+      if (info.flags.dying) cannot(fmt::format("domain {}: a dying QEMU is not listed", info.id));
+      const vcpumap::DomainFlags& f = info.flags;
+      if (int{f.running} + int{f.blocked} + int{f.paused} > 1)
+        cannot(fmt::format("domain {}: more than one of running, blocked, paused", info.id));
+      const char state = f.running ? 'R' : f.blocked ? 'S' : f.paused ? 'T' : 'P';
+      const auto ns = static_cast<std::uint64_t>(info.cpu_time.count());
+      if (ns % tick_ns != 0)
+        cannot(fmt::format("domain {}: a CPU time that is no whole number of clock ticks", info.id));
+
+      Guest g;
+      g.pid = pid;
+      const unsigned V = std::max(1u, info.max_vcpus);
+      std::string escaped;  // QEMU's ",," for a comma
+      for (char c : info.name) escaped += c == ',' ? std::string(",,") : std::string(1, c);
+      std::vector<std::string> argv = {"/usr/bin/qemu-system-x86_64", "-name", "guest=" + escaped + ",debug-threads=on",
+                                       "-smp", std::to_string(V)};
+      if (!info.uuid.empty()) argv.insert(argv.end(), {"-uuid", info.uuid});
+      const std::string scope = fmt::format("/machine.slice/machine-qemu\\x2d{}.scope/libvirt/", pid);
+      t.add_qemu(pid, argv, 1000 + static_cast<std::uint64_t>(pid),
+                 linux_fake::Proc().state(state).ticks(ns / tick_ns, 0).cgroup("0::" + scope + "emulator\n"));
+      t.sched().cpuset[pid] = h.online;
+      g.info.id = DomainId{static_cast<std::uint32_t>(pid)};
+      g.info.name = info.name;
+      g.info.uuid = info.uuid;
+      g.info.flags = {state == 'R', state == 'S', state == 'T', false, false};
+      g.info.max_vcpus = V;
+      g.info.cpu_time = info.cpu_time;
+      g.tids.assign(V, 0);
+      g.vcpus.resize(V);
+      for (unsigned v = 0; v < V; ++v) {
+        VcpuMetrics& m = g.vcpus[v];
+        m = VcpuMetrics{v, VcpuState::offline, std::chrono::nanoseconds(0), std::nullopt, std::nullopt};
+        if (v >= info.max_vcpus) continue;  // the vcpu of a guest the description has none for: not plugged in
+        const VcpuMetrics& want = ds.vcpus.at(v);
+        if (want.state == VcpuState::unknown) cannot(fmt::format("domain {} vcpu {}: state unknown", info.id, v));
+        const char vs = want.state == VcpuState::offline ? 'Z' : want.state == VcpuState::blocked ? 'S' : 'R';
+        const int tid = pid * 1000 + 1 + static_cast<int>(v);
+        const std::uint64_t wait = want.wait_time ? static_cast<std::uint64_t>(want.wait_time->count()) : 0;
+        t.add_thread(pid, linux_fake::Thread(tid)
+                              .comm(fmt::format("CPU {}/KVM", v))
+                              .state(vs)
+                              .processor(want.cpu.value_or(0))
+                              .schedstat(static_cast<std::uint64_t>(want.cpu_time.count()), wait)
+                              .cgroup(fmt::format("0::{}vcpu{}\n", scope, v)));
+        CpuMap hard = ds.hard.rows() == info.max_vcpus ? ds.hard.row(v) : CpuMap::full(n);
+        hard.resize(n);
+        t.sched().affinity[tid] = hard;
+        t.sched().cpuset[tid] = h.online;
+        g.tids[v] = tid;
+        ++g.info.online_vcpus;  // a thread: plugged in, exiting or not
+        m.state = vs == 'R' ? VcpuState::running : vs == 'S' ? VcpuState::blocked : VcpuState::offline;
+        m.cpu = vs == 'Z' ? std::nullopt : want.cpu;
+        m.cpu_time = want.cpu_time;
+        m.wait_time = std::chrono::nanoseconds(static_cast<std::int64_t>(wait));
+      }
+      guests_.push_back(std::move(g));
+    }
+  }
+
+  linux_fake::FakeTree tree_;
+  HostInfo host_;
+  std::vector<Guest> guests_;  // ascending by pid, as the description's ids (domain 0 first, as pid 2)
+  std::set<int> gone_;
+  std::map<int, std::size_t> set_calls_;  // set-affinity calls so far, per guest
+  std::vector<PinFailure> pin_failures_;
+  std::vector<Armed> armed_;
+  std::optional<vcpumap::LinuxHypervisor> hv_;
+};
+
+static_assert(Harness<LinuxFake>);
+
+#endif
+
 }  // namespace conformance
 
 // The harnesses each executable runs every case with (TEMPLATE_TEST_CASE's type list; a
@@ -588,6 +997,8 @@ static_assert(Harness<XenOneCallEach>);
 // hypervisor_test.cpp uses namespace conformance.
 #if VCPUMAP_CONFORMANCE_XEN
 #define CONFORMANCE_BACKENDS XenMulticall, XenOneCallEach
+#elif VCPUMAP_CONFORMANCE_LINUX
+#define CONFORMANCE_BACKENDS LinuxFake
 #else
 #define CONFORMANCE_BACKENDS Mock, AnyOfMock
 #endif

@@ -2,19 +2,25 @@
 # run_consumers.sh — the 'consumers' suite: install vcpumap into a temporary prefix from a
 # separate build of the source tree, then build and run out-of-tree consumers of it:
 #   pkg-config  c++ -std=c++20 consumer.cpp $(pkg-config --cflags --libs vcpumap)
-#               (+ vcpumap-xen when the Xen backend is built)
-#   cmake       find_package(vcpumap CONFIG REQUIRED), vcpumap::vcpumap (+ vcpumap::xen),
-#               against the prefix moved elsewhere (the package is relocatable)
+#               (+ vcpumap-xen, vcpumap-linux when those backends are built; each backend
+#               consumer is also linked with the static library, pkg-config --static)
+#   cmake       find_package(vcpumap CONFIG REQUIRED), vcpumap::vcpumap (+ COMPONENTS xen,
+#               linux: vcpumap::xen, vcpumap::linux), against the prefix moved elsewhere (the
+#               package is relocatable)
 #   meson       a parent project with the source tree as subprojects/vcpumap
 #
-#   run_consumers.sh SOURCE_DIR VERSION WITH_XEN(0|1) MESON CXX [CONSUMER...]
+#   run_consumers.sh SOURCE_DIR VERSION WITH_XEN(0|1) MESON CXX [WITH_LINUX(0|1)] [CONSUMER...]
+#
+# WITH_XEN and WITH_LINUX say whether the Xen backend (libvcpumap) and the Linux/KVM backend
+# (libvcpumap-linux) are built (-Dxen, -Dlinux enabled or disabled); WITH_LINUX may be left
+# out (0), so the older argument list still works.
 #
 # Exits 0 when every consumer that could run passed, 77 (skipped) when none could run (a
 # tool is missing), 1 on the first failure, with what failed.
 set -euo pipefail
 
 if [[ $# -lt 5 ]]; then
-  echo "usage: $0 SOURCE_DIR VERSION WITH_XEN MESON CXX [pkg-config|cmake|meson...]" >&2
+  echo "usage: $0 SOURCE_DIR VERSION WITH_XEN MESON CXX [WITH_LINUX] [pkg-config|cmake|meson...]" >&2
   exit 2
 fi
 src=$(cd "$1" && pwd)
@@ -23,6 +29,11 @@ with_xen=$3
 meson=$4
 cxx=$5
 shift 5
+with_linux=0
+if [[ $# -gt 0 && ($1 == 0 || $1 == 1) ]]; then
+  with_linux=$1
+  shift
+fi
 consumers=("$@")
 [[ ${#consumers[@]} -gt 0 ]] || consumers=(pkg-config cmake meson)
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -43,11 +54,13 @@ fi
 prefix=$work/prefix
 
 # ---- 1. a separate build of the source tree, installed into $prefix ----
-step "building vcpumap $version from $src into $prefix (Xen backend: $with_xen)"
+step "building vcpumap $version from $src into $prefix (Xen backend: $with_xen, Linux backend: $with_linux)"
 xen_opt=disabled
 [[ $with_xen == 1 ]] && xen_opt=enabled
+linux_opt=disabled
+[[ $with_linux == 1 ]] && linux_opt=enabled
 CXX=$cxx "$meson" setup "$work/build" "$src" --prefix="$prefix" --buildtype=plain \
-  -Dtests=false -Dexamples=true -Dbenchmarks=disabled -Dxen=$xen_opt >"$work/setup.log" 2>&1 ||
+  -Dtests=false -Dexamples=true -Dbenchmarks=disabled -Dxen=$xen_opt -Dlinux=$linux_opt >"$work/setup.log" 2>&1 ||
   { cat "$work/setup.log" >&2; fail "meson setup of the inner build"; }
 "$meson" compile -C "$work/build" -j "$jobs" >"$work/compile.log" 2>&1 ||
   { tail -n 50 "$work/compile.log" >&2; fail "building vcpumap"; }
@@ -68,6 +81,10 @@ if [[ $with_xen == 1 ]]; then
   expected_files+=("$libdir/pkgconfig/vcpumap-xen.pc" "$libdir/libvcpumap.so" "$libdir/libvcpumap.so.0"
     "$libdir/libvcpumap.so.$version" "$libdir/libvcpumap.a")
 fi
+if [[ $with_linux == 1 ]]; then
+  expected_files+=(include/vcpumap/linux.hpp "$libdir/pkgconfig/vcpumap-linux.pc" "$libdir/libvcpumap-linux.so"
+    "$libdir/libvcpumap-linux.so.0" "$libdir/libvcpumap-linux.so.$version" "$libdir/libvcpumap-linux.a")
+fi
 for f in "${expected_files[@]}"; do
   grep -qxF "$f" "$work/installed.txt" || { cat "$work/installed.txt" >&2; fail "$f was not installed"; }
 done
@@ -75,14 +92,60 @@ for f in include/vcpumap/*.hpp include/vcpumap/detail/*.hpp; do
   [[ -e $src/$f ]] || continue
   cmp -s "$src/$f" "$prefix/$f" || fail "$prefix/$f differs from $src/$f"
 done
-if [[ $with_xen == 0 ]] && grep -q 'libvcpumap\|vcpumap-xen' "$work/installed.txt"; then
-  fail "the Xen backend is off, yet a library or vcpumap-xen.pc was installed"
+if [[ $with_xen == 0 ]] && grep -qE '(^|/)(libvcpumap\.(so|a)|vcpumap-xen\.pc)' "$work/installed.txt"; then
+  fail "the Xen backend is off, yet libvcpumap or vcpumap-xen.pc was installed"
+fi
+if [[ $with_linux == 0 ]] && grep -qE '(^|/)(libvcpumap-linux\.|vcpumap-linux\.pc)' "$work/installed.txt"; then
+  fail "the Linux backend is off, yet libvcpumap-linux or vcpumap-linux.pc was installed"
+fi
+# nlohmann_json is used only inside libvcpumap-linux's .cpp files: no installed header may
+# include it (consumers are not asked for it).
+if grep -rlE '#[[:space:]]*include[[:space:]]*[<"]nlohmann' "$prefix/include" >&2; then
+  fail "an installed header includes nlohmann_json"
 fi
 grep -q "\"$version\"" "$prefix/include/vcpumap/version.hpp" || fail "the installed version.hpp is not version $version"
 "$prefix/bin/cpulist" '0-3,^2' >/dev/null || fail "the installed cpulist does not run"
 
 ran=0
 skipped=()
+
+# Runs the Linux backend consumer (PROGRAM [ARG...]) with the expected version. Exit 77 is
+# LinuxHypervisor's hypervisor_unavailable (this host's /sys/devices/system/cpu cannot be
+# read): the program linked, loaded and ran the library, which is what is tested here.
+run_linux_consumer() {
+  local rc=0
+  "$@" "$version" || rc=$?
+  if [[ $rc -eq 77 ]]; then
+    echo "note: $1 could not read this host (hypervisor_unavailable); it linked and ran"
+    return 0
+  fi
+  return "$rc"
+}
+
+# Links a backend consumer with the installed static library: the flags of
+# `pkg-config --static --cflags --libs PC` with -lLIB turned into -l:libLIB.a, so that
+# Libs.private and Requires.private alone must bring what the archive needs; then checks that
+# the program does not need libLIB.so.
+#   link_static PC LIB SOURCE OUTPUT
+link_static() {
+  local pc=$1 lib=$2 source=$3 output=$4 word found=0 args=()
+  local flags
+  flags=$(pkg-config --static --cflags --libs "$pc") || fail "pkg-config --static --cflags --libs $pc"
+  echo "$pc (static): $flags"
+  for word in $flags; do
+    if [[ $word == "-l$lib" ]]; then
+      word="-l:lib$lib.a"
+      found=1
+    fi
+    args+=("$word")
+  done
+  [[ $found == 1 ]] || fail "pkg-config --static --libs $pc lacks -l$lib"
+  $cxx -std=c++20 -o "$output" "$source" "${args[@]}" ||
+    fail "linking $(basename "$source") with lib$lib.a and pkg-config --static $pc"
+  if command -v readelf >/dev/null && readelf -d "$output" | grep -q "NEEDED.*\[lib$lib\.so"; then
+    fail "$output, linked with lib$lib.a, still needs lib$lib.so"
+  fi
+}
 
 # ---- 2. pkg-config ----
 consumer_pkg_config() {
@@ -115,6 +178,30 @@ consumer_pkg_config() {
     $cxx -std=c++20 -o "$out/xen-consumer" "$here/xen_consumer.cpp" $flags ||
       fail "compiling xen_consumer.cpp with pkg-config vcpumap-xen"
     LD_LIBRARY_PATH=$prefix/$libdir "$out/xen-consumer" "$version" || fail "the pkg-config xen consumer"
+    link_static vcpumap-xen vcpumap "$here/xen_consumer.cpp" "$out/xen-consumer-static"
+    "$out/xen-consumer-static" "$version" || fail "the pkg-config xen consumer linked with libvcpumap.a"
+  fi
+  if [[ $with_linux == 1 ]]; then
+    flags=$(pkg-config --cflags --libs vcpumap-linux) || fail "pkg-config --cflags --libs vcpumap-linux"
+    echo "vcpumap-linux: $flags"
+    [[ " $flags " == *" -lvcpumap-linux "* ]] || fail "pkg-config --libs vcpumap-linux lacks -lvcpumap-linux"
+    [[ $(pkg-config --modversion vcpumap-linux) == "$version" ]] || fail "pkg-config --modversion vcpumap-linux"
+    # nlohmann_json (header-only, used inside the library) is no requirement of consumers.
+    local requires
+    requires=$(pkg-config --print-requires vcpumap-linux; pkg-config --print-requires-private vcpumap-linux;
+      pkg-config --static --cflags --libs vcpumap-linux)
+    [[ $requires != *nlohmann* ]] || fail "vcpumap-linux.pc asks consumers for nlohmann_json: $requires"
+    pkg-config --print-requires vcpumap-linux | grep -qx "vcpumap *= *$version" ||
+      fail "vcpumap-linux.pc does not require vcpumap = $version"
+    pkg-config --static --libs vcpumap-linux | grep -q -- -pthread ||
+      fail "pkg-config --static --libs vcpumap-linux lacks -pthread"
+    # shellcheck disable=SC2086
+    $cxx -std=c++20 -o "$out/linux-consumer" "$here/linux_consumer.cpp" $flags ||
+      fail "compiling linux_consumer.cpp with pkg-config vcpumap-linux"
+    LD_LIBRARY_PATH=$prefix/$libdir run_linux_consumer "$out/linux-consumer" || fail "the pkg-config linux consumer"
+    link_static vcpumap-linux vcpumap-linux "$here/linux_consumer.cpp" "$out/linux-consumer-static"
+    run_linux_consumer "$out/linux-consumer-static" ||
+      fail "the pkg-config linux consumer linked with libvcpumap-linux.a"
   fi
   unset PKG_CONFIG_PATH
   ran=$((ran + 1))
@@ -130,7 +217,8 @@ consumer_cmake() {
   local moved=$work/moved-prefix
   cp -a "$prefix" "$moved"
   cmake -S "$here/cmake" -B "$work/cmake" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER="$cxx" \
-    -DCMAKE_PREFIX_PATH="$moved" -DVCPUMAP_EXPECTED_VERSION="$version" -DVCPUMAP_EXPECT_XEN="$with_xen" ||
+    -DCMAKE_PREFIX_PATH="$moved" -DVCPUMAP_EXPECTED_VERSION="$version" -DVCPUMAP_EXPECT_XEN="$with_xen" \
+    -DVCPUMAP_EXPECT_LINUX="$with_linux" ||
     fail "configuring the CMake consumer (find_package(vcpumap CONFIG))"
   grep -q "^vcpumap_DIR:PATH=$moved/" "$work/cmake/CMakeCache.txt" ||
     fail "CMake found vcpumap elsewhere than in $moved: $(grep '^vcpumap_DIR' "$work/cmake/CMakeCache.txt")"
@@ -142,10 +230,16 @@ consumer_cmake() {
     ldd "$work/cmake/xen-consumer" | grep -q "$moved/.*libvcpumap.so.0" ||
       fail "the CMake xen consumer does not load libvcpumap from $moved"
   fi
+  if [[ $with_linux == 1 ]]; then
+    run_linux_consumer "$work/cmake/linux-consumer" || fail "the CMake linux consumer"
+    ldd "$work/cmake/linux-consumer" | grep -q "libvcpumap-linux.so.0 => $moved/" ||
+      fail "the CMake linux consumer does not load libvcpumap-linux from $moved"
+  fi
   # The next major version must not match.
   local next="$((${version%%.*} + 1)).0"
   if cmake -S "$here/cmake" -B "$work/cmake-$next" -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_PREFIX_PATH="$moved" \
-    -DVCPUMAP_EXPECTED_VERSION="$next" -DVCPUMAP_EXPECT_XEN="$with_xen" >"$work/cmake-$next.log" 2>&1; then
+    -DVCPUMAP_EXPECTED_VERSION="$next" -DVCPUMAP_EXPECT_XEN="$with_xen" -DVCPUMAP_EXPECT_LINUX="$with_linux" \
+    >"$work/cmake-$next.log" 2>&1; then
     fail "find_package(vcpumap $next) accepted version $version"
   fi
   ran=$((ran + 1))
@@ -156,14 +250,17 @@ consumer_meson() {
   step "meson subproject consumer"
   local parent=$work/parent
   mkdir -p "$parent/subprojects"
-  cp "$here/meson/meson.build" "$here/meson/meson_options.txt" "$here/consumer.cpp" "$here/xen_consumer.cpp" "$parent/"
+  cp "$here/meson/meson.build" "$here/meson/meson_options.txt" "$here/consumer.cpp" "$here/xen_consumer.cpp" \
+    "$here/linux_consumer.cpp" "$parent/"
   ln -s "$src" "$parent/subprojects/vcpumap"
   # vcpumap's own wraps (fmt, catch2) are found through the subproject's subprojects/; a
   # system vcpumap.pc must not win over the subproject.
-  local xen_feature=disabled
+  local xen_feature=disabled linux_feature=disabled
   [[ $with_xen == 1 ]] && xen_feature=enabled
-  CXX=$cxx "$meson" setup "$parent/build" "$parent" --buildtype=plain --force-fallback-for=vcpumap,vcpumap-xen \
-    -Dexpected_version="$version" -Dexpect_xen=$xen_feature -Dvcpumap:xen=$xen_feature ||
+  [[ $with_linux == 1 ]] && linux_feature=enabled
+  CXX=$cxx "$meson" setup "$parent/build" "$parent" --buildtype=plain \
+    --force-fallback-for=vcpumap,vcpumap-xen,vcpumap-linux -Dexpected_version="$version" \
+    -Dexpect_xen=$xen_feature -Dvcpumap:xen=$xen_feature -Dexpect_linux=$linux_feature -Dvcpumap:linux=$linux_feature ||
     fail "meson setup of the parent project (dependency('vcpumap') from subprojects/vcpumap)"
   "$meson" compile -C "$parent/build" -j "$jobs" || fail "building the meson parent project"
   "$meson" test -C "$parent/build" --print-errorlogs || fail "the meson subproject consumers"

@@ -413,7 +413,7 @@ def linux_like_hosts():
     check(vcpus[3]["problem"] == "its vcpu threads are not named" and vcpus[3]["hard"] == "", vcpus[3])
     # A pin outside the cpuset, a soft map, a pin of the problem domain: refused, naming why.
     _, err = run("pin", "--fixture", host, "web", "1", "0-1", code=1)
-    check("outside the vcpu's cpuset 2-3" in err, err)
+    check("holds no online CPU of the vcpu's cpuset 2-3" in err, err)
     _, err = run("pin", "--fixture", host, "web", "1", "2", "3", code=1)
     check("no soft affinity" in err, err)
     _, err = run("pin", "--fixture", host, "odd (name)", "0", "1", code=1)
