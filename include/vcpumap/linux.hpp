@@ -18,7 +18,9 @@
 // uuid from `-uuid`, max_vcpus from `-smp` (maxcpus, else the topology, else cpus), so vcpus
 // not yet hot-plugged are there, offline. cpu_time is the process's (every thread: vcpus,
 // emulator, I/O). Flags: running when the main thread runs, blocked when it sleeps, paused
-// when it is stopped (SIGSTOP) or QMP says paused/prelaunch, dying when a zombie.
+// when it is stopped (SIGSTOP) or QMP says paused/prelaunch. A QEMU that exited (a zombie
+// not reaped yet) is no domain any more. online_vcpus counts the vcpu threads found (one
+// exiting at that moment included; its snapshot row says offline).
 //
 // Vcpu threads. With a QMP socket for the guest (LinuxOptions::qmp_sockets), the vcpus'
 // thread ids come from `query-cpus-fast` (matched to the guest by those ids) and IOThreads'
@@ -63,9 +65,14 @@
 // ESRCH not_found. Files of /proc are read with bounded sizes; their text is hostile
 // (a guest chooses its name and, through its owner, its command line).
 //
-// Costs: call_count() counts system calls (open, pread, getdents, sched_*affinity, close,
-// QMP socket calls). Files of the threads read before are kept open and re-read with pread;
-// a snapshot reads only what its scope needs (metrics_only: stat and schedstat).
+// Costs: call_count() counts system calls (open, pread, getdents, sched_*affinity, QMP
+// socket calls; not the close of a kept file when its thread is gone). Files of the threads
+// read before are kept open and re-read with pread; a snapshot reads only what its scope
+// needs: per vcpu, stat and schedstat (metrics_only), + sched_getaffinity, the thread's
+// cpuset path and its cgroup's effective CPUs (full); per domain its stat and its task list
+// (hot-plugged threads are seen at once). A thread's cpuset is found from
+// /proc/.../cpuset (else .../cgroup) and the nearest ancestor cgroup with an
+// effective-CPUs file, kept open until the thread changes cgroup or the mounts change.
 //
 // Thread safety: one mutex serializes every primitive of an object (its file cache is
 // shared); pins are serialized by the front as for every backend.

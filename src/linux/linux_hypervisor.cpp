@@ -18,6 +18,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <map>
 #include <mutex>
 #include <set>
@@ -100,7 +101,8 @@ struct __attribute__((visibility("hidden"))) LinuxHypervisor::Impl {  // holds h
   struct Thread {
     Fd stat, schedstat;
     detail::ThreadRole role;
-    bool named = false;  // its name is not the process's any more: the role is for good
+    bool named = false;  // its role is for good: it has a name of its own, or kept the process's twice
+    unsigned looks = 0;  // refreshes that saw it with the process's name
     // Its cpuset, cached: the file naming its cgroup (/proc/.../cpuset, else .../cgroup) is
     // re-read each time, the cgroup's effective-CPUs file too, and the text is parsed only
     // when it changed.
@@ -537,7 +539,12 @@ struct __attribute__((visibility("hidden"))) LinuxHypervisor::Impl {  // holds h
       auto s = read_stat(t.stat, g.pid, tid);
       if (!s) continue;
       t.role = detail::thread_role(s->comm);
-      t.named = t.role.kind != detail::ThreadRole::Kind::other || tid == g.pid || s->comm != stat.comm;
+      // A new QEMU thread names itself as it starts: one with the process's name may be a
+      // vcpu thread caught before naming itself. Once it was seen so twice and is older than a
+      // second, it is taken as it is (libvirt's QEMU keeps one such thread, call_rcu, for
+      // good: no stat read per snapshot for it).
+      t.named = t.role.kind != detail::ThreadRole::Kind::other || tid == g.pid || s->comm != stat.comm ||
+                (++t.looks >= 2 && age_seconds(s->starttime) > 1.0);
     }
     g.vcpu_tid.clear();
     g.iothreads.clear();
@@ -622,6 +629,14 @@ struct __attribute__((visibility("hidden"))) LinuxHypervisor::Impl {  // holds h
         // Not answering now: tried again at the next listing.
       }
     }
+  }
+
+  /// Seconds since a thread started (its stat starttime, clock ticks after boot).
+  double age_seconds(std::uint64_t starttime) const {
+    timespec now{};
+    if (::clock_gettime(CLOCK_BOOTTIME, &now) != 0) return 0;
+    const double since_boot = static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) / 1e9;
+    return since_boot - static_cast<double>(starttime) / static_cast<double>(clock_ticks);
   }
 
   std::chrono::nanoseconds ticks(std::uint64_t t) const {
