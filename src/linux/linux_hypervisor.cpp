@@ -29,6 +29,7 @@
 #include "qmp.hpp"
 #include "vcpumap/atomic_file.hpp"
 #include "vcpumap/cpulist.hpp"
+#include "vcpumap/detail/system_error.hpp"
 #include "vcpumap/fixture.hpp"
 #include "vcpumap/limits.hpp"
 #include "vcpumap/text.hpp"
@@ -70,18 +71,8 @@ class KernelScheduler final : public SchedulerCalls {
   }
 };
 
-ErrorCode code_of(int err) {
-  switch (err) {
-    case ESRCH:
-    case ENOENT: return ErrorCode::not_found;
-    case EPERM:
-    case EACCES: return ErrorCode::permission_denied;
-    case EINVAL: return ErrorCode::invalid_argument;
-    case EBUSY:
-    case EAGAIN: return ErrorCode::busy;
-    default: return ErrorCode::internal;
-  }
-}
+/// Linux adds one to the shared mapping: ENOENT is a /proc entry gone with its thread.
+ErrorCode code_of(int err) { return err == ENOENT ? ErrorCode::not_found : detail::error_code_for_errno(err); }
 
 bool gone(int err) { return err == ESRCH || err == ENOENT; }
 
@@ -234,7 +225,7 @@ struct __attribute__((visibility("hidden"))) LinuxHypervisor::Impl {  // holds h
     if (!possible_text)
       throw Error(ErrorCode::hypervisor_unavailable,
                   fmt::format("{}: cannot read the host's CPUs: {}", escape_terminal(path(cpus_dir + "possible")),
-                              std::strerror(errno)));
+                              detail::errno_text(errno)));
     std::string_view pt = *possible_text;
     while (!pt.empty() && (pt.back() == '\n' || pt.back() == ' ')) pt.remove_suffix(1);
     ParseFailure failure;
@@ -650,7 +641,7 @@ struct __attribute__((visibility("hidden"))) LinuxHypervisor::Impl {  // holds h
     Fd proc = open_file("proc", O_RDONLY | O_DIRECTORY);
     if (proc.get() < 0)
       throw Error(ErrorCode::hypervisor_unavailable,
-                  fmt::format("{}: cannot list processes: {}", escape_terminal(path("proc")), std::strerror(errno)));
+                  fmt::format("{}: cannot list processes: {}", escape_terminal(path("proc")), detail::errno_text(errno)));
     const std::vector<int> pids = list_ids(proc.get());
     std::set<int> seen;
     for (int pid : pids) {
@@ -739,7 +730,7 @@ struct __attribute__((visibility("hidden"))) LinuxHypervisor::Impl {  // holds h
   }
 
   [[noreturn]] void throw_errno(int err, const Guest& g, const std::string& what) const {
-    throw Error(code_of(err), fmt::format("{}: {}: {}", describe(g.info), what, std::strerror(err)));
+    throw Error(code_of(err), fmt::format("{}: {}: {}", describe(g.info), what, detail::errno_text(err)));
   }
 
   /// True when the guest's process is still the one read.
@@ -842,13 +833,13 @@ struct __attribute__((visibility("hidden"))) LinuxHypervisor::Impl {  // holds h
     if (int e = sched->set_affinity(tid, cpus); e != 0) {
       if (gone(e)) throw Error(ErrorCode::not_found, fmt::format("{}: {}: its thread {} exited", describe(g.info), what, tid));
       throw Error(code_of(e), fmt::format("{}: {}: sched_setaffinity({}) of thread {}: {}", describe(g.info), what,
-                                          cpus, tid, std::strerror(e)));
+                                          cpus, tid, detail::errno_text(e)));
     }
     CpuMap back(n);
     ++calls;
     if (int e = sched->get_affinity(tid, n, back); e != 0)
       throw Error(code_of(e), fmt::format("{}: {}: reading back thread {}'s affinity: {}", describe(g.info), what, tid,
-                                          std::strerror(e)));
+                                          detail::errno_text(e)));
     return back;
   }
 

@@ -26,6 +26,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "vcpumap/detail/system_error.hpp"
 #include "vcpumap/limits.hpp"
 #include "vcpumap/text.hpp"
 
@@ -52,16 +53,6 @@ constexpr std::string_view one_client_hint = "the monitor takes one client: is l
 struct BadReply : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
-
-/// "Connection refused (ECONNREFUSED)": glibc's description and name of errno `err`.
-std::string errno_text(int err) {
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
-  const char* name = strerrorname_np(err);
-  const char* desc = strerrordesc_np(err);
-  if (name != nullptr && desc != nullptr) return fmt::format("{} ({})", desc, name);
-#endif
-  return fmt::format("errno {}", err);
-}
 
 /// `text` safe for a message: escaped for a terminal, cut to max_quoted_bytes at a UTF-8
 /// character boundary (a megabyte error description must not land in a log whole).

@@ -8,21 +8,13 @@
 
 #include <fmt/format.h>
 
+#include "vcpumap/detail/system_error.hpp"
+
 namespace vcpumap::xen_detail {
 
 namespace {
 
-ErrorCode code_for(int err) {
-  switch (err) {
-    case ESRCH: return ErrorCode::not_found;
-    case EPERM:
-    case EACCES: return ErrorCode::permission_denied;
-    case EINVAL: return ErrorCode::invalid_argument;
-    case EBUSY:
-    case EAGAIN: return ErrorCode::busy;
-    default: return ErrorCode::internal;
-  }
-}
+constexpr ErrorCode code_for(int err) noexcept { return detail::error_code_for_errno(err); }
 
 std::string_view hint(int err) {
   return err == EPERM || err == EACCES ? " (run as root in the control domain, dom0)" : "";
@@ -30,15 +22,7 @@ std::string_view hint(int err) {
 
 }  // namespace
 
-std::string errno_text(int err) {
-  if (err == 0) return "failed without an errno";
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
-  const char* name = strerrorname_np(err);
-  const char* desc = strerrordesc_np(err);
-  if (name != nullptr && desc != nullptr) return fmt::format("{} ({})", desc, name);
-#endif
-  return fmt::format("errno {}", err);
-}
+std::string errno_text(int err) { return detail::errno_text(err); }
 
 [[noreturn]] void raise_host(int err, std::string_view what) {
   const ErrorCode code = err == ESRCH ? ErrorCode::internal : code_for(err);
