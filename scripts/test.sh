@@ -4,7 +4,7 @@
 #      (suite consumers), the real-Xen test (suite xen), real QEMU guests and a real libvirt
 #      daemon (suite linux, serial);
 #   2. clang 14 with ASan+UBSan (any report fails): the unit and example tests;
-#   3. clang libFuzzer targets (cpulist, fixture) sharing fuzz_seconds, with the round-trip checks.
+#   3. clang libFuzzer targets (cpulist, fixture, procfs) sharing fuzz_seconds, with the round-trip checks.
 # Usage: scripts/test.sh [--quick]   (--quick skips the fuzzers, the real-Xen boot and the real guests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,7 +44,7 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
 if [ "$quick" = 0 ]; then
   step "libFuzzer targets"
   CXX=clang++ configure _build/fuzz -Dfuzz=true -Dbenchmarks=disabled -Dexamples=false
-  ninja -C _build/fuzz tests/fuzz/fuzz-cpulist tests/fuzz/fuzz-fixture   # the fuzzers only: the rest ran above
+  ninja -C _build/fuzz tests/fuzz/fuzz-cpulist tests/fuzz/fuzz-fixture tests/fuzz/fuzz-procfs   # the fuzzers only: the rest ran above
   meson test -C _build/fuzz --no-rebuild --print-errorlogs --suite fuzz
 fi
 echo

@@ -643,7 +643,7 @@ struct __attribute__((visibility("hidden"))) LinuxHypervisor::Impl {  // holds h
       throw Error(ErrorCode::hypervisor_unavailable,
                   fmt::format("{}: cannot list processes: {}", escape_terminal(path("proc")), detail::errno_text(errno)));
     const std::vector<int> pids = list_ids(proc.get());
-    std::set<int> seen;
+    std::map<int, detail::ProcStat> seen;  // the guests, with their stat as just read
     for (int pid : pids) {
       Fd fd;
       std::optional<detail::ProcStat> s;
@@ -654,17 +654,15 @@ struct __attribute__((visibility("hidden"))) LinuxHypervisor::Impl {  // holds h
       Guest* g = guest_of(pid, *s, fd.get() >= 0 ? std::move(fd) : Fd());
       if (!g) continue;
       if (g->stat.get() < 0) g->stat = open_file(fmt::format("proc/{}/stat", pid));
-      seen.insert(pid);
+      seen.emplace(pid, std::move(*s));
     }
     std::erase_if(guests, [&](const auto& kv) { return !seen.count(kv.first); });
     std::erase_if(not_qemu, [&](const auto& kv) { return !std::binary_search(pids.begin(), pids.end(), kv.first); });
     match_qmp();
     if (guests.size() > limits::max_domains)
       throw Error(ErrorCode::internal, fmt::format("more than {} QEMU processes (the limit)", limits::max_domains));
-    for (auto& [pid, g] : guests) {
-      auto s = read_stat(g.stat, pid);
-      if (s && s->starttime == g.starttime && refresh(g, *s)) out.push_back(g.info);
-    }
+    for (auto& [pid, g] : guests)
+      if (refresh(g, seen.at(pid))) out.push_back(g.info);
   }
 
   std::optional<DomainInfo> read_domain(DomainId id) {
