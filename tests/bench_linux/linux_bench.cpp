@@ -47,8 +47,8 @@
 // After the run a table gives every time per call and per vcpu, and the ratios against
 // vcpumap in wall and CPU time, with the targets (reported, never asserted; the exit status
 // says only whether every benchmark ran): vcpumap >= 30x faster than virDomainGetVcpus, and
-// no slower than the plain loop. The existing RatioReporter keeps CPU times; WallRatioReporter
-// extends it with wall times and counters.
+// no slower than the plain loop. RatioReporter (tests/bench) keeps CPU and wall times and
+// the counters.
 //
 //   linux-bench [--benchmark_repetitions=5 ...]
 //   linux-bench --loop=NAME --loop-count=N     runs N calls of benchmark NAME's body and
@@ -708,66 +708,10 @@ void run_op(benchmark::State& state, const Op* op) {
   if (op->syscalls_per_vcpu) state.counters["syscalls/vcpu"] = op->syscalls_per_vcpu();
 }
 
-/// The existing RatioReporter keeps CPU time; libvirt's calls and the script spend theirs in
-/// other processes, so this one also keeps each benchmark's real (wall) time and counters.
-class WallRatioReporter : public RatioReporter {
- public:
-  using RatioReporter::RatioReporter;
-  void ReportRuns(const std::vector<Run>& runs) override {
-    RatioReporter::ReportRuns(runs);
-    for (const Run& r : runs) {
-      if (r.error_occurred) {
-        ++errors;
-        continue;
-      }
-      const std::string name = r.run_name.function_name;
-      const double ns = r.GetAdjustedRealTime() * unit_ns(r.time_unit);
-      const bool median = r.run_type == Run::RT_Aggregate && r.aggregate_name == "median";
-      if (r.run_type == Run::RT_Aggregate && !median) continue;
-      if (median) wall_median_[name] = ns;
-      else wall_samples_[name].push_back(ns);
-      if (median || !counters_.count(name) || !median_counters_.count(name))
-        for (const auto& [k, c] : r.counters) counters_[name][k] = c.value;
-      if (median) median_counters_.insert(name);
-    }
-  }
-  std::size_t errors = 0;  // runs that failed (SkipWithError)
-
-  double wall(const std::string& name) const {
-    if (auto it = wall_median_.find(name); it != wall_median_.end()) return it->second;
-    auto it = wall_samples_.find(name);
-    if (it == wall_samples_.end() || it->second.empty()) return std::nan("");
-    std::vector<double> v = it->second;
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
-  }
-  double counter(const std::string& name, const std::string& key) const {
-    auto it = counters_.find(name);
-    if (it == counters_.end()) return std::nan("");
-    auto c = it->second.find(key);
-    return c == it->second.end() ? std::nan("") : c->second;
-  }
-
- private:
-  static double unit_ns(benchmark::TimeUnit u) {
-    switch (u) {
-      case benchmark::kNanosecond: return 1;
-      case benchmark::kMicrosecond: return 1e3;
-      case benchmark::kMillisecond: return 1e6;
-      case benchmark::kSecond: return 1e9;
-    }
-    return 1;
-  }
-  std::map<std::string, double> wall_median_;
-  std::map<std::string, std::vector<double>> wall_samples_;
-  std::map<std::string, std::map<std::string, double>> counters_;
-  std::set<std::string> median_counters_;
-};
-
 std::string fmt_us(double ns) { return std::isnan(ns) ? "-" : fmt::format("{:.2f}", ns / 1e3); }
 std::string fmt_x(double x) { return std::isnan(x) ? "-" : fmt::format("{:.2f}", x); }
 
-void print_group(const WallRatioReporter& rep, const std::string& title, const std::vector<Op>& ops,
+void print_group(const RatioReporter& rep, const std::string& title, const std::vector<Op>& ops,
                  const std::string& base, const std::vector<std::pair<std::string, double>>& need_faster,
                  const std::vector<std::string>& no_slower_than, const std::vector<std::string>& compare) {
   bool any = false;
@@ -876,7 +820,7 @@ int run(int argc, char** argv) {
       if (op.fixed_iterations > 0) b->Iterations(op.fixed_iterations);
     }
 
-  WallRatioReporter reporter(isatty(STDOUT_FILENO) ? benchmark::ConsoleReporter::OO_ColorTabular
+  RatioReporter reporter(isatty(STDOUT_FILENO) ? benchmark::ConsoleReporter::OO_ColorTabular
                                                    : benchmark::ConsoleReporter::OO_Tabular);
   benchmark::RunSpecifiedBenchmarks(&reporter);
   if (guest)

@@ -407,10 +407,8 @@ inline void fail_in_snapshot_all(MockHypervisor& m, DomainId domain, unsigned vc
 
 }  // namespace mock_faults
 
-/// MockHypervisor itself.
-class Mock {
- public:
-  static constexpr std::string_view name = "MockHypervisor";
+/// What the mock can do, the same whether used directly or through AnyHypervisor.
+struct MockTraits {
   static constexpr bool can_inject_faults = true;
   static constexpr bool can_vanish = true;
   static constexpr bool batches_pins = false;
@@ -421,8 +419,14 @@ class Mock {
   static constexpr bool holds_domains_without_vcpus = true;
   static constexpr bool online_counts_exiting_vcpus = false;
   static constexpr DomainId id_of(DomainId d) noexcept { return d; }
-  ErrorCode break_host_read() { throw std::logic_error("conformance: fail_host_read works here: use it"); }
-  void repair_host_read() {}
+  static ErrorCode break_host_read() { throw std::logic_error("conformance: fail_host_read works here: use it"); }
+  static void repair_host_read() {}
+};
+
+/// MockHypervisor itself.
+class Mock : public MockTraits {
+ public:
+  static constexpr std::string_view name = "MockHypervisor";
 
   explicit Mock(const HostSnapshot& host) : hv_(MockHypervisor::from_snapshot(host)) {}
 
@@ -445,21 +449,9 @@ class Mock {
 
 /// AnyHypervisor holding a MockHypervisor: the type-erased path (faults reach the mock
 /// through target<>()).
-class AnyOfMock {
+class AnyOfMock : public MockTraits {
  public:
   static constexpr std::string_view name = "AnyHypervisor(MockHypervisor)";
-  static constexpr bool can_inject_faults = true;
-  static constexpr bool can_vanish = true;
-  static constexpr bool batches_pins = false;
-  static constexpr bool knows_socket_of_offline_cpus = true;
-  static constexpr bool can_fail_host_read = true;
-  static constexpr bool can_fail_metrics_reads = true;
-  static constexpr bool tells_runnable_from_running = true;
-  static constexpr bool holds_domains_without_vcpus = true;
-  static constexpr bool online_counts_exiting_vcpus = false;
-  static constexpr DomainId id_of(DomainId d) noexcept { return d; }
-  ErrorCode break_host_read() { throw std::logic_error("conformance: fail_host_read works here: use it"); }
-  void repair_host_read() {}
 
   explicit AnyOfMock(const HostSnapshot& host) : hv_(MockHypervisor::from_snapshot(host)) {}
 
