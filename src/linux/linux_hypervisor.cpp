@@ -572,7 +572,28 @@ struct __attribute__((visibility("hidden"))) LinuxHypervisor::Impl {  // holds h
     g.vcpu_tid.resize(d.max_vcpus, 0);
     d.online_vcpus = static_cast<unsigned>(std::count_if(g.vcpu_tid.begin(), g.vcpu_tid.end(), [](int t) { return t != 0; }));
     d.cpu_time = ticks(stat.utime + stat.stime);
+    std::size_t cells_left = limits::max_matrix_cells;
+    bound_claim(g, cells_left);
     return true;
+  }
+
+  /// Any user can start a process whose command line claims `-smp 16384`: a guest's matrices
+  /// (max_vcpus × the host's CPUs) must fit in what is left of limits::max_matrix_cells, as a
+  /// fixture's must. One that does not is not believed: its vcpus are unknown (vcpu_problem),
+  /// and it keeps one row a vcpu thread it really has (at least one).
+  void bound_claim(Guest& g, std::size_t& cells_left) {
+    DomainInfo& d = g.info;
+    const std::size_t n = std::max<std::size_t>(1, host ? host->cpu_universe() : 1);
+    if (d.max_vcpus <= cells_left / n) {
+      cells_left -= d.max_vcpus * n;
+      return;
+    }
+    d.vcpu_problem = fmt::format("its command line claims {} vcpus: with the other guests' on {} CPUs, past the "
+                                 "limit of {} affinity cells",
+                                 d.max_vcpus, n, limits::max_matrix_cells);
+    d.max_vcpus = std::max(1U, d.online_vcpus);
+    g.vcpu_tid.resize(d.max_vcpus, 0);
+    cells_left -= std::min(cells_left, std::size_t{d.max_vcpus} * n);
   }
 
   /// Thread ids from the guest's QMP socket (vcpus and IOThreads replace the names'); true
@@ -661,8 +682,12 @@ struct __attribute__((visibility("hidden"))) LinuxHypervisor::Impl {  // holds h
     match_qmp();
     if (guests.size() > limits::max_domains)
       throw Error(ErrorCode::internal, fmt::format("more than {} QEMU processes (the limit)", limits::max_domains));
+    std::size_t cells_left = limits::max_matrix_cells;  // shared by every guest, as in a fixture
     for (auto& [pid, g] : guests)
-      if (refresh(g, seen.at(pid))) out.push_back(g.info);
+      if (refresh(g, seen.at(pid))) {
+        bound_claim(g, cells_left);
+        out.push_back(g.info);
+      }
   }
 
   std::optional<DomainInfo> read_domain(DomainId id) {

@@ -1324,3 +1324,26 @@ TEST_CASE("call_count: monotonic; files kept open make the second snapshot cheap
 }
 
 }  // namespace
+
+TEST_CASE("domains: a command line claiming more vcpus than the affinity-cell limit is not believed", "[domains][hostile]") {
+  FakeTree t;
+  t.add_cpu_host("0-65535", "0-1", "0-1", {{0, 0, 0, "0"}, {1, 0, 1, "1"}});
+  t.add_init();
+  // 16384 vcpus × 65536 CPUs = 2^30 cells, past limits::max_matrix_cells (2^28): a process
+  // anyone can start with such a command line must not make every snapshot allocate 512 MiB.
+  t.add_qemu(100, {"/usr/bin/qemu-system-x86_64", "-name", "guest=huge,debug-threads=on", "-smp", "16384"}, 100);
+  t.add_thread(100, Thread(101).comm("CPU 0/KVM"));
+  t.add_qemu(200, {"/usr/bin/qemu-system-x86_64", "-name", "guest=small,debug-threads=on", "-smp", "2"}, 200);
+  t.add_thread(200, Thread(201).comm("CPU 0/KVM"));
+  LinuxHypervisor hv(t.options());
+  const std::vector<DomainInfo> list = hv.list_domains();
+  REQUIRE(list.size() == 2);
+  CHECK(list[0].max_vcpus == 1);  // the one vcpu thread it really has
+  CHECK(contains(list[0].vcpu_problem, "claims 16384 vcpus"));
+  CHECK(list[1].max_vcpus == 2);
+  CHECK(list[1].vcpu_problem.empty());
+  const DomainSnapshot s = hv.snapshot(DomainId{100});
+  CHECK(s.hard.rows() == 1);
+  CHECK(s.vcpus.at(0).state == VcpuState::unknown);
+  CHECK(hv.snapshot_all().domains.size() == 2);
+}
