@@ -130,6 +130,8 @@ struct __attribute__((visibility("hidden"))) LinuxHypervisor::Impl {  // holds h
   std::map<std::string, Fd> cpuset_files;  // cgroup path -> its (or its nearest ancestor's) effective-CPUs file
   std::size_t cpuset_generation = 1;       // changes when cpuset_files is emptied (threads' limit_fd die)
   std::string mountinfo_text;              // what proc/self/mountinfo said last
+  bool v2_cpuset = false;                  // ... and whether its cgroup2 hierarchy has cpuset
+  std::string cpu_lists_key;               // the CPU lists the topology was read for
   std::map<std::string, int> qmp_pids;     // socket -> pid, once matched
   std::string buf;                         // the text read last
 
@@ -204,9 +206,11 @@ struct __attribute__((visibility("hidden"))) LinuxHypervisor::Impl {  // holds h
 
   std::shared_ptr<const HostInfo> read_host() {
     const auto cpus_dir = std::string("sys/devices/system/cpu/");
+    std::string key;  // the CPU lists as read: topology and nodes are re-read when they change
     auto list = [&](std::string_view name, std::size_t universe) -> std::optional<CpuMap> {
       auto text = slurp(cpus_dir + std::string(name));
       if (!text) return std::nullopt;
+      if (name == "present" || name == "online") key += fmt::format("{}={};", name, *text);
       ParseOptions o;
       o.universe = universe;
       o.dialect = Dialect::standard;
@@ -215,7 +219,7 @@ struct __attribute__((visibility("hidden"))) LinuxHypervisor::Impl {  // holds h
       ParseFailure failure;
       auto m = CpuMap::try_parse(t, o, &failure);
       if (!m)
-        throw Error(ErrorCode::internal, fmt::format("{}{}{}: {}", options.root, cpus_dir, name,
+        throw Error(ErrorCode::internal, fmt::format("{}{}{}: {}", escape_terminal(options.root), cpus_dir, name,
                                                      ParseError(t, failure).what()));
       return m;
     };
@@ -241,7 +245,71 @@ struct __attribute__((visibility("hidden"))) LinuxHypervisor::Impl {  // holds h
     h->present.resize(n);
     h->online = list("online", n).value_or(h->present);
     h->online &= h->present;
+    key += *possible_text;
+    if (host && key == cpu_lists_key) {  // no CPU came or went: the topology read before holds
+      h->threads_per_core = host->threads_per_core;
+      h->cores_per_socket = host->cores_per_socket;
+      h->sockets = host->sockets;
+      h->numa_nodes = host->numa_nodes;
+      h->cpu_socket = host->cpu_socket;
+      h->cpu_node = host->cpu_node;
+    } else {
+      read_topology(*h, n);
+    }
 
+    // What the kernel has: no soft affinity; cpusets when a cpuset hierarchy is mounted.
+    // Mounts rarely change: the kept cpuset files stay valid until they do.
+    if (auto mi = slurp("proc/self/mountinfo", 16384); mi && *mi != mountinfo_text) {
+      mountinfo_text = std::move(*mi);
+      mounts = detail::parse_cgroup_mounts(mountinfo_text);
+      clear_cpuset_files();
+      v2_cpuset = v2_has_cpuset();
+    }
+    h->caps.soft_affinity = false;
+    h->caps.vcpu_limit = (mounts.v1_cpuset || v2_cpuset) ? "cpuset" : "";
+
+    // The host's own share: PID 1's affinity within system.slice's cpuset (or PID 1's).
+    CpuMap init(n);
+    if (sched->get_affinity(1, n, init) == 0) {
+      ++calls;
+      std::optional<CpuMap> set = cpuset_of_path("/system.slice", n, true);
+      if (!set) {
+        if (auto cg = slurp("proc/1/cgroup")) set = cpuset_of_task_text(*cg, n);
+      }
+      if (set) init &= *set;
+      h->system_cpus = init;
+    } else {
+      ++calls;
+    }
+    try {
+      detail::check_host(*h, "host");
+    } catch (const Error& e) {
+      throw Error(ErrorCode::internal, fmt::format("{}sys: {}", escape_terminal(options.root), e.what()));
+    }
+    cpu_lists_key = std::move(key);  // with the host it describes, only once that is whole
+    host = h;
+    return h;
+  }
+
+  /// Sockets, cores, threads and NUMA nodes of the host's online CPUs, from sys (a few files
+  /// per CPU: read_host does it only when the CPU lists changed).
+  void read_topology(HostInfo& host_info, std::size_t n) {
+    HostInfo* const h = &host_info;
+    const auto cpus_dir = std::string("sys/devices/system/cpu/");
+    auto list = [&](const std::string& name) -> std::optional<CpuMap> {
+      auto text = slurp(cpus_dir + name);
+      if (!text) return std::nullopt;
+      std::string_view t = *text;
+      while (!t.empty() && (t.back() == '\n' || t.back() == ' ')) t.remove_suffix(1);
+      ParseOptions o;
+      o.universe = n;
+      ParseFailure failure;
+      auto m = CpuMap::try_parse(t, o, &failure);
+      if (!m)
+        throw Error(ErrorCode::internal, fmt::format("{}{}{}: {}", escape_terminal(options.root), cpus_dir, name,
+                                                     ParseError(t, failure).what()));
+      return m;
+    };
     // Topology of the online CPUs (an offline CPU has no topology folder).
     h->cpu_socket.assign(n, std::nullopt);
     std::set<unsigned> sockets;
@@ -262,7 +330,7 @@ struct __attribute__((visibility("hidden"))) LinuxHypervisor::Impl {  // holds h
       h->cpu_socket[c] = static_cast<unsigned>(*p);
       sockets.insert(static_cast<unsigned>(*p));
       cores.insert({static_cast<unsigned>(*p), static_cast<unsigned>(*k)});
-      if (auto sib = list(fmt::format("cpu{}/topology/thread_siblings_list", c), n))
+      if (auto sib = list(fmt::format("cpu{}/topology/thread_siblings_list", c)))
         threads = std::max<unsigned>(threads, static_cast<unsigned>(sib->count()));
     }
     h->threads_per_core = std::min<unsigned>(threads, limits::max_topology_count);
@@ -304,37 +372,6 @@ struct __attribute__((visibility("hidden"))) LinuxHypervisor::Impl {  // holds h
     for (std::size_t node = 0; node < h->numa_nodes.size(); ++node)
       for (std::size_t c : h->numa_nodes[node])
         if (!h->cpu_node[c]) h->cpu_node[c] = static_cast<unsigned>(node);
-
-    // What the kernel has: no soft affinity; cpusets when a cpuset hierarchy is mounted.
-    // Mounts rarely change: the kept cpuset files stay valid until they do.
-    if (auto mi = slurp("proc/self/mountinfo", 16384); mi && *mi != mountinfo_text) {
-      mountinfo_text = std::move(*mi);
-      mounts = detail::parse_cgroup_mounts(mountinfo_text);
-      clear_cpuset_files();
-    }
-    h->caps.soft_affinity = false;
-    h->caps.vcpu_limit = (mounts.v1_cpuset || v2_has_cpuset()) ? "cpuset" : "";
-
-    // The host's own share: PID 1's affinity within system.slice's cpuset (or PID 1's).
-    CpuMap init(n);
-    if (sched->get_affinity(1, n, init) == 0) {
-      ++calls;
-      std::optional<CpuMap> set = cpuset_of_path("/system.slice", n, true);
-      if (!set) {
-        if (auto cg = slurp("proc/1/cgroup")) set = cpuset_of_task_text(*cg, n);
-      }
-      if (set) init &= *set;
-      h->system_cpus = init;
-    } else {
-      ++calls;
-    }
-    try {
-      detail::check_host(*h, "host");
-    } catch (const Error& e) {
-      throw Error(ErrorCode::internal, fmt::format("{}sys: {}", escape_terminal(options.root), e.what()));
-    }
-    host = h;
-    return h;
   }
 
   bool v2_has_cpuset() {
