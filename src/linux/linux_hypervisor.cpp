@@ -76,6 +76,12 @@ ErrorCode code_of(int err) { return err == ENOENT ? ErrorCode::not_found : detai
 
 bool gone(int err) { return err == ESRCH || err == ENOENT; }
 
+/// A sysfs or procfs value without its trailing newline (and blanks).
+std::string_view trimmed(std::string_view t) {
+  while (!t.empty() && (t.back() == '\n' || t.back() == ' ')) t.remove_suffix(1);
+  return t;
+}
+
 /// The largest /proc or /sys text read (a command line can be ARG_MAX long; more is cut).
 constexpr std::size_t max_file_bytes = 1 << 20;
 /// The most threads of one QEMU process looked at (QEMU has a few per vcpu at most).
@@ -214,8 +220,7 @@ struct __attribute__((visibility("hidden"))) LinuxHypervisor::Impl {  // holds h
       ParseOptions o;
       o.universe = universe;
       o.dialect = Dialect::standard;
-      std::string_view t = *text;
-      while (!t.empty() && (t.back() == '\n' || t.back() == ' ')) t.remove_suffix(1);
+      const std::string_view t = trimmed(*text);
       ParseFailure failure;
       auto m = CpuMap::try_parse(t, o, &failure);
       if (!m)
@@ -230,8 +235,7 @@ struct __attribute__((visibility("hidden"))) LinuxHypervisor::Impl {  // holds h
       throw Error(ErrorCode::hypervisor_unavailable,
                   fmt::format("{}: cannot read the host's CPUs: {}", escape_terminal(path(cpus_dir + "possible")),
                               detail::errno_text(errno)));
-    std::string_view pt = *possible_text;
-    while (!pt.empty() && (pt.back() == '\n' || pt.back() == ' ')) pt.remove_suffix(1);
+    const std::string_view pt = trimmed(*possible_text);
     ParseFailure failure;
     auto possible = CpuMap::try_parse(pt, wide, &failure);
     if (!possible || possible->empty())
@@ -299,8 +303,7 @@ struct __attribute__((visibility("hidden"))) LinuxHypervisor::Impl {  // holds h
     auto list = [&](const std::string& name) -> std::optional<CpuMap> {
       auto text = slurp(cpus_dir + name);
       if (!text) return std::nullopt;
-      std::string_view t = *text;
-      while (!t.empty() && (t.back() == '\n' || t.back() == ' ')) t.remove_suffix(1);
+      const std::string_view t = trimmed(*text);
       ParseOptions o;
       o.universe = n;
       ParseFailure failure;
@@ -320,12 +323,8 @@ struct __attribute__((visibility("hidden"))) LinuxHypervisor::Impl {  // holds h
       auto pkg = slurp(t + "physical_package_id");
       auto core = slurp(t + "core_id");
       if (!pkg || !core) continue;
-      auto trim = [](std::string s) {
-        while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-        return s;
-      };
-      const auto p = detail::parse_decimal(trim(*pkg), limits::max_topology_count);
-      const auto k = detail::parse_decimal(trim(*core), UINT32_MAX);
+      const auto p = detail::parse_decimal(trimmed(*pkg), limits::max_topology_count);
+      const auto k = detail::parse_decimal(trimmed(*core), UINT32_MAX);
       if (!p || !k) continue;
       h->cpu_socket[c] = static_cast<unsigned>(*p);
       sockets.insert(static_cast<unsigned>(*p));
@@ -360,8 +359,7 @@ struct __attribute__((visibility("hidden"))) LinuxHypervisor::Impl {  // holds h
       for (unsigned id : ids) {
         auto text = slurp(fmt::format("sys/devices/system/node/node{}/cpulist", id));
         if (!text) continue;
-        std::string_view t = *text;
-        while (!t.empty() && (t.back() == '\n' || t.back() == ' ')) t.remove_suffix(1);
+        const std::string_view t = trimmed(*text);
         ParseOptions o;
         o.universe = n;
         if (auto m = CpuMap::try_parse(t, o)) h->numa_nodes[id] = *m & h->present;
@@ -421,8 +419,7 @@ struct __attribute__((visibility("hidden"))) LinuxHypervisor::Impl {  // holds h
   }
   std::optional<CpuMap> read_cpuset(int fd, std::size_t n) {
     if (fd < 0 || !read_whole(fd)) return std::nullopt;
-    std::string_view t = buf;
-    while (!t.empty() && (t.back() == '\n' || t.back() == ' ')) t.remove_suffix(1);
+    const std::string_view t = trimmed(buf);
     ParseOptions o;
     o.universe = n;
     auto m = CpuMap::try_parse(t, o);
@@ -466,8 +463,7 @@ struct __attribute__((visibility("hidden"))) LinuxHypervisor::Impl {  // holds h
     }
     if (t.limit_fd < 0 || !read_whole(t.limit_fd, 256)) return every_cpu(n);
     if (buf != t.limit_text || t.limit.universe() != n) {
-      std::string_view text = buf;
-      while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.remove_suffix(1);
+      const std::string_view text = trimmed(buf);
       ParseOptions o;
       o.universe = n;
       auto m = CpuMap::try_parse(text, o);
@@ -480,8 +476,7 @@ struct __attribute__((visibility("hidden"))) LinuxHypervisor::Impl {  // holds h
   /// The effective-CPUs file for what t.where_text names, or -1.
   int resolve_cpuset_fd(const Thread& t) {
     if (!t.where_is_cgroup) {  // one path, in the hierarchy that holds the cpuset controller
-      std::string cg = t.where_text;
-      while (!cg.empty() && (cg.back() == '\n' || cg.back() == ' ')) cg.pop_back();
+      const std::string cg(trimmed(t.where_text));
       if (cg.empty() || cg[0] != '/' || cg.find("/..") != std::string::npos) return -1;
       if (mounts.v1_cpuset) return cpuset_fd(*mounts.v1_cpuset, "cpuset.effective_cpus", cg, false);
       if (mounts.v2) return cpuset_fd(*mounts.v2, "cpuset.cpus.effective", cg, false);
