@@ -45,6 +45,7 @@ struct Scripted : HypervisorFront<Scripted> {
                                        std::span<const VcpuPinRequest> pins, AfterFailure) {
     return set_many(pins);
   }
+  void set_online(const HostInfo& h, const DomainInfo& d, const VcpuSet& o) { mock.set_online(h, d, o); }
   std::size_t call_count() const noexcept { return mock.call_count(); }
   std::chrono::system_clock::time_point now() { return mock.now(); }
 };

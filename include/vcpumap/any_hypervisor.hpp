@@ -6,7 +6,7 @@
 // A value type holding any backend (a type with the primitives of vcpumap::Backend:
 // MockHypervisor, XenHypervisor, LinuxHypervisor, or your own), chosen at run time (a tool's --backend
 // option), itself satisfying the Hypervisor concept: code written against the concept takes
-// it unchanged. It forwards the backend's primitives, one virtual call each, and gets every
+// it unchanged. It forwards the backend's primitives (9), one virtual call each, and gets every
 // operation from the same front layer (backend.hpp) as the backend itself: results, errors
 // (vcpumap::Error, PinError) and call counts are those of the backend used directly.
 //
@@ -82,6 +82,9 @@ class AnyHypervisor : public HypervisorFront<AnyHypervisor> {
                                        std::span<const VcpuPinRequest> pins, AfterFailure after) {
     return get().set_affinity(host, domain, current, pins, after);
   }
+  void set_online(const HostInfo& host, const DomainInfo& domain, const VcpuSet& online) {
+    get().set_online(host, domain, online);
+  }
   /// 0 for an empty AnyHypervisor.
   std::size_t call_count() const noexcept { return backend_ ? backend_->call_count() : 0; }
   std::chrono::system_clock::time_point now() { return get().now(); }
@@ -96,6 +99,7 @@ class AnyHypervisor : public HypervisorFront<AnyHypervisor> {
     virtual void read_vcpus(const HostInfo&, std::span<VcpuRead>, SnapshotScope) = 0;
     virtual std::vector<PinOutcome> set_affinity(const HostInfo&, const DomainInfo&, const DomainSnapshot*,
                                                  std::span<const VcpuPinRequest>, AfterFailure) = 0;
+    virtual void set_online(const HostInfo&, const DomainInfo&, const VcpuSet&) = 0;
     virtual std::size_t call_count() const noexcept = 0;
     virtual std::chrono::system_clock::time_point now() = 0;
     virtual void* target(const std::type_info&) noexcept = 0;
@@ -114,6 +118,9 @@ class AnyHypervisor : public HypervisorFront<AnyHypervisor> {
     std::vector<PinOutcome> set_affinity(const HostInfo& host, const DomainInfo& domain, const DomainSnapshot* current,
                                          std::span<const VcpuPinRequest> pins, AfterFailure after) override {
       return b.set_affinity(host, domain, current, pins, after);
+    }
+    void set_online(const HostInfo& host, const DomainInfo& domain, const VcpuSet& online) override {
+      b.set_online(host, domain, online);
     }
     std::size_t call_count() const noexcept override { return static_cast<std::size_t>(b.call_count()); }
     std::chrono::system_clock::time_point now() override { return b.now(); }

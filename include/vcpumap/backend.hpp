@@ -35,6 +35,9 @@
 //                     so). An applied pin's result holds the effective maps, for a map the
 //                     pin leaves alone computed from its current value: the row of `current`
 //                     when given, else read.
+//   set_online(host, domain, online)   makes exactly the vcpus of `online` (already checked:
+//                     not empty, within max_vcpus) the domain's online ones, or asks its
+//                     guest to (Xen); throws Error(unsupported) where the hypervisor cannot.
 //   call_count()      calls made since construction (monotonic).
 //   now()             the backend's clock, for snapshots' taken_at (the mock's is virtual).
 #pragma once
@@ -91,13 +94,15 @@ enum class AfterFailure { stop, go_on };
 template <class B>
 concept Backend = requires(B& b, const B& cb, DomainId id, const HostInfo& host, const DomainInfo& domain,
                            const DomainSnapshot* current, std::span<VcpuRead> reads, SnapshotScope scope,
-                           std::span<const VcpuPinRequest> pins, AfterFailure after, std::vector<DomainInfo>& list) {
+                           std::span<const VcpuPinRequest> pins, AfterFailure after, std::vector<DomainInfo>& list,
+                           const VcpuSet& online) {
   { b.known_host() } -> std::same_as<std::shared_ptr<const HostInfo>>;
   { b.read_host() } -> std::same_as<std::shared_ptr<const HostInfo>>;
   { b.read_domain_list(list) } -> std::same_as<void>;
   { b.read_domain(id) } -> std::same_as<std::optional<DomainInfo>>;
   { b.read_vcpus(host, reads, scope) } -> std::same_as<void>;
   { b.set_affinity(host, domain, current, pins, after) } -> std::same_as<std::vector<PinOutcome>>;
+  { b.set_online(host, domain, online) } -> std::same_as<void>;
   { cb.call_count() } -> std::convertible_to<std::size_t>;
   { b.now() } -> std::same_as<std::chrono::system_clock::time_point>;
 };
@@ -126,14 +131,15 @@ std::vector<PinOutcome> pin_one_by_one(std::span<const VcpuPinRequest> pins, Aft
 /// map, no soft map where the hypervisor has no soft affinity (ErrorCode::unsupported), CPUs
 /// within the host and present, a hard map with at least one online CPU and, given the
 /// vcpu's `limit` (its cpuset, Capabilities::vcpu_limit), at least one online CPU in it: the
-/// hypervisor refuses such a pin with a bare EINVAL, vcpumap says which limit. (CPUs
+/// hypervisor refuses such a pin with a bare EINVAL, vcpumap says which limit (`limit_name`,
+/// "cpupool 1 (pool1)"; else Capabilities::vcpu_limit). (CPUs
 /// outside the limit beside some inside are accepted, as the kernel and Xen accept them:
 /// "all" stays a valid pin; the effective affinity leaves them out.)
 /// Stricter than Xen on one point: Xen silently drops CPU ids that are not present; vcpumap
 /// refuses them, since naming a CPU the host lacks is a mistake. Throws Error
 /// (invalid_argument unless said otherwise) naming the domain, the vcpu and the CPUs.
 inline void check_pin(const HostInfo& host, const DomainInfo& domain, unsigned vcpu, const VcpuPin& pin,
-                      const CpuMap* limit = nullptr) {
+                      const CpuMap* limit = nullptr, std::string_view limit_name = {}) {
   const std::string who = describe(domain);
   if (!domain.vcpu_problem.empty())
     throw Error(ErrorCode::unsupported,
@@ -168,10 +174,33 @@ inline void check_pin(const HostInfo& host, const DomainInfo& domain, unsigned v
     if (limit && !(*pin.hard & *limit).intersects(host.online))
       throw Error(ErrorCode::invalid_argument,
                   fmt::format("{}: vcpu {}: hard affinity {} holds no online CPU of the vcpu's {} {}", who, vcpu,
-                              *pin.hard, host.caps.vcpu_limit.empty() ? std::string("limit") : host.caps.vcpu_limit,
+                              *pin.hard,
+                              !limit_name.empty()              ? std::string(limit_name)
+                              : host.caps.vcpu_limit.empty() ? std::string("limit")
+                                                               : host.caps.vcpu_limit,
                               *limit));
   }
   if (pin.soft) check_cpus(*pin.soft, "soft");
+}
+
+/// Checks a set of online vcpus for a domain before any call (set_online_vcpus): a
+/// hypervisor that can set them (Capabilities::set_online, else unsupported), a domain whose
+/// vcpus it sees, at least one vcpu, none at or beyond max_vcpus. Throws Error
+/// (invalid_argument unless said otherwise) naming the domain and the vcpus.
+inline void check_online(const HostInfo& host, const DomainInfo& domain, const VcpuSet& online) {
+  const std::string who = describe(domain);
+  if (!host.caps.set_online)
+    throw Error(ErrorCode::unsupported, fmt::format("{}: this hypervisor cannot set which vcpus are online", who));
+  if (!domain.vcpu_problem.empty())
+    throw Error(ErrorCode::unsupported,
+                fmt::format("{}: its vcpus cannot be set: {}", who, escape_terminal(domain.vcpu_problem)));
+  if (online.empty())
+    throw Error(ErrorCode::invalid_argument,
+                fmt::format("{}: at least one vcpu must stay online (asked for none)", who));
+  if (auto top = online.last(); top && *top >= domain.max_vcpus)
+    throw Error(ErrorCode::invalid_argument,
+                fmt::format("{}: vcpus {} asked online, but it has {} vcpu{} (maxvcpus)", who, online, domain.max_vcpus,
+                            domain.max_vcpus == 1 ? "" : "s"));
 }
 
 /// The front layer: the Hypervisor contract from a backend's primitives (see the top of
@@ -202,8 +231,10 @@ class HypervisorFront {
   void snapshot(DomainId domain, SnapshotScope scope, DomainSnapshot& into) {
     Operation op(*this);
     try {
-      const std::shared_ptr<const HostInfo> host = self().known_host();
-      read_one(*host, require_domain(domain), scope, into);
+      std::shared_ptr<const HostInfo> host = self().known_host();
+      const DomainInfo info = require_domain(domain);
+      if (info.pool && !host->pool(*info.pool)) host = self().read_host();  // a pool made since
+      read_one(*host, info, scope, into);
     } catch (...) {
       into.clear();
       throw;
@@ -258,15 +289,19 @@ class HypervisorFront {
   PinResult pin_vcpu(DomainId domain, unsigned vcpu, const VcpuPin& pin) {
     std::lock_guard lock(*pin_mutex_);
     Operation op(*this);
-    const std::shared_ptr<const HostInfo> host = self().known_host();
+    std::shared_ptr<const HostInfo> host = self().known_host();
     const DomainInfo info = require_domain(domain);
-    // Where vcpus have limits, the pin is checked against this vcpu's: read it first.
+    if (info.pool && !host->pool(*info.pool)) host = self().read_host();  // a pool made since
+    // Where vcpus have limits, the pin is checked against this vcpu's: its pool's CPUs, or
+    // (per-vcpu limits) read first.
     std::optional<DomainSnapshot> before;
-    if (!host->caps.vcpu_limit.empty() && info.vcpu_problem.empty() && vcpu < info.max_vcpus) {
+    if (const CpuPool* pool = info.pool ? host->pool(*info.pool) : nullptr) {
+      check_pin(*host, info, vcpu, pin, &pool->cpus, describe(*pool));
+    } else if (!host->caps.vcpu_limit.empty() && info.vcpu_problem.empty() && vcpu < info.max_vcpus) {
       before.emplace();
       read_one(*host, info, SnapshotScope::full, *before);
       const CpuMap limit = before->limit.row(vcpu);
-      check_pin(*host, before->domain, vcpu, pin, &limit);
+      check_pin(*host, before->domain, vcpu, pin, &limit, limit_name(*host, before->domain));
     } else {
       check_pin(*host, info, vcpu, pin);
     }
@@ -296,6 +331,21 @@ class HypervisorFront {
   /// missing domain throws, as the pin would).
   PinPlan plan(DomainId domain, const MatrixPin& pin) { return make_plan(domain, pin); }
   PinPlan plan(DomainId domain, const VcpusPin& pin) { return make_plan(domain, pin); }
+
+  /// Makes exactly the vcpus of `online` the domain's online ones, as `xl vcpu-set` (and
+  /// libxl_set_vcpuonline) do; a count N is VcpuSet::full(N). Checked first (check_online).
+  /// On Xen the guest acts on it (xenstore's cpu/N/availability): a snapshot shows the
+  /// change once the guest has made it, and a guest that ignores it keeps its vcpus.
+  void set_online_vcpus(DomainId domain, const VcpuSet& online) {
+    std::lock_guard lock(*pin_mutex_);
+    Operation op(*this);
+    const std::shared_ptr<const HostInfo> host = self().known_host();
+    const DomainInfo info = require_domain(domain);
+    check_online(*host, info, online);
+    VcpuSet exact = online;
+    exact.resize(info.max_vcpus);
+    self().set_online(*host, info, exact);
+  }
 
   /// Backend calls the operation that finished last made.
   std::size_t last_call_count() const noexcept { return last_calls_.load(std::memory_order_relaxed); }
@@ -341,11 +391,19 @@ class HypervisorFront {
     if (read.vanished) throw Error(ErrorCode::not_found, fmt::format("{}: no such domain", describe(info)));
     finish_read(host, into);
   }
-  /// Completes what read_vcpus read: the limit of a hypervisor without (every CPU), the
-  /// effective matrix, the time.
+  /// Completes what read_vcpus read: the limit where the front knows it (a domain in a
+  /// pool: every row its pool's CPUs; a hypervisor without limits, or a domain in a pool
+  /// made after the host was read: every CPU), the effective matrix, the time. A backend
+  /// with per-vcpu limits (Linux's cpusets) filled the limit itself.
   void finish_read(const HostInfo& host, DomainSnapshot& s) {
     if (s.scope == SnapshotScope::full) {
-      if (host.caps.vcpu_limit.empty()) {  // every CPU, in the matrix's own storage
+      if (const CpuPool* pool = s.domain.pool ? host.pool(*s.domain.pool) : nullptr) {
+        s.limit.reshape(s.hard.rows(), s.hard.cols());
+        CpuMap cpus = pool->cpus;
+        cpus.resize(s.hard.cols());
+        for (std::size_t v = 0; v < s.limit.rows(); ++v) s.limit.set_row(v, cpus);
+        effective_affinity(s.hard, s.soft, s.limit, host.online, s.effective);
+      } else if (host.caps.vcpu_limit.empty() || s.domain.pool) {  // every CPU, in the matrix's own storage
         s.limit.reshape(s.hard.rows(), s.hard.cols());
         const std::span<Word> w = s.limit.mutable_words();
         std::fill(w.begin(), w.end(), ~Word{0});
@@ -359,8 +417,14 @@ class HypervisorFront {
     } else {
       s.effective.reshape(0, 0);
       s.limit.reshape(0, 0);
+      s.node_affinity.reset();
     }
     s.taken_at = self().now();
+  }
+  /// How messages name a domain's limit: its pool ("cpupool 1 (pool1)"), else the kind.
+  static std::string limit_name(const HostInfo& host, const DomainInfo& domain) {
+    if (const CpuPool* pool = domain.pool ? host.pool(*domain.pool) : nullptr) return describe(*pool);
+    return host.caps.vcpu_limit;
   }
   /// The row of a vcpu's limit a pin is checked against, or none.
   static std::optional<CpuMap> limit_of(const HostInfo& host, const DomainSnapshot& s, unsigned vcpu) {
@@ -397,7 +461,7 @@ class HypervisorFront {
       if (!changes && !plan.force) continue;
       if (changes && !plan.restore) {
         const std::optional<CpuMap> limit = limit_of(host, before, v);
-        check_pin(host, domain, v, pin, limit ? &*limit : nullptr);
+        check_pin(host, domain, v, pin, limit ? &*limit : nullptr, limit_name(host, domain));
       }
       out.push_back({v, std::move(pin)});
     }
@@ -415,7 +479,7 @@ class HypervisorFront {
                     fmt::format("{}: vcpu {} is beyond its {} vcpus", describe(domain), v, domain.max_vcpus));
       VcpuPinRequest r{v, VcpuPin{pin.hard, pin.soft, pin.force}};
       const std::optional<CpuMap> limit = limit_of(host, before, v);
-      check_pin(host, domain, r.vcpu, r.pin, limit ? &*limit : nullptr);
+      check_pin(host, domain, r.vcpu, r.pin, limit ? &*limit : nullptr, limit_name(host, domain));
       out.push_back(std::move(r));
     }
     return out;
@@ -424,7 +488,7 @@ class HypervisorFront {
   /// Applies checked requests all or nothing: when one fails, every vcpu applied (or left
   /// unknown by a batch that failed whole) is put back to its maps of `before`, and PinError
   /// names the first vcpu that failed. Rows not requested report what Xen writes back for
-  /// them: hard ∩ online, soft ∩ that.
+  /// them: hard ∩ limit (the pool) ∩ online, soft ∩ that.
   MatrixPinResult apply(const HostInfo& host, const DomainSnapshot& before, const std::vector<VcpuPinRequest>& pins) {
     using State = PinOutcome::State;
     const DomainInfo& domain = before.domain;
@@ -445,6 +509,7 @@ class HypervisorFront {
       for (unsigned v = 0; v < domain.max_vcpus; ++v) {  // rows left alone first, then the pinned ones
         CpuMap hard = before.hard.row(v) & host.online;
         hard.resize(host.cpu_universe());
+        if (v < before.limit.rows()) hard &= before.limit.row(v);
         result.soft.set_row(v, before.soft.row(v) & hard);
         result.hard.set_row(v, hard);
       }

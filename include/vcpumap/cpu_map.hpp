@@ -60,6 +60,13 @@ struct VcpuTag {
   using number = unsigned;
 };
 
+/// Tag of NUMA nodes: a domain's node affinity (where Xen places its memory). A node id is
+/// an `unsigned`, as HostInfo::cpu_node's.
+struct NodeTag {
+  static constexpr std::string_view noun = "node";
+  using number = unsigned;
+};
+
 /// The text forms a set can be written in and read from.
 enum class TextForm {
   list,        // canonical cpulist: "0-3,5,8-11"; the empty set is ""
@@ -425,6 +432,8 @@ class BasicCpuSet {
 
 using CpuMap = BasicCpuSet<PcpuTag>;
 using VcpuSet = BasicCpuSet<VcpuTag>;
+/// A set of NUMA nodes (universe: the host's node count, HostInfo::numa_nodes.size()).
+using NodeSet = BasicCpuSet<NodeTag>;
 
 }  // namespace vcpumap
 

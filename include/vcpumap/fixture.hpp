@@ -78,18 +78,25 @@ void write_fixture_file(const std::string& path, const HostSnapshot& host);
 
 namespace detail {
 
-/// The CPU -> socket and CPU -> node maps a host described by counts implies: the node of a
-/// present CPU from numa_nodes; present CPUs fill sockets of threads_per_core × cores_per_socket in id order.
+/// The CPU -> socket, core and node maps a host described by counts implies: the node of a
+/// present CPU from numa_nodes; present CPUs fill sockets of threads_per_core × cores_per_socket
+/// in id order, threads_per_core consecutive CPUs sharing a core.
 inline void derive_cpu_topology(HostInfo& host) {
   const std::size_t n = host.cpu_universe();
   host.cpu_node.assign(n, std::nullopt);
   host.cpu_socket.assign(n, std::nullopt);
+  host.cpu_core.assign(n, std::nullopt);
   const std::size_t per_socket = std::max<std::size_t>(1, std::size_t{host.threads_per_core} * host.cores_per_socket);
   for (std::size_t node = 0; node < host.numa_nodes.size(); ++node)
     for (std::size_t cpu : host.numa_nodes[node])
       if (cpu < n && host.present.test(cpu)) host.cpu_node[cpu] = static_cast<unsigned>(node);
   std::size_t rank = 0;
-  for (std::size_t cpu : host.present) host.cpu_socket[cpu] = static_cast<unsigned>(rank++ / per_socket);
+  const std::size_t threads = std::max<std::size_t>(1, host.threads_per_core);
+  for (std::size_t cpu : host.present) {
+    host.cpu_socket[cpu] = static_cast<unsigned>(rank / per_socket);
+    host.cpu_core[cpu] = static_cast<unsigned>(rank % per_socket / threads);
+    ++rank;
+  }
 }
 
 /// Throws Error(invalid_argument, what + ": ...") unless `host` is consistent and within the

@@ -115,7 +115,7 @@ class PinError : public Error {
 template <class H>
 concept Hypervisor = requires(H& hv, const H& chv, DomainId domain, unsigned vcpu, const VcpuPin& pin,
                               const MatrixPin& plan, const VcpusPin& sparse, SnapshotScope scope, DomainSnapshot& into,
-                              HostSnapshot& all_into) {
+                              HostSnapshot& all_into, const VcpuSet& vcpus) {
   /// The host's CPUs and topology.
   { hv.host_info() } -> std::same_as<HostInfo>;
   /// Every domain, ascending by id.
@@ -139,6 +139,9 @@ concept Hypervisor = requires(H& hv, const H& chv, DomainId domain, unsigned vcp
   /// What a matrix or sparse pin would do, changing nothing.
   { hv.plan(domain, plan) } -> std::same_as<PinPlan>;
   { hv.plan(domain, sparse) } -> std::same_as<PinPlan>;
+  /// Makes exactly these vcpus the domain's online ones (`xl vcpu-set`), where the
+  /// hypervisor can (HostInfo::caps.set_online; else Error(unsupported)).
+  { hv.set_online_vcpus(domain, vcpus) } -> std::same_as<void>;
   /// Backend calls (privileged hypercalls on Xen) the last operation made.
   { chv.last_call_count() } -> std::convertible_to<std::size_t>;
 };

@@ -171,6 +171,9 @@ class LinuxHypervisor : public HypervisorFront<LinuxHypervisor> {
   void read_vcpus(const HostInfo& host, std::span<VcpuRead> reads, SnapshotScope scope);
   std::vector<PinOutcome> set_affinity(const HostInfo& host, const DomainInfo& domain, const DomainSnapshot* current,
                                        std::span<const VcpuPinRequest> pins, AfterFailure after);
+  /// Not here (Capabilities::set_online is false): a QEMU guest's vcpus are plugged through
+  /// QMP device_add / device_del, which vcpumap does not do. Throws Error(unsupported).
+  void set_online(const HostInfo& host, const DomainInfo& domain, const VcpuSet& online);
   std::size_t call_count() const noexcept;
   std::chrono::system_clock::time_point now();
 

@@ -309,6 +309,24 @@ class MockHypervisor : public HypervisorFront<MockHypervisor> {
       return set_affinity_call(domain.id, vcpu, pin);
     });
   }
+  /// The xenstore write of cpu/N/availability: 1 call (a place for a fault). The mock's
+  /// guest acts on it at once: a vcpu taken offline is offline (no last CPU), one brought
+  /// online is blocked.
+  void set_online(const HostInfo&, const DomainInfo& info, const VcpuSet& online) {
+    call("xenstore write", info.id);
+    MockDomain& d = domain(info.id);
+    for (unsigned v = 0; v < d.vcpus.size(); ++v) {
+      VcpuMetrics& m = d.vcpus[v];
+      const bool on = v < online.universe() && online.test(v);
+      if (!on) {
+        m.state = VcpuState::offline;
+        m.cpu.reset();
+      } else if (m.state == VcpuState::offline) {
+        m.state = VcpuState::blocked;
+      }
+    }
+    sync_domain(d);
+  }
   /// Backend calls since construction.
   std::size_t call_count() const noexcept { return calls_total_; }
 

@@ -100,6 +100,9 @@ struct DomainInfo {
   /// state unknown with empty affinity rows (nothing is guessed), and pins are refused with
   /// this reason.
   std::string vcpu_problem;
+  /// The cpupool the domain runs in (Xen: getdomaininfo's cpupool; see CpuPool), where the
+  /// hypervisor has pools; empty otherwise.
+  std::optional<unsigned> pool;
   friend bool operator==(const DomainInfo&, const DomainInfo&) = default;
 };
 
@@ -120,8 +123,43 @@ struct Capabilities {
   /// What confines a vcpu beyond its pin, named as users know it ("cpuset" on Linux: the
   /// cpuset cgroup of the vcpu's thread); empty when nothing does. When set, snapshots fill
   /// DomainSnapshot::limit per vcpu and a pin naming CPUs outside it is refused.
+  /// Xen: "cpupool", each domain's limit being its pool's CPUs (HostInfo::pools).
   std::string vcpu_limit;
+  /// Which vcpus are online can be set (Hypervisor set_online_vcpus, `xl vcpu-set`): Xen
+  /// through xenstore's cpu/N/availability, acted on by the guest.
+  bool set_online = false;
+  /// Snapshots carry each domain's NUMA node affinity (DomainSnapshot::node_affinity).
+  bool node_affinity = false;
   friend bool operator==(const Capabilities&, const Capabilities&) = default;
+};
+
+/// A cpupool (Xen): CPUs with a scheduler of their own; every domain runs in exactly one
+/// pool, on its CPUs only, whatever its affinity says (`xl cpupool-list -c`).
+struct CpuPool {
+  unsigned id = 0;
+  /// Any bytes (xenstore's /local/pool/<id>/name, written by the toolstack: "Pool-0");
+  /// escape it for a terminal. Empty when the hypervisor does not say.
+  std::string name;
+  /// The pool's scheduler ("credit2", "credit", "rtds", "arinc653", "null"), or
+  /// "scheduler N" for an id vcpumap does not know.
+  std::string scheduler;
+  /// The pool's CPUs (the host's universe). A pool may have none.
+  CpuMap cpus;
+  /// How many domains run in it.
+  unsigned domains = 0;
+  friend bool operator==(const CpuPool&, const CpuPool&) = default;
+};
+
+/// "cpupool 1 (pool1)": how messages name a pool, the name escaped for a terminal.
+inline std::string describe(const CpuPool& p) {
+  return p.name.empty() ? fmt::format("cpupool {}", p.id) : fmt::format("cpupool {} ({})", p.id, escape_terminal(p.name));
+}
+
+/// The memory of one NUMA node, in bytes (Xen: xc_numainfo's memsize and memfree).
+struct NodeMemory {
+  std::uint64_t size = 0;
+  std::uint64_t free = 0;
+  friend bool operator==(const NodeMemory&, const NodeMemory&) = default;
 };
 
 /// The host's CPUs and topology. Every CpuMap here has the host's universe, max CPU id + 1
@@ -138,6 +176,14 @@ struct HostInfo {
   /// where the hypervisor does not say (Xen reports no socket for an offline CPU).
   std::vector<std::optional<unsigned>> cpu_socket;
   std::vector<std::optional<unsigned>> cpu_node;
+  /// CPU -> core id within its socket, by CPU id (Xen: xc_cputopoinfo's core; Linux:
+  /// topology/core_id); empty where unknown. Two CPUs with the same socket and core are SMT
+  /// siblings (siblings()).
+  std::vector<std::optional<unsigned>> cpu_core;
+  /// The memory of each node, by node id, where the hypervisor reports it (else empty).
+  std::vector<NodeMemory> node_memory;
+  /// The cpupools, ascending by id (Xen); empty where the hypervisor has none.
+  std::vector<CpuPool> pools;
   /// What this hypervisor has (soft affinity, vcpu limits).
   Capabilities caps;
   /// Where the host's own processes may run, when the host OS is not itself a domain
@@ -148,6 +194,35 @@ struct HostInfo {
 
   /// The number of CPU ids: the universe of every host-wide CpuMap.
   std::size_t cpu_universe() const noexcept { return possible.universe(); }
+
+  /// The pool of that id, or null.
+  const CpuPool* pool(unsigned id) const noexcept {
+    for (const CpuPool& p : pools)
+      if (p.id == id) return &p;
+    return nullptr;
+  }
+  /// The SMT siblings of a CPU, itself included: the CPUs of its socket and core. Just the
+  /// CPU when its core or socket is unknown; empty for a CPU id beyond the host.
+  CpuMap siblings(std::size_t cpu) const {
+    CpuMap out(cpu_universe());
+    if (cpu >= cpu_universe()) return out;
+    out.set(cpu);
+    const auto at = [](const std::vector<std::optional<unsigned>>& v, std::size_t i) {
+      return i < v.size() ? v[i] : std::nullopt;
+    };
+    const std::optional<unsigned> core = at(cpu_core, cpu), socket = at(cpu_socket, cpu);
+    if (!core || !socket) return out;
+    for (std::size_t c = 0; c < cpu_universe(); ++c)
+      if (at(cpu_core, c) == core && at(cpu_socket, c) == socket) out.set(c);
+    return out;
+  }
+  /// The CPUs of a set of NUMA nodes (nodes beyond the host's are ignored).
+  CpuMap cpus_of(const NodeSet& nodes) const {
+    CpuMap out(cpu_universe());
+    for (unsigned n : nodes)
+      if (n < numa_nodes.size()) out |= numa_nodes[n];
+    return out;
+  }
 
   /// Options that read cpulists for this host: its universe ("all", "^N" and "N-" work)
   /// and its NUMA nodes ("node:1", "nodes:0-1", "^node:0"). The options borrow this
@@ -179,7 +254,8 @@ enum class SnapshotScope { metrics_only, full };
 /// hard is the affinity the vcpu was given (Xen's hard affinity; Linux: its thread's
 /// sched_getaffinity), soft the preferred CPUs (every CPU where the hypervisor has no soft
 /// affinity: Capabilities::soft_affinity), limit where the vcpu is confined whatever its
-/// pin (Linux: its cpuset; every CPU where nothing confines it: Capabilities::vcpu_limit).
+/// pin (Linux: its cpuset; Xen: its domain's cpupool's CPUs; every CPU where nothing
+/// confines it: Capabilities::vcpu_limit).
 ///
 /// effective is where a vcpu may actually run, Xen's rule extended by the limit: with
 /// allowed = hard ∩ limit ∩ online, it is allowed ∩ soft when that is not empty, else
@@ -193,6 +269,10 @@ struct DomainSnapshot {
   AffinityMatrix soft;
   AffinityMatrix effective;
   AffinityMatrix limit;
+  /// The NUMA nodes the domain's memory is placed on (Xen: xc_domain_node_getaffinity;
+  /// universe: the host's node count), for scope full where the hypervisor reports it
+  /// (Capabilities::node_affinity); else empty.
+  std::optional<NodeSet> node_affinity;
   SnapshotScope scope = SnapshotScope::full;
   std::chrono::system_clock::time_point taken_at;
 
@@ -204,6 +284,7 @@ struct DomainSnapshot {
     soft.reshape(0, 0);
     effective.reshape(0, 0);
     limit.reshape(0, 0);
+    node_affinity.reset();
     scope = SnapshotScope::full;
     taken_at = {};
   }

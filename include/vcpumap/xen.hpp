@@ -135,6 +135,7 @@ class XenHypervisor : public HypervisorFront<XenHypervisor> {
   void read_vcpus(const HostInfo& host, std::span<VcpuRead> reads, SnapshotScope scope);
   std::vector<PinOutcome> set_affinity(const HostInfo& host, const DomainInfo& domain, const DomainSnapshot* current,
                                        std::span<const VcpuPinRequest> pins, AfterFailure after);
+  void set_online(const HostInfo& host, const DomainInfo& domain, const VcpuSet& online);
   std::size_t call_count() const noexcept;
   std::chrono::system_clock::time_point now();
 

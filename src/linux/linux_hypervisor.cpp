@@ -256,6 +256,7 @@ struct __attribute__((visibility("hidden"))) LinuxHypervisor::Impl {  // holds h
       h->sockets = host->sockets;
       h->numa_nodes = host->numa_nodes;
       h->cpu_socket = host->cpu_socket;
+      h->cpu_core = host->cpu_core;
       h->cpu_node = host->cpu_node;
     } else {
       read_topology(*h, n);
@@ -315,6 +316,7 @@ struct __attribute__((visibility("hidden"))) LinuxHypervisor::Impl {  // holds h
     };
     // Topology of the online CPUs (an offline CPU has no topology folder).
     h->cpu_socket.assign(n, std::nullopt);
+    h->cpu_core.assign(n, std::nullopt);
     std::set<unsigned> sockets;
     std::set<std::pair<unsigned, unsigned>> cores;
     unsigned threads = 1;
@@ -327,6 +329,7 @@ struct __attribute__((visibility("hidden"))) LinuxHypervisor::Impl {  // holds h
       const auto k = detail::parse_decimal(trimmed(*core), UINT32_MAX);
       if (!p || !k) continue;
       h->cpu_socket[c] = static_cast<unsigned>(*p);
+      h->cpu_core[c] = static_cast<unsigned>(*k);
       sockets.insert(static_cast<unsigned>(*p));
       cores.insert({static_cast<unsigned>(*p), static_cast<unsigned>(*k)});
       if (auto sib = list(fmt::format("cpu{}/topology/thread_siblings_list", c)))
@@ -1054,6 +1057,12 @@ std::vector<PinOutcome> LinuxHypervisor::set_affinity(const HostInfo&, const Dom
                                                       AfterFailure after) {
   std::lock_guard lock(impl().mutex);
   return impl().set_affinity(domain, pins, after);
+}
+void LinuxHypervisor::set_online(const HostInfo&, const DomainInfo& domain, const VcpuSet&) {
+  throw Error(ErrorCode::unsupported,
+              fmt::format("{}: vcpumap cannot set which vcpus of a QEMU guest are online (that is QMP device_add / "
+                          "device_del, or virsh setvcpus)",
+                          describe(domain)));
 }
 std::size_t LinuxHypervisor::call_count() const noexcept { return impl_ ? impl_->calls.load() : 0; }
 std::chrono::system_clock::time_point LinuxHypervisor::now() { return std::chrono::system_clock::now(); }

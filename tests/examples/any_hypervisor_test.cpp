@@ -27,6 +27,7 @@ struct Pinned {
                                        std::span<const VcpuPinRequest> p, AfterFailure a) {
     return mock.set_affinity(h, d, c, p, a);
   }
+  void set_online(const HostInfo& h, const DomainInfo& d, const VcpuSet& o) { mock.set_online(h, d, o); }
   std::size_t call_count() const noexcept { return mock.call_count(); }
   std::chrono::system_clock::time_point now() { return mock.now(); }
   MockHypervisor mock;
