@@ -57,6 +57,31 @@ HostSnapshot random_host(std::mt19937_64& rng) {
   h.caps.soft_affinity = rng() % 2 == 0;  // Xen-like or Linux-like hosts
   if (rng() % 2) h.caps.vcpu_limit = "cpuset";
   if (rng() % 2) h.system_cpus = test::random_set(rng, n);
+  // Xen-like hosts: online vcpus settable, node memory, node affinity, cpupools.
+  h.caps.set_online = rng() % 3 == 0;
+  h.caps.node_affinity = rng() % 3 == 0;
+  if (rng() % 3 == 0) {
+    for (std::size_t node = 0; node < h.numa_nodes.size(); ++node) {
+      NodeMemory& m = h.node_memory.emplace_back();
+      m.size = rng() % 2 ? rng() % (std::uint64_t{1} << 45) : limits::max_node_memory_bytes;
+      m.free = rng() % 3 == 0 ? m.size : rng() % (m.size + 1);
+    }
+  }
+  if (rng() % 3 == 0) {
+    static const std::string schedulers[] = {"credit", "credit2", "rtds", "arinc653", "null", "scheduler 9", "scheduler 4294967295"};
+    CpuMap unpooled = h.present;
+    unsigned pool_id = 0;
+    for (std::size_t k = 1 + rng() % 3; k > 0; --k) {
+      CpuPool& p = h.pools.emplace_back();
+      p.id = pool_id;
+      pool_id += 1 + static_cast<unsigned>(rng() % 1000);
+      p.name = random_name(rng);
+      p.scheduler = schedulers[rng() % std::size(schedulers)];
+      p.cpus = unpooled & test::random_set(rng, n);
+      unpooled -= p.cpus;
+    }
+    if (h.pools.size() > 1 && rng() % 8 == 0) h.pools.back().id = UINT32_MAX;  // the largest id
+  }
   std::uint32_t id = 0;
   for (std::size_t i = rng() % 5; i > 0; --i) {
     DomainSnapshot& d = s.domains.emplace_back();
@@ -69,6 +94,8 @@ HostSnapshot random_host(std::mt19937_64& rng) {
     d.hard = AffinityMatrix(d.domain.max_vcpus, n);
     d.soft = AffinityMatrix::full(d.domain.max_vcpus, n);
     d.limit = AffinityMatrix::full(d.domain.max_vcpus, n);
+    if (!h.pools.empty()) d.domain.pool = h.pools[rng() % h.pools.size()].id;
+    if (h.caps.node_affinity) d.node_affinity = test::random_set<NodeSet>(rng, h.numa_nodes.size());
     for (unsigned v = 0; v < d.domain.max_vcpus; ++v) {
       VcpuMetrics& m = d.vcpus.emplace_back();
       m.vcpu = v;
@@ -78,7 +105,8 @@ HostSnapshot random_host(std::mt19937_64& rng) {
       if (rng() % 2) m.wait_time = std::chrono::nanoseconds(static_cast<std::int64_t>(rng() % (std::uint64_t{1} << 40)));
       d.hard.set_row(v, test::random_set(rng, n));
       if (h.caps.soft_affinity) d.soft.set_row(v, test::random_set(rng, n));
-      if (!h.caps.vcpu_limit.empty()) d.limit.set_row(v, test::random_set(rng, n));
+      if (d.domain.pool) d.limit.set_row(v, h.pool(*d.domain.pool)->cpus);  // a pool's CPUs confine its domains
+      else if (!h.caps.vcpu_limit.empty()) d.limit.set_row(v, test::random_set(rng, n));
     }
     d.domain.online_vcpus = static_cast<unsigned>(
         std::count_if(d.vcpus.begin(), d.vcpus.end(), [](const VcpuMetrics& m) { return m.state != VcpuState::offline; }));
@@ -86,6 +114,9 @@ HostSnapshot random_host(std::mt19937_64& rng) {
                                   : std::chrono::nanoseconds(static_cast<std::int64_t>(rng() % 1'000'000'000'000));
     effective_affinity(d.hard, d.soft, d.limit, h.online, d.effective);
   }
+  for (CpuPool& p : h.pools)
+    p.domains = static_cast<unsigned>(std::count_if(s.domains.begin(), s.domains.end(),
+                                                    [&](const DomainSnapshot& d) { return d.domain.pool == p.id; }));
   return s;
 }
 
@@ -168,7 +199,7 @@ TEST_CASE("fixtures: every number is bounded, and errors name the line and the k
   CHECK(error_of("domain 1 \"a\\qb\"\n") == "fixture line 1: bad escape in a quoted word (\\\\, \\\" or \\xHH)");
   CHECK(error_of("domain 1 \"a\"b\n") == "fixture line 1: expected a blank after a quoted word");
   CHECK(error_of("host cpus=4\n\x1b]0;x\x07 1\n") ==
-        "fixture line 2: unknown statement '\\x1b]0;x\\x07' (host, node, domain, problem or vcpu)");
+        "fixture line 2: unknown statement '\\x1b]0;x\\x07' (host, node, pool, domain, problem or vcpu)");
   CHECK(error_of("node 0 0\n") == "fixture line 1: 'node' needs a 'host' line before it");
   CHECK(error_of("host cpus=8 present=0-3 online=0-5\n") == "fixture line 1: online CPUs must be present");
 }
@@ -266,4 +297,150 @@ TEST_CASE("a mock from a snapshot is the host the snapshot describes", "[fixture
     for (DomainSnapshot& d : state.domains) d.taken_at = {};
     REQUIRE(state == s);
   }
+}
+
+TEST_CASE("random hosts have pools, node memory and node affinity often enough to test them", "[fixture][property]") {
+  // The generator behind the round-trip properties: a check that it reaches the new fields.
+  std::mt19937_64 rng(20061026);
+  int pools = 0, memory = 0, affinity = 0, online = 0, pooled_domains = 0;
+  for (int i = 0; i < 2000; ++i) {
+    const HostSnapshot s = random_host(rng);
+    pools += !s.host.pools.empty();
+    memory += !s.host.node_memory.empty();
+    affinity += s.host.caps.node_affinity;
+    online += s.host.caps.set_online;
+    for (const DomainSnapshot& d : s.domains) pooled_domains += d.domain.pool.has_value();
+  }
+  CHECK(pools > 300);
+  CHECK(memory > 300);
+  CHECK(affinity > 300);
+  CHECK(online > 300);
+  CHECK(pooled_domains > 300);
+}
+
+TEST_CASE("fixtures: Xen's cpupools, node memory, node affinity and online control", "[fixture][xen]") {
+  const std::string text =
+      "host cpus=8 present=0-6 online=0-5 threads_per_core=2 limit=cpupool vcpu_set=yes node_affinity=yes\n"
+      "node 0 0-3 mem=17179869184 free=1048576\n"
+      "node 1 4-7\n"
+      "pool 3 \"web pool\" sched=credit cpus=4-5 # ids in any order\n"
+      "pool 0 Pool-0 cpus=0-3\n"
+      "pool 1 empty sched=7\n"
+      "domain 0 Domain-0 vcpus=1\n"
+      "domain 5 web vcpus=2 pool=3 nodes=1\n"
+      "vcpu 0 hard=3-4\n"
+      "domain 6 db vcpus=1 nodes=none\n";
+  const HostSnapshot s = read_fixture(text);
+  const HostInfo& h = s.host;
+  CHECK(h.caps.vcpu_limit == "cpupool");
+  CHECK(h.caps.set_online);
+  CHECK(h.caps.node_affinity);
+  REQUIRE(h.node_memory.size() == 2);
+  CHECK(h.node_memory[0] == NodeMemory{17179869184ULL, 1048576});
+  CHECK(h.node_memory[1] == NodeMemory{0, 0});  // sized to the nodes as soon as one gives mem
+  REQUIRE(h.pools.size() == 3);
+  CHECK(h.pools[0] == CpuPool{0, "Pool-0", "credit2", CpuMap(8, {0, 1, 2, 3}), 2});  // Domain-0 and db
+  CHECK(h.pools[1] == CpuPool{1, "empty", "scheduler 7", CpuMap(8), 0});
+  CHECK(h.pools[2] == CpuPool{3, "web pool", "credit", CpuMap(8, {4, 5}), 1});
+  CHECK(h.cpu_core[1] == 0u);  // threads_per_core=2: CPUs 0 and 1 share core 0
+  CHECK(h.cpu_core[2] == 1u);
+  REQUIRE(s.domains.size() == 3);
+  CHECK(s.domains[0].domain.pool == 0u);  // no pool=: Pool-0
+  CHECK(s.domains[0].node_affinity == NodeSet::full(2));  // no nodes=: every node
+  const DomainSnapshot& web = s.domains[1];
+  CHECK(web.domain.pool == 3u);
+  CHECK(web.node_affinity == NodeSet(2, {1}));
+  CHECK(web.limit.row(0) == CpuMap(8, {4, 5}));  // the pool's CPUs, every row
+  CHECK(web.limit.row(1) == CpuMap(8, {4, 5}));
+  CHECK(web.effective.row(0) == CpuMap(8, {4}));  // 3-4 ∩ pool 4-5 ∩ online
+  CHECK(s.domains[2].node_affinity == NodeSet(2));
+
+  // Written canonically: every option spelled out, pools ascending, read back equal.
+  const std::string written = write_fixture(s);
+  CHECK(written.find("host cpus=8 present=0-6 online=0-5 threads_per_core=2 cores_per_socket=3 sockets=1 "
+                     "limit=cpupool vcpu_set=yes node_affinity=yes\n") == 0);
+  CHECK(written.find("node 0 0-3 mem=17179869184 free=1048576\nnode 1 4-7 mem=0 free=0\n"
+                     "pool 0 Pool-0 sched=credit2 cpus=0-3\npool 1 empty sched=7 cpus=none\n"
+                     "pool 3 \"web pool\" sched=credit cpus=4-5\n") != std::string::npos);
+  CHECK(written.find("domain 0 Domain-0 vcpus=1 pool=0 nodes=0-1\n") != std::string::npos);
+  CHECK(written.find("domain 5 web vcpus=2 pool=3 nodes=1\n") != std::string::npos);
+  CHECK(written.find("domain 6 db vcpus=1 pool=0 nodes=none\n") != std::string::npos);
+  CHECK(written.find("limit=") == written.find("limit=cpupool"));  // a pool's domains: no vcpu limit= lines
+  CHECK(read_fixture(written) == s);
+  CHECK(write_fixture(read_fixture(written)) == written);
+
+  // Through the mock: its state is the fixture's snapshot, written back the same.
+  HostSnapshot state = MockHypervisor::from_fixture(text).state();
+  state.taken_at = s.taken_at;
+  for (DomainSnapshot& d : state.domains) d.taken_at = {};
+  CHECK(state == s);
+  CHECK(write_fixture(state) == written);
+
+  // Without the options: no node memory, no pools, no node affinity, no online control.
+  const HostSnapshot plain = read_fixture("host cpus=2\nnode 0 0-1\ndomain 1 a\n");
+  CHECK(plain.host.node_memory.empty());
+  CHECK(plain.host.pools.empty());
+  CHECK_FALSE(plain.host.caps.set_online);
+  CHECK_FALSE(plain.host.caps.node_affinity);
+  CHECK_FALSE(plain.domains[0].domain.pool);
+  CHECK_FALSE(plain.domains[0].node_affinity);
+  CHECK(write_fixture(plain).find("pool") == std::string::npos);
+  CHECK(write_fixture(plain).find("mem=") == std::string::npos);
+  CHECK(read_fixture("host cpus=2 vcpu_set=no node_affinity=no\n").host.caps == Capabilities{});
+  // The largest pool id, and the scheduler numbers Xen may report.
+  const HostSnapshot big = read_fixture("host cpus=2\npool 4294967295 x sched=4294967295\npool 0 y\n");
+  CHECK(big.host.pools[1].id == 4294967295u);
+  CHECK(big.host.pools[1].scheduler == "scheduler 4294967295");
+  CHECK(read_fixture("host cpus=2\nnode 0 0-1 mem=1152921504606846976 free=1152921504606846976\n").host.node_memory[0].free ==
+        limits::max_node_memory_bytes);
+}
+
+TEST_CASE("fixtures: pools, node memory and node affinity are bounded and checked, errors naming the line",
+          "[fixture][xen][limits]") {
+  // Host options.
+  CHECK(error_of("host cpus=4 vcpu_set=maybe\n") == "fixture line 1: vcpu_set is yes or no, not 'maybe'");
+  CHECK(error_of("host cpus=4 node_affinity=1\n") == "fixture line 1: node_affinity is yes or no, not '1'");
+  // node ... mem= free=
+  CHECK(error_of("host cpus=4\nnode 0 0-3 mem=1152921504606846977\n") ==
+        "fixture line 2: mem 1152921504606846977 is beyond the limit of 1152921504606846976");
+  CHECK(error_of("host cpus=4\nnode 0 0-3 mem=18446744073709551616\n") ==
+        "fixture line 2: mem 18446744073709551616 is beyond the limit of 1152921504606846976");
+  CHECK(error_of("host cpus=4\nnode 0 0-3 mem=10 free=11\n") == "fixture line 2: node 0: free 11 is more than its mem 10");
+  CHECK(error_of("host cpus=4\nnode 0 0-3 free=1\n") == "fixture line 2: free= needs mem= (the node's size)");
+  CHECK(error_of("host cpus=4\nnode 0 0-3 mem=x\n") == "fixture line 2: mem 'x' is not a number");
+  CHECK(error_of("host cpus=4\nnode 0 0-3 mem=1 mem=2\n") == "fixture line 2: key 'mem' given twice");
+  CHECK(error_of("host cpus=4\nnode 0 0-3 size=1\n") == "fixture line 2: unknown key 'size' for 'node'");
+  CHECK(error_of("host cpus=4\nnode 0 mem=1\n") == "fixture line 2: 'node' needs an id and a cpulist: node 0 0-3 [mem=BYTES] [free=BYTES]");
+  // pool
+  CHECK(error_of("pool 0 p\n") == "fixture line 1: 'pool' needs a 'host' line before it");
+  CHECK(error_of("host cpus=4\ndomain 1 a\npool 0 p\n") == "fixture line 3: 'pool' must come before domains");
+  CHECK(error_of("host cpus=4\npool 0\n") == "fixture line 2: 'pool' needs 2 argument(s)");
+  CHECK(error_of("host cpus=4\npool 4294967296 p\n") == "fixture line 2: pool id 4294967296 is beyond the limit of 4294967295");
+  CHECK(error_of("host cpus=4\npool 0 p\npool 0 q\n") == "fixture line 3: pool 0 is listed twice");
+  CHECK(error_of("host cpus=4\npool 0 " + std::string(4097, 'p') + "\n") ==
+        "fixture line 2: a name of 4097 bytes is beyond the limit of 4096");
+  CHECK(error_of("host cpus=4\npool 0 p sched=fifo\n") ==
+        "fixture line 2: unknown scheduler 'fifo' (credit, credit2, rtds, arinc653, null, or Xen's scheduler id)");
+  CHECK(error_of("host cpus=4\npool 0 p sched=4294967296\n") == "fixture line 2: sched 4294967296 is beyond the limit of 4294967295");
+  CHECK(error_of("host cpus=4 present=0-2\npool 0 p cpus=2-3\n") == "fixture line 2: pool 0: CPUs 3 are not present");
+  CHECK(error_of("host cpus=4\npool 0 p cpus=0-2\npool 1 q cpus=2-3\n") == "fixture line 3: pool 1: CPUs 2 are in pool 0 already");
+  CHECK(error_of("host cpus=4\npool 0 p cpus=4\n") == "fixture line 2: cpulist \"4\": column 1: CPU number beyond the universe");
+  CHECK(error_of("host cpus=4\npool 1 p\ndomain 1 a pool=1\n") ==
+        "fixture line 2: a host with pools needs pool 0 (Xen's Pool-0 always exists)");
+  CHECK(error_of("host cpus=4\npool 1 p\n") == "fixture line 2: a host with pools needs pool 0 (Xen's Pool-0 always exists)");
+  CHECK(error_of("host cpus=4\npool 0 p colour=red\n") == "fixture line 2: unknown key 'colour' for 'pool'");
+  std::string many = "host cpus=4\n";
+  for (int i = 0; i <= 4096; ++i) many += fmt::format("pool {} p\n", i);
+  CHECK(error_of(many) == "fixture line 4098: more than 4096 cpupools (the limit)");
+  // domain pool= and nodes=
+  CHECK(error_of("host cpus=4\ndomain 1 a pool=0\n") == "fixture line 2: pool=0 names no pool (no 'pool 0' line)");
+  CHECK(error_of("host cpus=4\npool 0 p\ndomain 1 a pool=2\n") == "fixture line 3: pool=2 names no pool (no 'pool 2' line)");
+  CHECK(error_of("host cpus=4\npool 0 p\ndomain 1 a pool=-1\n") == "fixture line 3: pool '-1' is not a number");
+  CHECK(error_of("host cpus=4 limit=cpupool\npool 0 p\ndomain 1 a\nvcpu 0 limit=1\n") ==
+        "fixture line 4: limit= on a vcpu of a domain in pool 0: its limit is the pool's CPUs");
+  CHECK(error_of("host cpus=4\ndomain 1 a nodes=0\n") ==
+        "fixture line 2: nodes= on a host without node affinity (host node_affinity=yes)");
+  CHECK(error_of("host cpus=4 node_affinity=yes\nnode 0 0-1\nnode 1 2-3\ndomain 1 a nodes=2\n") ==
+        "fixture line 4: cpulist \"2\": column 1: CPU number beyond the universe");
+  CHECK(error_of("host cpus=4 node_affinity=yes\ndomain 1 a nodes=node:0\n").find("fixture line 2: cpulist \"node:0\"") == 0);
 }

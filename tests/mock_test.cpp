@@ -395,7 +395,7 @@ TEST_CASE("fixtures: errors name the line", "[mock][fixture]") {
     }
     return std::string("no error");
   };
-  CHECK(error_of("host cpus=4\nfrob 1\n") == "fixture line 2: unknown statement 'frob' (host, node, domain, problem or vcpu)");
+  CHECK(error_of("host cpus=4\nfrob 1\n") == "fixture line 2: unknown statement 'frob' (host, node, pool, domain, problem or vcpu)");
   CHECK(error_of("host cpus=4 colour=red\n") == "fixture line 1: unknown key 'colour' for 'host'");
   CHECK(error_of("host cpus=x\n") == "fixture line 1: cpus 'x' is not a number");
   CHECK(error_of("host cpus=4\ndomain 1 a vcpus=2\nvcpu 2\n") == "fixture line 3: vcpu 2 is beyond the domain's 2 vcpus");
@@ -476,4 +476,305 @@ TEST_CASE("snapshot_all into caller storage: equal to a fresh one, slots reused,
   CHECK_THROWS_AS(hv.snapshot_all(SnapshotScope::full, into), Error);
   CHECK(into.domains.empty());
   CHECK(into.host.cpu_universe() == 0);
+}
+
+// ---- Xen's cpupools, node affinity and online vcpus ----
+
+namespace {
+
+/// 8 CPUs (7 offline), 2 nodes with memory, Pool-0 on node 0, pool1 on node 1; web in pool1.
+constexpr std::string_view pool_host_text =
+    "host cpus=8 online=0-6 threads_per_core=2 limit=cpupool vcpu_set=yes node_affinity=yes\n"
+    "node 0 0-3 mem=8589934592 free=4294967296\n"
+    "node 1 4-7 mem=8589934592 free=0\n"
+    "pool 0 Pool-0 cpus=0-3\n"
+    "pool 1 pool1 sched=credit cpus=4-7\n"
+    "domain 0 Domain-0 vcpus=2\n"
+    "vcpu 0 state=running cpu=0\n"
+    "vcpu 1 state=blocked cpu=1\n"
+    "domain 5 web vcpus=3 pool=1 nodes=1\n"
+    "vcpu 0 state=running cpu=4 hard=2-5 soft=5\n"
+    "vcpu 1 state=blocked cpu=6\n";
+constexpr DomainId web{5};
+
+template <class F>
+Error error_from(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e;
+  }
+  FAIL("no error");
+  return Error(ErrorCode::internal, "");
+}
+
+}  // namespace
+
+TEST_CASE("cpupools: host_info reads each pool (xc_cpupool_getinfo iterated), domains counted", "[mock][pools][calls]") {
+  MockHypervisor hv = MockHypervisor::from_fixture(pool_host_text);
+  const HostInfo host = hv.host_info();
+  CHECK(hv.last_call_count() == 3 + 2 + 1);  // physinfo, cputopoinfo, numainfo, 2 pools + the last call
+  REQUIRE(host.pools.size() == 2);
+  CHECK(host.pools[0] == CpuPool{0, "Pool-0", "credit2", CpuMap(8, {0, 1, 2, 3}), 1});
+  CHECK(host.pools[1] == CpuPool{1, "pool1", "credit", CpuMap(8, {4, 5, 6, 7}), 1});
+  CHECK(host.node_memory == std::vector<NodeMemory>{{8589934592ULL, 4294967296ULL}, {8589934592ULL, 0}});
+  CHECK(host.siblings(5) == CpuMap(8, {4, 5}));  // cpu_core derived: 2 threads a core
+  // A snapshot: getdomaininfo, V getvcpuinfo, V getvcpuaffinity, 1 getnodeaffinity.
+  (void)hv.snapshot(web);
+  CHECK(hv.last_call_count() == 1 + 3 + 3 + 1);
+  (void)hv.snapshot(web, SnapshotScope::metrics_only);
+  CHECK(hv.last_call_count() == 1 + 3);
+  (void)hv.snapshot_all();
+  CHECK(hv.last_call_count() == 6 + 1 + (2 * 2 + 1) + (2 * 3 + 1));
+  // A host without pools: 3 calls, as before.
+  MockHypervisor plain = host16();
+  (void)plain.host_info();
+  CHECK(plain.last_call_count() == 3);
+  CHECK(plain.host_info().pools.empty());
+}
+
+TEST_CASE("cpupools: a domain's limit is its pool, its effective rows lie within it", "[mock][pools]") {
+  MockHypervisor hv = MockHypervisor::from_fixture(pool_host_text);
+  const DomainSnapshot s = hv.snapshot(web);
+  CHECK(s.domain.pool == 1u);
+  for (unsigned v = 0; v < 3; ++v) {
+    CHECK(s.limit.row(v) == CpuMap(8, {4, 5, 6, 7}));
+    CHECK(s.effective.row(v).is_subset_of(CpuMap(8, {4, 5, 6})));  // the pool's online CPUs
+  }
+  CHECK(s.hard.row(0) == CpuMap(8, {2, 3, 4, 5}));  // stored as given, CPUs outside the pool too
+  CHECK(s.effective.row(0) == CpuMap(8, {5}));      // 2-5 ∩ pool ∩ online, ∩ soft 5
+  CHECK(s.effective.row(1) == CpuMap(8, {4, 5, 6}));
+  CHECK(hv.snapshot(control_domain).limit.row(0) == CpuMap(8, {0, 1, 2, 3}));
+  CHECK(hv.snapshot(control_domain).domain.pool == 0u);
+}
+
+TEST_CASE("cpupools: pins are checked against the pool; Xen's write-back is hard ∩ pool ∩ online", "[mock][pools][pin]") {
+  MockHypervisor hv = MockHypervisor::from_fixture(pool_host_text);
+  const HostSnapshot before = hv.state();
+  // No CPU of the pool: refused before any setvcpuaffinity (only getdomaininfo is made).
+  std::size_t calls = hv.total_calls();
+  Error e = error_from([&] { (void)hv.pin_vcpu(web, 1, {.hard = CpuMap(8, {0, 1, 2, 3})}); });
+  CHECK(e.code() == ErrorCode::invalid_argument);
+  CHECK(std::string(e.what()) ==
+        "domain 5 (web): vcpu 1: hard affinity 0-3 holds no online CPU of the vcpu's cpupool 1 (pool1) 4-7");
+  CHECK(hv.total_calls() - calls == 1);
+  // The pool's CPUs but only offline ones: refused as well.
+  e = error_from([&] { (void)hv.pin_vcpu(web, 1, {.hard = CpuMap(8, {3, 7})}); });
+  CHECK(std::string(e.what()).find("cpupool 1 (pool1)") != std::string::npos);
+  // A matrix or a sparse pin: the same check per row, nothing set.
+  e = error_from([&] { (void)hv.pin_vcpus(web, {VcpuSet(3, {0, 2}), CpuMap(8, {1, 2})}); });
+  CHECK(std::string(e.what()) ==
+        "domain 5 (web): vcpu 0: hard affinity 1-2 holds no online CPU of the vcpu's cpupool 1 (pool1) 4-7");
+  CHECK(hv.state() == before);
+
+  // Partly outside the pool: accepted, stored as asked, the write-back within the pool.
+  const PinResult r = hv.pin_vcpu(web, 1, {.hard = CpuMap(8, {2, 3, 4, 5, 7}), .soft = CpuMap(8, {3, 4})});
+  CHECK(r.hard == CpuMap(8, {4, 5}));  // ∩ pool 4-7 ∩ online 0-6
+  CHECK(r.soft == CpuMap(8, {4}));
+  const DomainSnapshot s = hv.snapshot(web);
+  CHECK(s.hard.row(1) == CpuMap(8, {2, 3, 4, 5, 7}));
+  CHECK(s.effective.row(1) == CpuMap(8, {4}));
+  // A matrix pin reports rows left alone the same way: hard ∩ pool ∩ online.
+  MatrixPin plan{s.hard, std::nullopt};
+  plan.hard->set_row(0, CpuMap(8, {0, 6}));
+  const MatrixPinResult m = hv.pin_matrix(web, plan);
+  CHECK(m.hard.row(0) == CpuMap(8, {6}));
+  CHECK(m.hard.row(2) == CpuMap(8, {4, 5, 6}));  // "all", left alone
+  // The mock's setvcpuaffinity refuses a map with no CPU of the pool itself (Xen's EINVAL),
+  // as a restore, which skips the front's checks, shows.
+  MatrixPin back{s.hard, std::nullopt, false, true};
+  back.hard->set_row(2, CpuMap(8, {0, 1}));
+  try {
+    (void)hv.pin_matrix(web, back);
+    FAIL("no PinError");
+  } catch (const PinError& p) {
+    CHECK(p.code() == ErrorCode::invalid_argument);
+    CHECK(p.failed_vcpu() == 2);
+    CHECK_THAT(p.what(), Catch::Contains("hard affinity 0-1 holds no online CPU of its cpupool 1 (pool1)"));
+  }
+}
+
+TEST_CASE("cpupools: the mock's setters move domains and CPUs as Xen does, counts kept", "[mock][pools]") {
+  MockHypervisor hv = MockHypervisor::from_fixture(pool_host_text);
+  const std::size_t calls = hv.total_calls();
+  hv.set_affinity(web, 1, CpuMap(8, {6}), CpuMap(8, {6}));
+  SECTION("set_domain_pool: affinity reset to every CPU, vcpus moved into the pool") {
+    hv.set_domain_pool(web, 0);
+    CHECK(hv.total_calls() == calls);  // a setter is no backend call
+    const HostSnapshot st = hv.state();
+    const DomainSnapshot& w = st.domains[1];
+    CHECK(w.domain.pool == 0u);
+    CHECK(w.hard == AffinityMatrix::full(3, 8));
+    CHECK(w.soft == AffinityMatrix::full(3, 8));
+    CHECK(w.limit.row(0) == CpuMap(8, {0, 1, 2, 3}));
+    CHECK(w.vcpus[0].cpu == 0u);  // online vcpus on CPUs of the new pool
+    CHECK(w.vcpus[1].cpu == 1u);
+    CHECK_FALSE(w.vcpus[2].cpu);  // offline stays without a CPU
+    CHECK(st.host.pools[0].domains == 2);
+    CHECK(st.host.pools[1].domains == 0);
+    CHECK(hv.host_info().pools[0].domains == 2);  // what the backend reports too
+    CHECK(hv.snapshot(web).effective.row(0) == CpuMap(8, {0, 1, 2, 3}));
+    hv.set_domain_pool(web, 0);  // already there: nothing changes
+    CHECK(hv.state().domains[1].vcpus == w.vcpus);
+    // Now pool1 has no domain: it may lose every CPU, and then takes no domain.
+    hv.set_pool_cpus(1, CpuMap(8));
+    REQUIRE_THROWS_WITH(hv.set_domain_pool(web, 1),
+                        "mock: domain 5 (web): cpupool 1 (pool1) has no CPUs: Xen moves no domain there");
+  }
+  SECTION("set_pool_cpus: CPUs of no other pool, present; vcpus follow") {
+    hv.set_pool_cpus(0, CpuMap(8, {0, 1}));
+    hv.set_pool_cpus(1, CpuMap(16, {2, 3, 4}));  // another universe: resized to the host's
+    CHECK(hv.total_calls() == calls);
+    const HostInfo host = hv.host_info();
+    CHECK(host.pools[0].cpus == CpuMap(8, {0, 1}));
+    CHECK(host.pools[1].cpus == CpuMap(8, {2, 3, 4}));
+    const DomainSnapshot w = hv.snapshot(web);
+    CHECK(w.limit.row(1) == CpuMap(8, {2, 3, 4}));
+    CHECK(w.vcpus[1].cpu == 3u);  // it was on CPU 6, which pool1 lost
+    CHECK(w.vcpus[0].cpu == 4u);  // CPU 4 it keeps
+    CHECK(w.effective.row(1).empty());  // its hard map (6) holds none of the pool's CPUs now
+  }
+  SECTION("refused, nothing changed") {
+    const HostSnapshot before = hv.state();
+    REQUIRE_THROWS_WITH(hv.set_domain_pool(web, 9), "mock: cpupool 9 is not a pool of the host");
+    REQUIRE_THROWS_WITH(hv.set_domain_pool(DomainId{99}, 0), "domain 99: no such domain");
+    REQUIRE_THROWS_WITH(hv.set_pool_cpus(9, CpuMap(8)), "mock: cpupool 9 is not a pool of the host");
+    REQUIRE_THROWS_WITH(hv.set_pool_cpus(1, CpuMap(8, {3, 4})), "mock: cpupool 1 (pool1): CPUs 3 are in cpupool 0 (Pool-0)");
+    REQUIRE_THROWS_WITH(hv.set_pool_cpus(1, CpuMap(9, {8})), "mock: cpupool 1 (pool1): CPU 8 is beyond the host's 8 CPUs");
+    REQUIRE_THROWS_WITH(hv.set_pool_cpus(1, CpuMap(8)),
+                        "mock: cpupool 1 (pool1) has 1 domain(s): Xen keeps at least one CPU in it");
+    CHECK(hv.state() == before);
+    CHECK(hv.total_calls() == calls);
+    auto holes = MockHypervisor::from_fixture("host cpus=4 present=0-2\npool 0 Pool-0 cpus=0\n");
+    REQUIRE_THROWS_WITH(holes.set_pool_cpus(0, CpuMap(4, {2, 3})), "mock: cpupool 0 (Pool-0): CPUs 3 are not present");
+  }
+}
+
+TEST_CASE("cpupools: domains added, removed and vanishing keep CpuPool::domains", "[mock][pools]") {
+  MockHypervisor hv = MockHypervisor::from_fixture(pool_host_text);
+  DomainInfo d;
+  d.id = DomainId{9};
+  d.name = "new";
+  d.max_vcpus = 1;
+  hv.add_domain(d);  // no pool named: Pool-0, as Xen creates domains
+  CHECK(hv.state().domains.back().domain.pool == 0u);
+  CHECK(hv.host_info().pools[0].domains == 2);
+  d.id = DomainId{10};
+  d.pool = 1;
+  hv.add_domain(d);
+  CHECK(hv.host_info().pools[1].domains == 2);
+  d.id = DomainId{11};
+  d.pool = 3;
+  REQUIRE_THROWS_WITH(hv.add_domain(d), "mock: domain 11 (new): cpupool 3 is not a pool of the host");
+  hv.remove_domain(DomainId{10});
+  CHECK(hv.host_info().pools[1].domains == 1);
+  hv.vanish_after(web, 0);
+  (void)hv.list_domains();
+  CHECK(hv.state().host.pools[1].domains == 0);
+  // A host without pools takes no domain in one.
+  MockHypervisor plain(4);
+  REQUIRE_THROWS_WITH(plain.add_domain(d), "mock: domain 11 (new): cpupool 3 is not a pool of the host");
+  d.pool.reset();
+  plain.add_domain(d);
+  CHECK_FALSE(plain.state().domains[0].domain.pool);
+  // A host given as a HostInfo is checked like a fixture's.
+  HostInfo h = plain.host_info();
+  h.pools = {CpuPool{1, "p", "credit2", CpuMap(4), 0}};
+  REQUIRE_THROWS_WITH(MockHypervisor(h), "mock host: a host with cpupools needs cpupool 0 (Xen's Pool-0 always exists)");
+  h.pools = {CpuPool{0, "p", "credit2", CpuMap(4, {0, 1}), 7}, CpuPool{2, "q", "credit2", CpuMap(4, {1}), 0}};
+  REQUIRE_THROWS_WITH(MockHypervisor(h), "mock host: cpupool 2: CPUs 1 are in another pool");
+  h.pools[1].cpus = CpuMap(4, {2});
+  h.pools[1].scheduler = "fifo";
+  REQUIRE_THROWS_WITH(MockHypervisor(h),
+                      "mock host: cpupool 2: unknown scheduler 'fifo' (credit, credit2, rtds, arinc653, null or 'scheduler N')");
+  h.pools[1].scheduler = "scheduler 12";
+  CHECK(MockHypervisor(h).host_info().pools[0].domains == 0);  // counted from the mock's domains
+  h.node_memory = {NodeMemory{10, 11}};
+  REQUIRE_THROWS_WITH(MockHypervisor(h), "mock host: node 0 has 11 bytes free of 10");
+}
+
+TEST_CASE("node affinity: in full snapshots where the host reports it, set by the mock", "[mock][numa]") {
+  MockHypervisor hv = MockHypervisor::from_fixture(pool_host_text);
+  CHECK(hv.snapshot(web).node_affinity == NodeSet(2, {1}));
+  CHECK(hv.snapshot(control_domain).node_affinity == NodeSet::full(2));  // the default: every node
+  CHECK_FALSE(hv.snapshot(web, SnapshotScope::metrics_only).node_affinity);
+  DomainSnapshot into = hv.snapshot(web);
+  hv.snapshot(web, SnapshotScope::metrics_only, into);
+  CHECK_FALSE(into.node_affinity);  // not left over from the full one
+  hv.set_node_affinity(control_domain, NodeSet(2, {0}));
+  CHECK(hv.snapshot(control_domain).node_affinity == NodeSet(2, {0}));
+  CHECK(hv.snapshot_all().domains[0].node_affinity == NodeSet(2, {0}));
+  hv.set_node_affinity(control_domain, NodeSet(5, {1}));  // another universe: resized
+  CHECK(hv.state().domains[0].node_affinity == NodeSet(2, {1}));
+  REQUIRE_THROWS_WITH(hv.set_node_affinity(control_domain, NodeSet(3, {2})),
+                      "mock: domain 0 (Domain-0): node 2 is beyond the host's 2 NUMA nodes");
+  REQUIRE_THROWS_WITH(hv.set_node_affinity(control_domain, NodeSet(2)),
+                      "mock: domain 0 (Domain-0): a node affinity needs a node");
+  // A vanishing domain during its node-affinity read is left out whole.
+  hv.vanish_after(web, 3 + 2 + 1 + 1 + 5 + 6);  // host 6 calls, list 1, Domain-0 5, web's 6 vcpu reads
+  const HostSnapshot all = hv.snapshot_all();
+  REQUIRE(all.domains.size() == 1);
+  // A host without node affinity reports none and takes none.
+  MockHypervisor plain = host16();
+  CHECK_FALSE(plain.snapshot(DomainId{7}).node_affinity);
+  CHECK(plain.last_call_count() == 1 + 2 * 4);
+  REQUIRE_THROWS_WITH(plain.set_node_affinity(DomainId{7}, NodeSet(2, {0})),
+                      "mock: this host has no node affinity (HostInfo::caps.node_affinity)");
+}
+
+TEST_CASE("set_online_vcpus: the mock's guest acts at once", "[mock][online]") {
+  MockHypervisor hv = MockHypervisor::from_fixture(pool_host_text);
+  hv.set_online_vcpus(web, VcpuSet(3, {0, 2}));
+  CHECK(hv.last_call_count() == 2);  // getdomaininfo, the xenstore write
+  DomainSnapshot s = hv.snapshot(web);
+  CHECK(s.domain.online_vcpus == 2);
+  CHECK(s.vcpus[0].state == VcpuState::running);  // online already: as it was
+  CHECK(s.vcpus[0].cpu == 4u);
+  CHECK(s.vcpus[1].state == VcpuState::offline);
+  CHECK_FALSE(s.vcpus[1].cpu);
+  CHECK(s.vcpus[2].state == VcpuState::blocked);
+  CHECK(s.vcpus[2].cpu == 4u);  // the first CPU of its effective row ("all" ∩ pool ∩ online)
+  CHECK(hv.list_domains()[1].online_vcpus == 2);
+  hv.set_online_vcpus(web, VcpuSet::full(3));
+  CHECK(hv.snapshot(web).domain.online_vcpus == 3);
+  hv.set_online_vcpus(web, VcpuSet(1, {0}));  // a narrower set: the others offline
+  CHECK(hv.snapshot(web).domain.online_vcpus == 1);
+
+  const HostSnapshot before = hv.state();
+  Error e = error_from([&] { hv.set_online_vcpus(web, VcpuSet(3)); });
+  CHECK(e.code() == ErrorCode::invalid_argument);
+  CHECK(std::string(e.what()) == "domain 5 (web): at least one vcpu must stay online (asked for none)");
+  e = error_from([&] { hv.set_online_vcpus(web, VcpuSet(4, {0, 3})); });
+  CHECK(std::string(e.what()) == "domain 5 (web): vcpus 0,3 asked online, but it has 3 vcpus (maxvcpus)");
+  e = error_from([&] { hv.set_online_vcpus(DomainId{99}, VcpuSet(1, {0})); });
+  CHECK(e.code() == ErrorCode::not_found);
+  hv.fail_call(2, ErrorCode::permission_denied);  // the xenstore write
+  e = error_from([&] { hv.set_online_vcpus(web, VcpuSet(3, {1})); });
+  CHECK(e.code() == ErrorCode::permission_denied);
+  CHECK(hv.state() == before);  // nothing changed by any of them
+  // The primitive itself refuses what the front would.
+  const HostInfo host = hv.host_info();
+  const DomainInfo info = hv.list_domains()[1];
+  CHECK(error_from([&] { hv.set_online(host, info, VcpuSet(3)); }).code() == ErrorCode::invalid_argument);
+  CHECK(hv.state() == before);
+
+  // A host that cannot (no vcpu_set=yes): unsupported, before any write.
+  MockHypervisor plain = host16();
+  e = error_from([&] { plain.set_online_vcpus(DomainId{7}, VcpuSet(4, {0})); });
+  CHECK(e.code() == ErrorCode::unsupported);
+  CHECK(plain.last_call_count() == 1);
+}
+
+TEST_CASE("a Xen host's fixture round-trips through the mock", "[mock][fixture][pools]") {
+  const HostSnapshot described = read_fixture(pool_host_text);
+  MockHypervisor hv = MockHypervisor::from_fixture(pool_host_text);
+  CHECK(write_fixture(hv.state()) == write_fixture(described));
+  // And after changes, the written state reads back as the mock's state.
+  hv.set_node_affinity(web, NodeSet(2, {0}));
+  hv.set_online_vcpus(web, VcpuSet(3, {1, 2}));
+  (void)hv.pin_vcpu(web, 2, {.hard = CpuMap(8, {1, 6})});
+  hv.set_domain_pool(control_domain, 1);
+  const HostSnapshot state = hv.state();
+  HostSnapshot back = MockHypervisor::from_fixture(write_fixture(state)).state();
+  CHECK(back == state);
 }

@@ -1,3 +1,4 @@
+#include <vcpumap/format.hpp>
 #include <vcpumap/model.hpp>
 #include <random>
 #include <type_traits>
@@ -133,3 +134,91 @@ TEST_CASE("effective affinity: every row width agrees with the rule bit by bit",
 
 // One type for vcpu numbers: the model's and VcpuSet's members agree.
 static_assert(std::is_same_v<decltype(vcpumap::VcpuMetrics::vcpu), vcpumap::VcpuSet::value_type>);
+
+TEST_CASE("HostInfo::siblings: the CPUs of a CPU's socket and core", "[model][topology]") {
+  HostInfo h;
+  h.possible = h.present = h.online = CpuMap::full(8);
+  h.cpu_socket = {0u, 0u, 0u, 0u, 1u, 1u, 1u, 1u};
+  h.cpu_core = {0u, 0u, 1u, 1u, 0u, 0u, 1u, 1u};  // core ids restart in each socket
+  CHECK(h.siblings(0) == CpuMap(8, {0, 1}));
+  CHECK(h.siblings(1) == CpuMap(8, {0, 1}));
+  CHECK(h.siblings(5) == CpuMap(8, {4, 5}));  // core 0 of socket 1, not socket 0's CPUs 0-1
+  CHECK(h.siblings(6) == CpuMap(8, {6, 7}));
+  CHECK(h.siblings(8) == CpuMap(8));          // beyond the host: empty, of the host's universe
+  h.cpu_core[3] = std::nullopt;                // an offline CPU: Xen reports no core
+  CHECK(h.siblings(3) == CpuMap(8, {3}));     // itself only
+  CHECK(h.siblings(2) == CpuMap(8, {2}));     // and not counted with its former sibling
+  h.cpu_socket[6] = std::nullopt;
+  CHECK(h.siblings(6) == CpuMap(8, {6}));
+  CHECK(h.siblings(7) == CpuMap(8, {7}));
+  h.cpu_core.resize(2);                        // shorter maps: the rest unknown
+  CHECK(h.siblings(5) == CpuMap(8, {5}));
+  CHECK(h.siblings(0) == CpuMap(8, {0, 1}));
+  HostInfo none;
+  CHECK(none.siblings(0) == CpuMap());
+}
+
+TEST_CASE("HostInfo::pool and describe(CpuPool)", "[model][pools]") {
+  HostInfo h;
+  h.possible = h.present = h.online = CpuMap::full(4);
+  CHECK(h.pool(0) == nullptr);  // no pools (not Xen)
+  h.pools = {CpuPool{0, "Pool-0", "credit2", CpuMap(4, {0, 1}), 2}, CpuPool{4, "", "null", CpuMap(4, {3}), 0},
+             CpuPool{7, "evil\x1b[2J", "scheduler 9", CpuMap(4), 0}};
+  REQUIRE(h.pool(0) != nullptr);
+  CHECK(h.pool(0)->name == "Pool-0");
+  CHECK(h.pool(4) == &h.pools[1]);
+  CHECK(h.pool(1) == nullptr);
+  CHECK(h.pool(8) == nullptr);
+  CHECK(describe(*h.pool(0)) == "cpupool 0 (Pool-0)");
+  CHECK(describe(*h.pool(4)) == "cpupool 4");  // no name: the id alone
+  CHECK(describe(*h.pool(7)) == "cpupool 7 (evil\\x1b[2J)");
+  HostInfo copy = h;
+  CHECK(copy == h);
+  copy.pools[1].domains = 1;
+  CHECK_FALSE(copy == h);  // pools are part of the host's value
+}
+
+TEST_CASE("HostInfo::cpus_of: the CPUs of a set of NUMA nodes", "[model][numa]") {
+  HostInfo h;
+  h.possible = h.present = h.online = CpuMap::full(10);
+  h.numa_nodes = {CpuMap(10, {0, 1, 2, 3}), CpuMap(10, {4, 5, 6, 7}), CpuMap(10)};
+  CHECK(h.cpus_of(NodeSet(3, {1})) == CpuMap(10, {4, 5, 6, 7}));
+  CHECK(h.cpus_of(NodeSet(3, {0, 1})) == CpuMap(10, {0, 1, 2, 3, 4, 5, 6, 7}));
+  CHECK(h.cpus_of(NodeSet::full(3)) == CpuMap(10, {0, 1, 2, 3, 4, 5, 6, 7}));  // CPUs 8-9 are on no node
+  CHECK(h.cpus_of(NodeSet(3, {2})) == CpuMap(10));  // a node without CPUs
+  CHECK(h.cpus_of(NodeSet(3)) == CpuMap(10));       // no node: no CPU, of the host's universe
+  CHECK(h.cpus_of(NodeSet(64, {1, 3, 63})) == CpuMap(10, {4, 5, 6, 7}));  // nodes beyond the host are ignored
+}
+
+TEST_CASE("NodeSet prints and parses like VcpuSet, and is its own type", "[model][numa]") {
+  static_assert(!std::is_same_v<NodeSet, CpuMap> && !std::is_same_v<NodeSet, VcpuSet>);
+  static_assert(!std::is_convertible_v<NodeSet, CpuMap> && !std::is_convertible_v<CpuMap, NodeSet>);
+  static_assert(std::is_same_v<NodeSet::value_type, unsigned>);
+  const NodeSet n = NodeSet::parse("0-2,5");
+  CHECK(n.count() == 4);
+  CHECK(n.to_string() == "0-2,5");
+  CHECK(fmt::format("{}", n) == "0-2,5");
+  CHECK(fmt::format("{:a}", NodeSet::full(4)) == "all");
+  CHECK(fmt::format("{:a}", NodeSet(4)) == "none");
+  CHECK(fmt::format("{:x}", NodeSet(8, {0, 3})) == "0x9");
+  CHECK(fmt::format("{:y}", NodeSet(4, {1, 2})) == "-yy-");
+  ParseOptions four;
+  four.universe = 4;
+  CHECK(NodeSet::parse("all", four) == NodeSet::full(4));
+  CHECK(NodeSet::parse("^1", four) == NodeSet(4, {0, 2, 3}));
+  CHECK_THROWS_AS(NodeSet::parse("0-4", four), ParseError);
+  const std::vector<CpuMap> nodes{CpuMap(8, {0, 1, 2, 3}), CpuMap(8, {4, 5, 6, 7})};
+  ParseOptions topo;
+  topo.universe = 2;
+  topo.numa_nodes = nodes;
+  try {
+    (void)NodeSet::parse("node:0", topo);  // "node:" names physical CPUs: not for a set of nodes
+    FAIL("a set of nodes parsed a node: item");
+  } catch (const ParseError& e) {
+    CHECK_THAT(e.what(), Catch::Contains("'node:' names physical CPUs"));
+  }
+  NodeSet two(2);
+  REQUIRE_THROWS_WITH(two.set(2), "node 2 is beyond the set's 2 nodes");
+  CHECK(n.first() == 0u);
+  CHECK(n.last() == 5u);
+}

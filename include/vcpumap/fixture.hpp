@@ -11,10 +11,28 @@
 //
 // Format: one statement per line, '#' starts a comment (outside quotes), key=value options:
 //   host cpus=8 [present=0-7] [online=0-5] [threads_per_core=2] [cores_per_socket=2] [sockets=2]
-//        [soft=no] [limit=cpuset] [system=0-1]    (Capabilities, HostInfo::system_cpus)
-//   node 0 0-3                      NUMA node 0 holds CPUs 0-3 (default: one node, every present CPU)
-//   domain 3 xperf2 [vcpus=4] [flags=running,paused] [time=1.5] [uuid=4a5b...]
+//        [soft=no] [limit=cpuset] [vcpu_set=yes] [node_affinity=yes] [system=0-1]
+//        (Capabilities: soft_affinity, vcpu_limit, set_online, node_affinity; HostInfo::system_cpus.
+//        A Xen host says limit=cpupool vcpu_set=yes node_affinity=yes)
+//   node 0 0-3 [mem=BYTES] [free=BYTES]
+//        NUMA node 0 holds CPUs 0-3 (default: one node, every present CPU); nodes come in id
+//        order. mem/free: HostInfo::node_memory, which has an entry for every node as soon as
+//        one node gives mem= (the others 0); free= needs mem= and free <= mem.
+//   pool 1 pool1 [sched=credit2] [cpus=4-7]
+//        A cpupool (HostInfo::pools, ascending by id whatever the order of the lines): id
+//        32-bit, each once; the name quoted like a domain's; sched= credit, credit2 (the
+//        default), rtds, arinc653, null, or a number N for Xen's "scheduler N"; cpus= present
+//        CPUs that no other pool holds (default none). A host with pools has pool 0 (Xen's
+//        Pool-0 always exists). CpuPool::domains is derived (the domains in the pool), never
+//        written. Nodes and pools come after 'host' and before domains.
+//   domain 3 xperf2 [vcpus=4] [flags=running,paused] [time=1.5] [uuid=4a5b...] [pool=1] [nodes=0-1]
 //   domain 9 "name with spaces\x1b" a name that is not a plain word is quoted: \" \\ \xHH
+//        pool=ID names a pool line. On a host with pools a domain without pool= is in pool 0,
+//        as Xen creates domains in Pool-0; on a host without, pool= is an error. The limit
+//        of every vcpu of a domain in a pool is its pool's CPUs (no limit= on its vcpus).
+//        nodes=NODELIST: its node affinity (DomainSnapshot::node_affinity), only on a host
+//        with node_affinity=yes, nodes below the node count ("none" for no node); there a
+//        domain without nodes= has every node.
 //   problem "why its vcpus cannot be read"   (DomainInfo::vcpu_problem of the last domain)
 //   vcpu 0 [state=running|blocked|runnable|offline|unknown] [cpu=2] [time=20.0 | time_ns=...]
 //          [wait_ns=...] [hard=0-3] [soft=all] [limit=0-1]
@@ -23,9 +41,12 @@
 // Domains are read into ascending id order. Vcpus not listed are offline with affinity
 // "all" (and limit "all"); a domain's time defaults to the sum of its vcpus'. Without a host line the host has 4 CPUs. Unlisted topology: 1 thread per core, 1
 // socket, cores_per_socket = present CPUs / (threads_per_core × sockets).
+// The writer writes every option it has a value for (pool= and nodes= whenever the domain
+// has them, mem= and free= for every node when the host has node memory, sched= and cpus=
+// for every pool), so its output is one canonical text.
 //
-// Every number is bounded (vcpumap/limits.hpp): CPUs, NUMA nodes, topology counts, vcpus per
-// domain, domains, affinity-matrix cells of the whole host, name bytes, CPU times (a vcpu's
+// Every number is bounded (vcpumap/limits.hpp): CPUs, NUMA nodes, node memory, cpupools,
+// topology counts, vcpus per domain, domains, affinity-matrix cells of the whole host, name bytes, CPU times (a vcpu's
 // and a domain's sum), the file's size; domain ids are 32-bit. Anything out of range, a
 // key given twice, a vcpu listed twice, a NUL byte, is an Error(invalid_argument) naming the
 // line: "fixture line 4: vcpus 4294967298 is beyond the limit of 16384". Quoted bytes from the
@@ -99,9 +120,27 @@ inline void derive_cpu_topology(HostInfo& host) {
   }
 }
 
+/// The schedulers Xen names (CpuPool::scheduler): credit, credit2, rtds, arinc653, null, or
+/// "scheduler N" (N decimal, 32-bit) for an id vcpumap does not know.
+inline bool is_pool_scheduler(std::string_view s) noexcept {
+  for (std::string_view known : {"credit", "credit2", "rtds", "arinc653", "null"})
+    if (s == known) return true;
+  constexpr std::string_view prefix = "scheduler ";
+  if (s.substr(0, prefix.size()) != prefix) return false;
+  const std::string_view digits = s.substr(prefix.size());
+  std::uint32_t id = 0;
+  auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), id);
+  return !digits.empty() && ec == std::errc() && ptr == digits.data() + digits.size() &&
+         (digits.size() == 1 || digits[0] != '0');
+}
+
 /// Throws Error(invalid_argument, what + ": ...") unless `host` is consistent and within the
 /// limits: one universe of at most limits::max_cpus, online ⊆ present, node maps within the
-/// universe and at most limits::max_numa_nodes, topology counts from 1 to their limit.
+/// universe and at most limits::max_numa_nodes, topology counts from 1 to their limit; node
+/// memory for every node or none, free ≤ size ≤ limits::max_node_memory_bytes; at most
+/// limits::max_cpupools cpupools, ascending by id, pool 0 among them, names within
+/// limits::max_name_bytes, known schedulers, CPUs of the host's universe, present, and
+/// in one pool at most (as Xen's are).
 inline void check_host(const HostInfo& host, std::string_view what) {
   const std::size_t n = host.cpu_universe();
   auto fail = [&](const std::string& why) { throw Error(ErrorCode::invalid_argument, fmt::format("{}: {}", what, why)); };
@@ -120,6 +159,33 @@ inline void check_host(const HostInfo& host, std::string_view what) {
   for (auto [value, name] : counts)
     if (value == 0 || value > limits::max_topology_count)
       fail(fmt::format("{} is {}: it must be 1 to {}", name, value, limits::max_topology_count));
+  if (!host.node_memory.empty() && host.node_memory.size() != host.numa_nodes.size())
+    fail(fmt::format("memory of {} nodes for {} NUMA nodes", host.node_memory.size(), host.numa_nodes.size()));
+  for (std::size_t i = 0; i < host.node_memory.size(); ++i) {
+    const NodeMemory& m = host.node_memory[i];
+    if (m.size > limits::max_node_memory_bytes)
+      fail(fmt::format("node {} has {} bytes, beyond the limit of {}", i, m.size, limits::max_node_memory_bytes));
+    if (m.free > m.size) fail(fmt::format("node {} has {} bytes free of {}", i, m.free, m.size));
+  }
+  if (host.pools.size() > limits::max_cpupools)
+    fail(fmt::format("{} cpupools is beyond the limit of {}", host.pools.size(), limits::max_cpupools));
+  if (!host.pools.empty() && !host.pool(0)) fail("a host with cpupools needs cpupool 0 (Xen's Pool-0 always exists)");
+  CpuMap pooled(n);
+  for (std::size_t i = 0; i < host.pools.size(); ++i) {
+    const CpuPool& p = host.pools[i];
+    if (i > 0 && host.pools[i - 1].id >= p.id) fail("cpupools must be ascending by id, each id once");
+    if (p.name.size() > limits::max_name_bytes)
+      fail(fmt::format("cpupool {}: a name of {} bytes is beyond the limit of {}", p.id, p.name.size(),
+                       limits::max_name_bytes));
+    if (!is_pool_scheduler(p.scheduler))
+      fail(fmt::format("cpupool {}: unknown scheduler '{}' (credit, credit2, rtds, arinc653, null or 'scheduler N')",
+                       p.id, escape_terminal(p.scheduler.substr(0, 80))));
+    if (p.cpus.universe() != n) fail(fmt::format("cpupool {}: its CPU map is not of the host's universe", p.id));
+    if (!p.cpus.is_subset_of(host.present))
+      fail(fmt::format("cpupool {}: CPUs {} are not present", p.id, p.cpus - host.present));
+    if (p.cpus.intersects(pooled)) fail(fmt::format("cpupool {}: CPUs {} are in another pool", p.id, p.cpus & pooled));
+    pooled |= p.cpus;
+  }
 }
 
 /// a + b for CPU times, or nothing when the sum would pass limits::max_cpu_time_ns (or
@@ -183,6 +249,9 @@ class FixtureReader {
     // Ascending by id, as every backend lists domains (the ids are distinct).
     std::sort(out_.domains.begin(), out_.domains.end(),
               [](const DomainSnapshot& a, const DomainSnapshot& b) { return a.domain.id < b.domain.id; });
+    for (CpuPool& p : out_.host.pools)  // derived, as Xen counts them
+      p.domains = static_cast<unsigned>(std::count_if(out_.domains.begin(), out_.domains.end(),
+                                                      [&](const DomainSnapshot& d) { return d.domain.pool == p.id; }));
     return std::move(out_);
   }
 
@@ -258,10 +327,11 @@ class FixtureReader {
     const std::string& kind = words[0];
     if (kind == "host") return host(words);
     if (kind == "node") return node(words);
+    if (kind == "pool") return pool(words);
     if (kind == "domain") return domain(words);
     if (kind == "vcpu") return vcpu(words);
     if (kind == "problem") return problem(words);
-    fail(fmt::format("unknown statement {} (host, node, domain, problem or vcpu)", quoted(kind)));
+    fail(fmt::format("unknown statement {} (host, node, pool, domain, problem or vcpu)", quoted(kind)));
   }
 
   /// key=value words after the first `positional` ones.
@@ -330,7 +400,7 @@ class FixtureReader {
     saw_host_ = true;
     auto o = options(words, 0,
                      {"cpus", "present", "online", "threads_per_core", "cores_per_socket", "sockets", "soft", "limit",
-                      "system"});
+                      "vcpu_set", "node_affinity", "system"});
     if (!o.count("cpus")) fail("'host' needs cpus=N");
     HostInfo& h = out_.host;
     universe_ = number(o["cpus"], "cpus", limits::max_cpus);
@@ -338,10 +408,9 @@ class FixtureReader {
     h.present = o.count("present") ? cpus(o["present"], universe_) : h.possible;
     h.online = o.count("online") ? cpus(o["online"], universe_) : h.present;
     if (!h.online.is_subset_of(h.present)) fail("online CPUs must be present");
-    if (o.count("soft")) {
-      if (o["soft"] != "yes" && o["soft"] != "no") fail(fmt::format("soft is yes or no, not {}", quoted(o["soft"])));
-      h.caps.soft_affinity = o["soft"] == "yes";
-    }
+    if (o.count("soft")) h.caps.soft_affinity = yes_no(o, "soft");
+    if (o.count("vcpu_set")) h.caps.set_online = yes_no(o, "vcpu_set");
+    if (o.count("node_affinity")) h.caps.node_affinity = yes_no(o, "node_affinity");
     if (o.count("limit")) {
       const std::string& name = o["limit"];
       if (name.empty() || name.size() > 64 ||
@@ -366,15 +435,66 @@ class FixtureReader {
     }
   }
 
+  bool yes_no(std::map<std::string, std::string>& o, const std::string& key) const {
+    const std::string& v = o[key];
+    if (v != "yes" && v != "no") fail(fmt::format("{} is yes or no, not {}", key, quoted(v)));
+    return v == "yes";
+  }
+
   void node(const std::vector<std::string>& words) {
     if (host_done_) fail("'node' must come before domains");
     if (!saw_host_) fail("'node' needs a 'host' line before it");
-    if (words.size() != 3) fail("'node' needs an id and a cpulist: node 0 0-3");
+    if (words.size() < 3 || words[2].find('=') != std::string::npos)
+      fail("'node' needs an id and a cpulist: node 0 0-3 [mem=BYTES] [free=BYTES]");
+    auto o = options(words, 2, {"mem", "free"});
     const std::uint64_t id = number(words[1], "node id", limits::max_numa_nodes - 1);
     if (id != out_.host.numa_nodes.size())
       fail(fmt::format("node {} out of order (expected node {})", id, out_.host.numa_nodes.size()));
     CpuMap cpus_of_node = cpus(words[2], universe_);
+    std::optional<NodeMemory> memory;
+    if (o.count("free") && !o.count("mem")) fail("free= needs mem= (the node's size)");
+    if (o.count("mem")) {
+      memory.emplace();
+      memory->size = number(o["mem"], "mem", limits::max_node_memory_bytes);
+      memory->free = bounded<std::uint64_t>(o, "free", limits::max_node_memory_bytes, 0);
+      if (memory->free > memory->size)
+        fail(fmt::format("node {}: free {} is more than its mem {}", id, memory->free, memory->size));
+    }
     out_.host.numa_nodes.push_back(std::move(cpus_of_node));
+    node_memory_.push_back(memory);
+  }
+
+  void pool(const std::vector<std::string>& words) {
+    if (host_done_) fail("'pool' must come before domains");
+    if (!saw_host_) fail("'pool' needs a 'host' line before it");
+    auto o = options(words, 2, {"sched", "cpus"});
+    std::vector<CpuPool>& pools = out_.host.pools;
+    if (pools.size() == limits::max_cpupools) fail(fmt::format("more than {} cpupools (the limit)", limits::max_cpupools));
+    CpuPool p;
+    p.id = static_cast<unsigned>(number(words[1], "pool id", UINT32_MAX));
+    for (const CpuPool& q : pools)
+      if (q.id == p.id) fail(fmt::format("pool {} is listed twice", p.id));
+    if (words[2].size() > limits::max_name_bytes)
+      fail(fmt::format("a name of {} bytes is beyond the limit of {}", words[2].size(), limits::max_name_bytes));
+    p.name = words[2];
+    p.scheduler = "credit2";  // Xen's default scheduler
+    if (o.count("sched")) {
+      const std::string& sched = o["sched"];
+      if (!sched.empty() && sched[0] >= '0' && sched[0] <= '9')
+        p.scheduler = fmt::format("scheduler {}", number(sched, "sched", UINT32_MAX));
+      else if (is_pool_scheduler(sched))
+        p.scheduler = sched;
+      else
+        fail(fmt::format("unknown scheduler {} (credit, credit2, rtds, arinc653, null, or Xen's scheduler id)",
+                         quoted(sched)));
+    }
+    p.cpus = o.count("cpus") ? cpus(o["cpus"], universe_) : CpuMap(universe_);
+    if (!p.cpus.is_subset_of(out_.host.present))
+      fail(fmt::format("pool {}: CPUs {} are not present", p.id, p.cpus - out_.host.present));
+    for (const CpuPool& q : pools)
+      if (p.cpus.intersects(q.cpus)) fail(fmt::format("pool {}: CPUs {} are in pool {} already", p.id, p.cpus & q.cpus, q.id));
+    if (pools.empty()) first_pool_line_ = line_;
+    pools.push_back(std::move(p));
   }
 
   void finish_host() {
@@ -386,13 +506,28 @@ class FixtureReader {
       h.cores_per_socket = 4;
     }
     if (h.numa_nodes.empty()) h.numa_nodes = {h.present};
+    if (std::any_of(node_memory_.begin(), node_memory_.end(), [](const auto& m) { return m.has_value(); })) {
+      h.node_memory.assign(h.numa_nodes.size(), NodeMemory{});
+      for (std::size_t n = 0; n < node_memory_.size(); ++n)
+        if (node_memory_[n]) h.node_memory[n] = *node_memory_[n];
+    }
+    std::sort(h.pools.begin(), h.pools.end(), [](const CpuPool& a, const CpuPool& b) { return a.id < b.id; });
+    if (!h.pools.empty() && !h.pool(0)) {
+      line_ = first_pool_line_;  // the message names the first pool line
+      fail("a host with pools needs pool 0 (Xen's Pool-0 always exists)");
+    }
     derive_cpu_topology(h);
+    try {
+      check_host(h, "host");
+    } catch (const Error& e) {
+      fail(e.what());
+    }
   }
 
   void domain(const std::vector<std::string>& words) {
     flush_domain();
     if (!host_done_) finish_host();
-    auto o = options(words, 2, {"vcpus", "flags", "time", "uuid"});
+    auto o = options(words, 2, {"vcpus", "flags", "time", "uuid", "pool", "nodes"});
     if (out_.domains.size() == limits::max_domains)
       fail(fmt::format("more than {} domains (the limit)", limits::max_domains));
     const auto id = DomainId{static_cast<std::uint32_t>(number(words[1], "domain id", UINT32_MAX))};
@@ -433,6 +568,27 @@ class FixtureReader {
     d.hard = AffinityMatrix::full(info.max_vcpus, universe_);
     d.soft = AffinityMatrix::full(info.max_vcpus, universe_);
     d.limit = AffinityMatrix::full(info.max_vcpus, universe_);
+    const HostInfo& h = out_.host;
+    if (o.count("pool")) {
+      const auto pool = static_cast<unsigned>(number(o["pool"], "pool", UINT32_MAX));
+      if (!h.pool(pool)) fail(fmt::format("pool={} names no pool (no 'pool {}' line)", pool, pool));
+      info.pool = pool;
+    } else if (!h.pools.empty()) {
+      info.pool = 0u;  // Xen creates domains in Pool-0
+    }
+    if (info.pool)
+      for (unsigned v = 0; v < info.max_vcpus; ++v) d.limit.set_row(v, h.pool(*info.pool)->cpus);
+    if (o.count("nodes")) {
+      if (!h.caps.node_affinity) fail("nodes= on a host without node affinity (host node_affinity=yes)");
+      ParseOptions po;
+      po.universe = h.numa_nodes.size();
+      ParseFailure failure;
+      auto nodes = NodeSet::try_parse(o["nodes"], po, &failure);
+      if (!nodes) fail(ParseError(o["nodes"], failure).what());
+      d.node_affinity = std::move(*nodes);
+    } else if (h.caps.node_affinity) {
+      d.node_affinity = NodeSet::full(h.numa_nodes.size());
+    }
     listed_.assign(info.max_vcpus, false);
   }
 
@@ -495,6 +651,7 @@ class FixtureReader {
     }
     if (o.count("limit")) {
       if (out_.host.caps.vcpu_limit.empty()) fail("limit= on a host without vcpu limits (host limit=NAME)");
+      if (d.domain.pool) fail(fmt::format("limit= on a vcpu of a domain in pool {}: its limit is the pool's CPUs", *d.domain.pool));
       d.limit.set_row(m.vcpu, cpus(o["limit"], universe_));
     }
   }
@@ -528,6 +685,8 @@ class FixtureReader {
   std::size_t pending_line_ = 0;
   bool explicit_time_ = false;
   std::vector<bool> listed_;  // vcpus of the last domain that had a line
+  std::vector<std::optional<NodeMemory>> node_memory_;  // by node: what its line gave
+  std::size_t first_pool_line_ = 0;
 };
 
 /// "name" or "\"quoted name\"": a domain name as the fixture writes it.
@@ -653,9 +812,23 @@ inline std::string write_fixture(const HostSnapshot& snap) {
       list(h.present), list(h.online), h.threads_per_core, h.cores_per_socket, h.sockets);
   if (!h.caps.soft_affinity) out += " soft=no";
   if (!h.caps.vcpu_limit.empty()) out += fmt::format(" limit={}", h.caps.vcpu_limit);
+  if (h.caps.set_online) out += " vcpu_set=yes";
+  if (h.caps.node_affinity) out += " node_affinity=yes";
   if (h.system_cpus) out += fmt::format(" system={}", list(*h.system_cpus));
   out += '\n';
-  for (std::size_t n = 0; n < h.numa_nodes.size(); ++n) out += fmt::format("node {} {}\n", n, list(h.numa_nodes[n]));
+  for (std::size_t n = 0; n < h.numa_nodes.size(); ++n) {
+    out += fmt::format("node {} {}", n, list(h.numa_nodes[n]));
+    if (n < h.node_memory.size()) out += fmt::format(" mem={} free={}", h.node_memory[n].size, h.node_memory[n].free);
+    out += '\n';
+  }
+  for (const CpuPool& p : h.pools) {
+    out += fmt::format("pool {} ", p.id);
+    detail::append_fixture_word(out, p.name);
+    constexpr std::string_view numbered = "scheduler ";
+    const std::string_view sched = p.scheduler;
+    out += fmt::format(" sched={} cpus={}\n", sched.substr(0, numbered.size()) == numbered ? sched.substr(numbered.size()) : sched,
+                       list(p.cpus));
+  }
   for (const DomainSnapshot& d : snap.domains) {
     const DomainFlags& f = d.domain.flags;
     std::string flags;
@@ -670,6 +843,8 @@ inline std::string write_fixture(const HostSnapshot& snap) {
       out += fmt::format(" time={}.{:09}", d.domain.cpu_time.count() / 1'000'000'000,
                          d.domain.cpu_time.count() % 1'000'000'000);
     if (!d.domain.uuid.empty()) out += fmt::format(" uuid={}", d.domain.uuid);
+    if (d.domain.pool) out += fmt::format(" pool={}", *d.domain.pool);
+    if (d.node_affinity && h.caps.node_affinity) out += fmt::format(" nodes={}", d.node_affinity->empty() ? std::string("none") : d.node_affinity->to_string());
     out += '\n';
     if (!d.domain.vcpu_problem.empty()) {
       out += "problem ";
@@ -677,7 +852,8 @@ inline std::string write_fixture(const HostSnapshot& snap) {
       out += '\n';
     }
     const bool maps = d.hard.rows() == d.domain.max_vcpus && d.soft.rows() == d.domain.max_vcpus;
-    const bool limits = maps && !h.caps.vcpu_limit.empty() && d.limit.rows() == d.domain.max_vcpus;
+    // A domain in a pool has its pool's CPUs as limit: derived, not written.
+    const bool limits = maps && !h.caps.vcpu_limit.empty() && d.limit.rows() == d.domain.max_vcpus && !d.domain.pool;
     for (const VcpuMetrics& m : d.vcpus) {
       out += fmt::format("vcpu {} state={}", m.vcpu, m.state);
       if (m.cpu) out += fmt::format(" cpu={}", *m.cpu);

@@ -19,6 +19,10 @@ namespace vcpumap::limits {
 inline constexpr std::size_t max_cpus = 65536;
 /// NUMA nodes of a host (Linux's MAX_NUMNODES; Xen builds default to 64).
 inline constexpr std::size_t max_numa_nodes = 1024;
+/// Cpupools of a host (Xen's pool ids are 32-bit; XenHypervisor believes at most 4096 listed).
+inline constexpr std::size_t max_cpupools = 4096;
+/// Bytes of memory of one NUMA node (2^60, 1 EiB: x86-64 addresses 2^52 bytes in all).
+inline constexpr std::uint64_t max_node_memory_bytes = std::uint64_t{1} << 60;
 /// Threads per core, cores per socket and sockets: each at most max_cpus.
 inline constexpr std::size_t max_topology_count = max_cpus;
 /// Vcpus of one domain (Xen allows 8192 at most; KVM 4096 on x86).

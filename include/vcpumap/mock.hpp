@@ -15,9 +15,12 @@
 //   format below). demo() is the host of the libvir-list thread.
 // - Counts backend calls as Xen's calls are made one by one (libxl's way, and
 //   XenHypervisor's with XenOptions::multicall false; see last_call_count): host_info 3
-//   (physinfo, cputopoinfo, numainfo); list_domains 1 per 1024 domains + 1; snapshot
-//   1 + V (metrics) + V (affinity, scope full); pin_vcpu 2 (domain info + setaffinity)
-//   with both maps, 3 with one (Xen writes back only the maps it sets: the other is read).
+//   (physinfo, cputopoinfo, numainfo) + on a host with cpupools P + 1 (xc_cpupool_getinfo
+//   iterated: one call per pool, then the one that finds no more); list_domains 1 per 1024
+//   domains + 1; snapshot 1 + V (metrics) + V (affinity, scope full) + 1 (node affinity,
+//   scope full on a host with Capabilities::node_affinity); pin_vcpu 2 (domain info +
+//   setaffinity) with both maps, 3 with one (Xen writes back only the maps it sets: the
+//   other is read); set_online_vcpus 2 (domain info + the xenstore write).
 //   Each call is one place a fault can be injected. XenHypervisor by default batches the
 //   vcpu reads in multicalls, so its own count for a snapshot is lower (see xen.hpp).
 // - Fault injection: fail_call(k, code) fails the k-th backend call from now;
@@ -25,6 +28,17 @@
 // - Xen's rules: an empty hard map is rejected (EINVAL → invalid_argument), a vcpu beyond
 //   max_vcpus is an error, the stored hard/soft maps are the requested ones, and a pin
 //   reports hard ∩ online and soft ∩ that (which can be empty) as effective.
+// - Cpupools (HostInfo::pools) as Xen has them: every domain of a host with pools is in one
+//   (add_domain puts a domain that names none in pool 0, as Xen creates domains in Pool-0);
+//   a hard map with no online CPU of the domain's pool is refused (Xen's EINVAL), and a pin
+//   reports hard ∩ pool ∩ online, soft ∩ that; snapshots' limit rows are the pool's CPUs;
+//   CpuPool::domains counts the domains in each pool. set_domain_pool moves a domain
+//   (resetting its affinity to every CPU, as Xen's cpupool-migrate does), set_pool_cpus
+//   changes a pool's CPUs (pools stay disjoint).
+// - Node affinity (Capabilities::node_affinity): each domain's NUMA node affinity (every
+//   node unless set_node_affinity says otherwise) is in its full snapshots.
+// - Online vcpus (Capabilities::set_online): set_online_vcpus is a xenstore write the
+//   mock's guest acts on at once.
 //
 // The fixture format, its limits and its errors: fixture.hpp.
 #pragma once
@@ -68,11 +82,16 @@ class MockHypervisor : public HypervisorFront<MockHypervisor> {
   MockHypervisor& operator=(MockHypervisor&&) noexcept = default;
   /// A host described by `host`: its maps share one universe of at most limits::max_cpus,
   /// online CPUs are present, node maps lie within the universe, topology counts are 1 or
-  /// more (else Error, invalid_argument). Its cpu_socket and cpu_node are derived from the
-  /// counts and the node maps.
+  /// more, cpupools and node memory as check_host wants them (else Error, invalid_argument).
+  /// Its cpu_socket, cpu_core and cpu_node are derived from the counts and the node maps, its
+  /// pools' CpuPool::domains from the domains added.
   explicit MockHypervisor(HostInfo host) : host_(std::move(host)) {
     detail::check_host(host_, "mock host");
-    if (host_.numa_nodes.empty()) host_.numa_nodes = {host_.present};
+    if (host_.numa_nodes.empty()) {
+      host_.numa_nodes = {host_.present};
+      if (!host_.node_memory.empty()) host_.node_memory.resize(1);
+    }
+    for (CpuPool& p : host_.pools) p.domains = 0;  // no domain yet
     refresh_topology();
   }
 
@@ -100,18 +119,26 @@ class MockHypervisor : public HypervisorFront<MockHypervisor> {
   static MockHypervisor from_fixture(std::string_view text) { return from_snapshot(read_fixture(text)); }
   static MockHypervisor from_fixture_file(const std::string& path) { return from_snapshot(read_fixture_file(path)); }
   /// A host as a snapshot describes it (any backend's, or read_fixture's): its host info
-  /// (checked as by MockHypervisor(HostInfo)), domains, vcpu metrics and, for snapshots of
-  /// scope full, hard and soft affinity (else "all"). A domain time that is not the sum of
+  /// (checked as by MockHypervisor(HostInfo)), domains with their pools, vcpu metrics and,
+  /// for snapshots of scope full, hard and soft affinity (else "all"), vcpu limits (a domain
+  /// in a pool: its pool's CPUs) and node affinity (on a host with node affinity; else every
+  /// node). A domain time that is not the sum of
   /// its vcpus' stays as given; otherwise it follows the vcpus as they advance.
   static MockHypervisor from_snapshot(const HostSnapshot& snap);
 
   // ---- building the host (not backend calls: never counted, never failing) ----
 
   /// Adds a domain of info.max_vcpus vcpus; `vcpus` may list some of them (by vcpu
-  /// number); the rest are offline. Affinity starts as "all" (hard and soft).
+  /// number); the rest are offline. Affinity starts as "all" (hard and soft). On a host with
+  /// cpupools info.pool names one of them, or none: then pool 0 (Xen's Pool-0); on a host
+  /// without, it names none.
   void add_domain(DomainInfo info, std::vector<VcpuMetrics> vcpus = {}) {
     if (domains_.count(info.id))
       throw Error(ErrorCode::invalid_argument, fmt::format("mock: domain {} exists already", info.id));
+    if (info.pool && !host_.pool(*info.pool))
+      throw Error(ErrorCode::invalid_argument,
+                  fmt::format("mock: {}: cpupool {} is not a pool of the host", describe(info), *info.pool));
+    if (!info.pool && !host_.pools.empty()) info.pool = 0u;
     MockDomain d;
     d.vcpus.resize(info.max_vcpus);
     for (unsigned v = 0; v < info.max_vcpus; ++v) d.vcpus[v] = {v, VcpuState::offline, {}, std::nullopt, std::nullopt};
@@ -135,8 +162,12 @@ class MockHypervisor : public HypervisorFront<MockHypervisor> {
     const DomainId id = info.id;
     d.info = std::move(info);
     sync_domain(domains_.emplace(id, std::move(d)).first->second);
+    recount_pools();
   }
-  void remove_domain(DomainId id) { domains_.erase(id); }
+  void remove_domain(DomainId id) {
+    domains_.erase(id);
+    recount_pools();
+  }
   /// The whole host as it stands, scope full: what snapshot_all() returns, but not a backend
   /// call (never counted, never failing, no fault or vanishing takes effect). For saving the
   /// host (write_fixture) and for tests.
@@ -150,8 +181,9 @@ class MockHypervisor : public HypervisorFront<MockHypervisor> {
       s.vcpus = d.vcpus;
       s.hard = d.hard;
       s.soft = d.soft;
-      s.limit = d.limit;
+      fill_limit(d, s.limit);
       effective_affinity(s.hard, s.soft, s.limit, host_.online, s.effective);
+      if (host_.caps.node_affinity) s.node_affinity = node_affinity_of(d);
       s.taken_at = now();
     }
     all.taken_at = now();
@@ -186,6 +218,69 @@ class MockHypervisor : public HypervisorFront<MockHypervisor> {
                               describe(d.info), metrics.vcpu, metrics.cpu_time.count(), limits::max_cpu_time_ns));
     d.vcpus = std::move(next);
     sync_domain(d);
+  }
+  /// Moves a domain to another cpupool, as `xl cpupool-migrate` does: its vcpus' hard and
+  /// soft affinity become every CPU (Xen resets them) and its online vcpus move to CPUs of
+  /// the pool. Refused (invalid_argument, nothing changed) for a pool the host lacks or one
+  /// without CPUs (Xen moves no domain there). No call counted.
+  void set_domain_pool(DomainId id, unsigned pool) {
+    MockDomain& d = domain(id);
+    const CpuPool* p = host_.pool(pool);
+    if (!p) throw Error(ErrorCode::invalid_argument, fmt::format("mock: cpupool {} is not a pool of the host", pool));
+    if (d.info.pool == pool) return;
+    if (p->cpus.empty())
+      throw Error(ErrorCode::invalid_argument,
+                  fmt::format("mock: {}: {} has no CPUs: Xen moves no domain there", describe(d.info), describe(*p)));
+    d.info.pool = pool;
+    d.hard = d.soft = AffinityMatrix::full(d.vcpus.size(), host_.cpu_universe());
+    place_vcpus(d);
+    recount_pools();
+  }
+  /// Gives a cpupool these CPUs (a map of any universe whose CPUs the host has), as
+  /// `xl cpupool-cpu-add` / `-cpu-remove` do; online vcpus of its domains on CPUs it loses
+  /// move to CPUs it keeps. Refused (invalid_argument, nothing changed): a pool the host
+  /// lacks, CPUs beyond the host or not present, CPUs of another pool (Xen adds free CPUs
+  /// only: pools stay disjoint), no CPU left in a pool that has domains (Xen keeps one).
+  /// No call counted.
+  void set_pool_cpus(unsigned pool, CpuMap cpus) {
+    auto it = std::find_if(host_.pools.begin(), host_.pools.end(), [&](const CpuPool& p) { return p.id == pool; });
+    if (it == host_.pools.end())
+      throw Error(ErrorCode::invalid_argument, fmt::format("mock: cpupool {} is not a pool of the host", pool));
+    const std::size_t n = host_.cpu_universe();
+    if (auto top = cpus.last(); top && *top >= n)
+      throw Error(ErrorCode::invalid_argument,
+                  fmt::format("mock: {}: CPU {} is beyond the host's {} CPUs", describe(*it), *top, n));
+    cpus.resize(n);
+    if (!cpus.is_subset_of(host_.present))
+      throw Error(ErrorCode::invalid_argument,
+                  fmt::format("mock: {}: CPUs {} are not present", describe(*it), cpus - host_.present));
+    for (const CpuPool& other : host_.pools)
+      if (other.id != pool && cpus.intersects(other.cpus))
+        throw Error(ErrorCode::invalid_argument, fmt::format("mock: {}: CPUs {} are in {}", describe(*it),
+                                                             cpus & other.cpus, describe(other)));
+    if (cpus.empty() && it->domains > 0)
+      throw Error(ErrorCode::invalid_argument,
+                  fmt::format("mock: {} has {} domain(s): Xen keeps at least one CPU in it", describe(*it), it->domains));
+    it->cpus = std::move(cpus);
+    for (auto& [id, d] : domains_)
+      if (d.info.pool == pool) place_vcpus(d);
+    publish();
+  }
+  /// Sets a domain's NUMA node affinity (xc_domain_node_setaffinity), on a host whose
+  /// HostInfo::caps has node_affinity: nodes below the host's node count, at least one
+  /// (Xen's EINVAL otherwise). Else Error(invalid_argument), nothing changed; no call counted.
+  void set_node_affinity(DomainId id, NodeSet nodes) {
+    if (!host_.caps.node_affinity)
+      throw Error(ErrorCode::invalid_argument, "mock: this host has no node affinity (HostInfo::caps.node_affinity)");
+    MockDomain& d = domain(id);
+    const std::size_t count = host_.numa_nodes.size();
+    if (auto top = nodes.last(); top && *top >= count)
+      throw Error(ErrorCode::invalid_argument,
+                  fmt::format("mock: {}: node {} is beyond the host's {} NUMA nodes", describe(d.info), *top, count));
+    if (nodes.empty())
+      throw Error(ErrorCode::invalid_argument, fmt::format("mock: {}: a node affinity needs a node", describe(d.info)));
+    nodes.resize(count);
+    d.node_affinity = std::move(nodes);
   }
   /// Takes a CPU online or offline (it stays present). Vcpus that last ran there keep
   /// the number, as Xen's `cpu` field does.
@@ -248,12 +343,15 @@ class MockHypervisor : public HypervisorFront<MockHypervisor> {
 
   /// The host as it stands (no call).
   std::shared_ptr<const HostInfo> known_host() const { return published_; }
-  /// physinfo, cputopoinfo, numainfo: 3 calls.
+  /// physinfo, cputopoinfo, numainfo: 3 calls; on a host with cpupools, xc_cpupool_getinfo
+  /// for each pool and once more (the call that finds no pool beyond the last).
   std::shared_ptr<const HostInfo> read_host() {
     start_operation();
     call("physinfo");
     call("cputopoinfo");
     call("numainfo");
+    if (!host_.pools.empty())
+      for (std::size_t i = 0; i <= host_.pools.size(); ++i) call("cpupool_getinfo");
     return published_;
   }
   /// getdomaininfolist: 1 call per 1024 domains + 1.
@@ -272,7 +370,8 @@ class MockHypervisor : public HypervisorFront<MockHypervisor> {
     if (it == domains_.end()) return std::nullopt;
     return it->second.info;
   }
-  /// Each domain's V getvcpuinfo and, for scope full, V getvcpuaffinity calls.
+  /// Each domain's V getvcpuinfo and, for scope full, V getvcpuaffinity calls and, on a host
+  /// with node affinity, 1 getnodeaffinity.
   void read_vcpus(const HostInfo&, std::span<VcpuRead> reads, SnapshotScope scope) {
     for (VcpuRead& r : reads) {
       const DomainInfo& info = *r.info;
@@ -293,10 +392,21 @@ class MockHypervisor : public HypervisorFront<MockHypervisor> {
         const MockDomain& d2 = domains_.at(info.id);
         s.hard = d2.hard;  // the mock's universe never changes: the rows fit any host it gave
         s.soft = d2.soft;
-        if (!host_.caps.vcpu_limit.empty()) s.limit = d2.limit;  // else the front fills it
+        // The pool's CPUs or the vcpus' limits; else (no limits) the front fills it.
+        if (d2.info.pool || !host_.caps.vcpu_limit.empty()) fill_limit(d2, s.limit);
+        if (host_.caps.node_affinity) {
+          if (!calls("getnodeaffinity", 1, info.id)) {
+            r.vanished = true;
+            continue;
+          }
+          s.node_affinity = node_affinity_of(domains_.at(info.id));
+        } else {
+          s.node_affinity.reset();
+        }
       } else {
         s.hard.reshape(0, 0);
         s.soft.reshape(0, 0);
+        s.node_affinity.reset();
       }
     }
   }
@@ -311,18 +421,27 @@ class MockHypervisor : public HypervisorFront<MockHypervisor> {
   }
   /// The xenstore write of cpu/N/availability: 1 call (a place for a fault). The mock's
   /// guest acts on it at once: a vcpu taken offline is offline (no last CPU), one brought
-  /// online is blocked.
+  /// online is blocked on the first CPU it may run on (its effective row; any online CPU of
+  /// its pool, or of the host, when that is empty), as Xen always gives an online vcpu a CPU.
+  /// Vcpus already online stay as they are. Refused (invalid_argument, nothing changed)
+  /// where the host has no Capabilities::set_online, for no vcpu or one beyond max_vcpus
+  /// (the front checks these first).
   void set_online(const HostInfo&, const DomainInfo& info, const VcpuSet& online) {
     call("xenstore write", info.id);
     MockDomain& d = domain(info.id);
+    if (!host_.caps.set_online)
+      throw Error(ErrorCode::unsupported, fmt::format("{}: this host cannot set online vcpus", describe(d.info)));
+    if (online.empty() || (online.last() && *online.last() >= d.vcpus.size()))
+      throw Error(ErrorCode::invalid_argument, fmt::format("{}: vcpus {} asked online, of {} vcpus", describe(d.info),
+                                                           online, d.vcpus.size()));
     for (unsigned v = 0; v < d.vcpus.size(); ++v) {
       VcpuMetrics& m = d.vcpus[v];
-      const bool on = v < online.universe() && online.test(v);
-      if (!on) {
+      if (!online.test(v)) {
         m.state = VcpuState::offline;
         m.cpu.reset();
       } else if (m.state == VcpuState::offline) {
         m.state = VcpuState::blocked;
+        m.cpu = first_cpu_for(d, v);
       }
     }
     sync_domain(d);
@@ -335,8 +454,9 @@ class MockHypervisor : public HypervisorFront<MockHypervisor> {
     DomainInfo info;
     std::vector<VcpuMetrics> vcpus;
     AffinityMatrix hard, soft;
-    AffinityMatrix limit;  // every CPU unless the host has vcpu limits
+    AffinityMatrix limit;  // every CPU unless the host has vcpu limits (a domain in a pool: its CPUs instead)
     bool explicit_time = false;  // the fixture gave the domain's time: don't sum vcpus
+    std::optional<NodeSet> node_affinity;  // empty: every node
   };
   struct Fault {
     std::size_t at;
@@ -362,6 +482,69 @@ class MockHypervisor : public HypervisorFront<MockHypervisor> {
         std::count_if(d.vcpus.begin(), d.vcpus.end(), [](const VcpuMetrics& m) { return m.state != VcpuState::offline; }));
     if (!d.explicit_time) d.info.cpu_time = detail::sum_cpu_time(d.vcpus).value();  // checked by every caller
   }
+  /// The CPUs of the domain's pool in the host's universe, or null for a domain in none.
+  const CpuPool* pool_of(const MockDomain& d) const { return d.info.pool ? host_.pool(*d.info.pool) : nullptr; }
+  /// Vcpu v's limit: its pool's CPUs, else its row of d.limit.
+  CpuMap limit_row(const MockDomain& d, unsigned v) const {
+    if (const CpuPool* p = pool_of(d)) {
+      CpuMap cpus = p->cpus;
+      cpus.resize(host_.cpu_universe());
+      return cpus;
+    }
+    return d.limit.row(v);
+  }
+  /// Every vcpu's limit into `into` (its storage reused).
+  void fill_limit(const MockDomain& d, AffinityMatrix& into) const {
+    if (!pool_of(d)) {
+      into = d.limit;
+      return;
+    }
+    into.reshape(d.vcpus.size(), host_.cpu_universe());
+    const CpuMap cpus = limit_row(d, 0);
+    for (unsigned v = 0; v < d.vcpus.size(); ++v) into.set_row(v, cpus);
+  }
+  NodeSet node_affinity_of(const MockDomain& d) const {
+    return d.node_affinity ? *d.node_affinity : NodeSet::full(host_.numa_nodes.size());
+  }
+  /// The CPU a vcpu coming online runs on: the first of its effective row, else the first
+  /// online CPU of its limit, else of the host; none on a host with no online CPU.
+  std::optional<unsigned> first_cpu_for(const MockDomain& d, unsigned v) const {
+    const CpuMap limit = limit_row(d, v);
+    const CpuMap allowed = d.hard.row(v) & limit & host_.online;
+    const CpuMap preferred = allowed & d.soft.row(v);
+    for (const CpuMap* m : {&preferred, &allowed}) {
+      if (auto c = m->first()) return static_cast<unsigned>(*c);
+    }
+    const CpuMap in_limit = limit & host_.online;
+    if (auto c = in_limit.first()) return static_cast<unsigned>(*c);
+    if (auto c = host_.online.first()) return static_cast<unsigned>(*c);
+    return std::nullopt;
+  }
+  /// Online vcpus of a domain in a pool whose last CPU is not the pool's move to the pool's
+  /// CPUs (its online ones first), in turn, as Xen moves them.
+  void place_vcpus(MockDomain& d) {
+    const CpuPool* p = pool_of(d);
+    if (!p) return;
+    CpuMap targets = p->cpus & host_.online;
+    if (targets.empty()) targets = p->cpus;
+    std::vector<unsigned> cpus;
+    for (std::size_t c : targets) cpus.push_back(static_cast<unsigned>(c));
+    if (cpus.empty()) return;
+    for (VcpuMetrics& m : d.vcpus)
+      if (m.state != VcpuState::offline && (!m.cpu || !p->cpus.test(*m.cpu))) m.cpu = cpus[m.vcpu % cpus.size()];
+  }
+  /// CpuPool::domains from the domains now in each pool; publishes a change.
+  void recount_pools() {
+    bool changed = false;
+    for (CpuPool& p : host_.pools) {
+      const auto n = static_cast<unsigned>(std::count_if(domains_.begin(), domains_.end(), [&](const auto& entry) {
+        return entry.second.info.pool == p.id;
+      }));
+      changed = changed || n != p.domains;
+      p.domains = n;
+    }
+    if (changed) publish();
+  }
   void refresh_topology() {
     detail::derive_cpu_topology(host_);
     publish();
@@ -384,6 +567,7 @@ class MockHypervisor : public HypervisorFront<MockHypervisor> {
       if (it->at < calls_total_) {
         domains_.erase(it->id);
         it = vanishing_.erase(it);
+        recount_pools();
       } else {
         ++it;
       }
@@ -425,13 +609,17 @@ class MockHypervisor : public HypervisorFront<MockHypervisor> {
     if (pin.soft && !host_.caps.soft_affinity)
       throw Error(ErrorCode::unsupported,
                   fmt::format("{}: vcpu {}: this hypervisor has no soft affinity", describe(d.info), vcpu));
-    if (pin.hard && !(*pin.hard & d.limit.row(vcpu) & host_.online).any())
+    const CpuPool* pool = pool_of(d);
+    const CpuMap limit = limit_row(d, vcpu);
+    if (pin.hard && !(*pin.hard & limit & host_.online).any())
       throw Error(ErrorCode::invalid_argument,
                   fmt::format("{}: vcpu {}: hard affinity {} holds no online CPU of its {}", describe(d.info), vcpu,
-                              *pin.hard, host_.caps.vcpu_limit));
+                              *pin.hard, pool ? describe(*pool) : host_.caps.vcpu_limit));
     if (pin.hard) d.hard.set_row(vcpu, *pin.hard);
     if (pin.soft) d.soft.set_row(vcpu, *pin.soft);
+    // What Xen writes back: hard ∩ the pool's CPUs ∩ online, soft ∩ that.
     PinResult r{d.hard.row(vcpu) & host_.online, {}};
+    if (pool) r.hard &= limit;
     r.soft = d.soft.row(vcpu) & r.hard;
     return r;
   }
@@ -464,6 +652,15 @@ inline MockHypervisor MockHypervisor::from_snapshot(const HostSnapshot& snap) {
     }
     m.explicit_time = d.domain.cpu_time != detail::sum_cpu_time(m.vcpus);
     m.info.cpu_time = d.domain.cpu_time;
+    if (d.node_affinity && snap.host.caps.node_affinity) {
+      const std::size_t count = hv.host_.numa_nodes.size();
+      if (auto top = d.node_affinity->last(); top && *top >= count)
+        throw Error(ErrorCode::invalid_argument, fmt::format("mock: {}: node {} is beyond the host's {} NUMA nodes",
+                                                             describe(d.domain), *top, count));
+      NodeSet nodes = *d.node_affinity;  // may be empty, as a snapshot may say
+      nodes.resize(count);
+      m.node_affinity = std::move(nodes);
+    }
     hv.sync_domain(m);
   }
   return hv;

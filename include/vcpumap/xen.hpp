@@ -12,23 +12,32 @@
 // as for every backend.
 //
 // What each operation costs, in privileged libxenctrl calls (last_call_count()):
-//   constructor            3   physinfo, cputopoinfo, numainfo (+1 physinfo the first time in
-//                              a process: libxenctrl's xc_get_max_cpus caches its answer)
-//   host_info()            3   physinfo, cputopoinfo, numainfo
+//   constructor            1   the host (+2 physinfo the first time in a process: libxenctrl's
+//                              xc_get_max_cpus and xc_get_max_nodes cache their answers)
+//   host_info()            1   one multicall of sysctls: physinfo, cputopoinfo, numainfo and
+//                              the cpupool infos of ids 0 to the highest seen + 1 (at least
+//                              0-3); + 1 per pool beyond those and 1 that finds none, when the
+//                              last id asked found a pool (the next read asks for more ids)
 //   list_domains()         ⌊N/1024⌋ + 1   getdomaininfolist in batches of 1024
 //   snapshot(d, full)      1 + ⌈V/128⌉   getdomaininfolist(d, 1), then multicalls of up to
-//                                   128 vcpus' getvcpuinfo + getvcpuaffinity domctls
+//                                   128 vcpus' getvcpuinfo + getvcpuaffinity domctls, the
+//                                   domain's getnodeaffinity riding along with its vcpu 0
 //   snapshot(d, metrics)   1 + ⌈V/256⌉   (multicalls of up to 256 getvcpuinfo)
-//   snapshot_all(scope)    3 + ⌊N/1024⌋ + 1 + ⌈ΣV/128⌉ (metrics: ⌈ΣV/256⌉): host, domain
+//   snapshot_all(scope)    1 + ⌊N/1024⌋ + 1 + ⌈ΣV/128⌉ (metrics: ⌈ΣV/256⌉): host, domain
 //                          list, then every domain's vcpus in shared multicalls (a multicall
 //                          goes on from one domain's vcpus to the next's); a domain that
 //                          vanished meanwhile costs 1 + its own snapshot again (it is read
 //                          once more, alone, then left out if it is still gone)
 //     with XenOptions::multicall false, or once Xen refused a multicall (+ 1 for the refused
-//     call, once), one call per read, as libxl:
-//   snapshot(d, full)      1 + 2V   getdomaininfolist(d, 1), V getvcpuinfo, V getvcpuaffinity
+//     call, once), one call per read, as libxl (+ the node affinity libxl does not read):
+//   host_info()            3 + P + 1   physinfo, cputopoinfo, numainfo, xc_cpupool_getinfo
+//                                      per pool and one that finds none
+//   snapshot(d, full)      1 + 2V + 1   getdomaininfolist(d, 1), V getvcpuinfo, V
+//                                       getvcpuaffinity, xc_domain_node_getaffinity
 //   snapshot(d, metrics)   1 + V
-//   snapshot_all(scope)    3 + ⌊N/1024⌋ + 1 + Σ 2V (or Σ V), and the vanished as above
+//   snapshot_all(scope)    3 + P + 1 + ⌊N/1024⌋ + 1 + Σ (2V + 1) (or Σ V), and the vanished
+//                          as above
+//   set_online_vcpus       1   getdomaininfolist; the rest is xenstore (not counted)
 //   pin_vcpu               2 with a hard and a soft map (getdomaininfolist + setvcpuaffinity);
 //                          3 with one map (+ getvcpuaffinity: see PinResult below)
 //   pin_matrix, pin_vcpus  a full snapshot (the state it may roll back to) + ⌈k/256⌉
@@ -49,13 +58,32 @@
 // allocating or indexing on their word.
 //
 // Host data: snapshot() and the pins use the HostInfo read by the constructor or by the
-// latest host_info() / snapshot_all() (the universe, and the online CPUs of the effective
-// rule and of check_pin); call host_info() after CPUs went on- or offline.
+// latest host_info() / snapshot_all() (the universe, the online CPUs and the cpupools' CPUs
+// of the effective rule and of check_pin); call host_info() after CPUs went on- or offline
+// or between pools. A domain in a pool the known host does not list makes the operation
+// read the host again first.
+//
+// cpupools (Capabilities::vcpu_limit "cpupool"): each domain's DomainInfo::pool is
+// getdomaininfo's cpupool, and its snapshot's limit rows are that pool's CPUs, so the
+// effective matrix never names a CPU outside the pool and a pin with no online CPU of the
+// pool is refused before any call, naming it (Xen would refuse it with a bare EINVAL).
+// Pool names come from xenstore (/local/pool/<id>/name), schedulers from the pool's
+// sched_id. NUMA: HostInfo::node_memory from numainfo; each domain's node affinity
+// (DomainSnapshot::node_affinity, scope full) from XEN_DOMCTL_getnodeaffinity.
+//
+// set_online_vcpus (Capabilities::set_online): as libxl_set_vcpuonline for PV and PVH
+// guests, "online"/"offline" written to /local/domain/<id>/cpu/<n>/availability for every
+// vcpu, in one xenstore transaction (retried when another transaction wins the commit); the
+// guest acts on it, so snapshots show the change once it has. Refused with
+// Error(unsupported) for a domain without a xenstore folder and for an HVM guest (libxl's
+// /libxl/<id>/type "hvm": QEMU plugs its vcpus, through QMP), hypervisor_unavailable when
+// xenstored does not answer, and the mapped code when xenstored refuses a write (nothing is
+// changed then).
 //
 // PinResult: Xen 4.17 writes the effective map back only for the maps a pin sets (hard ∩
 // the cpupool's online CPUs; soft ∩ that). For the map a pin leaves alone the result is
-// computed the same way from the vcpu's current map (read first: the extra call above),
-// with the host's online CPUs standing in for the cpupool's.
+// computed the same way from the vcpu's current map (read first: the extra call above) and
+// the domain's pool as the host was read.
 //
 // Errors (vcpumap::Error, messages name the domain, vcpu and CPUs): errno ESRCH →
 // not_found ("domain 7: no such domain"), EPERM/EACCES → permission_denied, EINVAL →

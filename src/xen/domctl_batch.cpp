@@ -2,6 +2,7 @@
 // domctls (see domctl_batch.hpp).
 #include "domctl_batch.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
@@ -15,13 +16,21 @@
 
 namespace vcpumap::xen_detail {
 
-DomctlBatch::DomctlBatch(xencall_handle* xcall, std::size_t entries, std::size_t map_pairs, std::size_t map_bytes)
+namespace {
+constexpr std::size_t round8(std::size_t n) { return (n + 7) / 8 * 8; }
+}  // namespace
+
+DomctlBatch::DomctlBatch(xencall_handle* xcall, std::size_t entries, std::size_t map_pairs, std::size_t map_bytes,
+                         std::size_t extra_bytes)
     : xcall_(xcall),
       map_bytes_(map_bytes),
-      map_stride_((map_bytes + 7) / 8 * 8),
+      map_stride_(round8(map_bytes)),
+      slot_(round8(std::max(sizeof(xen_domctl), sizeof(xen_sysctl)))),
       domctl_offset_(entries * sizeof(multicall_entry_t)),
-      map_offset_(domctl_offset_ + entries * sizeof(xen_domctl)),
-      bytes_(map_offset_ + 2 * map_pairs * map_stride_) {
+      map_offset_(domctl_offset_ + entries * slot_),
+      extra_offset_(map_offset_ + 2 * map_pairs * map_stride_),
+      extra_bytes_(round8(extra_bytes)),
+      bytes_(extra_offset_ + extra_bytes_) {
   errno = 0;
   data_ = static_cast<std::uint8_t*>(xencall_alloc_buffer(xcall, bytes_));
   if (data_ == nullptr)
@@ -39,6 +48,15 @@ xen_domctl& DomctlBatch::add(std::size_t i, std::uint32_t cmd, std::uint32_t dom
   op.interface_version = XEN_DOMCTL_INTERFACE_VERSION;
   op.domain = static_cast<domid_t>(domain);
   entry(i).op = __HYPERVISOR_domctl;
+  entry(i).args[0] = reinterpret_cast<std::uintptr_t>(&op);
+  return op;
+}
+
+xen_sysctl& DomctlBatch::add_sysctl(std::size_t i, std::uint32_t cmd) {
+  xen_sysctl& op = sysctl(i);
+  op.cmd = cmd;
+  op.interface_version = XEN_SYSCTL_INTERFACE_VERSION;
+  entry(i).op = __HYPERVISOR_sysctl;
   entry(i).args[0] = reinterpret_cast<std::uintptr_t>(&op);
   return op;
 }

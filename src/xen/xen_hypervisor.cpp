@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -59,6 +60,8 @@ constexpr std::size_t domains_per_batch = 1024;  // what libxl and xl ask for
 constexpr std::size_t max_cpu_ids = 65536;       // Xen's NR_CPUS tops out at 16383
 constexpr std::size_t max_vcpus_per_domain = 32768;  // Xen 4.17: 8192 (x86 PV), 128 (HVM)
 constexpr std::size_t max_numa_nodes = 4096;     // Xen: MAX_NUMNODES, 64 by default
+constexpr std::size_t default_node_slots = 64;   // numainfo's slots in the host multicall
+constexpr std::size_t max_pools = 4096;          // cpupools listed before the list is not believed
 
 // ---- libxenctrl's logger: keep it off stderr, remember the last message ----
 
@@ -106,7 +109,17 @@ DomainInfo to_info(const xc_domaininfo_t& d, std::string name) {
   // XEN_INVALID_MAX_VCPU_ID (~0U): a domain with no vcpus (yet). Any other value + 1 fits.
   info.max_vcpus = d.max_vcpu_id == XEN_INVALID_MAX_VCPU_ID ? 0u : d.max_vcpu_id + 1u;
   info.cpu_time = to_ns(d.cpu_time);
+  if (d.cpupool != XC_CPUPOOL_POOLID_ANY) info.pool = d.cpupool;  // every live domain has one
   return info;
+}
+
+/// A node map Xen filled, as a set of the host's `nodes` nodes (bits beyond are nodes
+/// without memory or CPUs, which the host does not list: left out).
+NodeSet nodes_from(std::span<const std::uint8_t> bytes, std::size_t nodes) {
+  NodeSet out(nodes);
+  for (std::size_t n = 0; n < nodes && n / 8 < bytes.size(); ++n)
+    if ((bytes[n / 8] >> (n % 8)) & 1u) out.set(static_cast<unsigned>(n));
+  return out;
 }
 
 // ---- counting the privileged calls ----
@@ -131,6 +144,7 @@ class CallCounter {
 /// libxenctrl's xc_get_max_cpus caches its answer in a process-wide static, reading it with
 /// one physinfo the first time; the first construction in a process counts that call.
 std::atomic<bool> max_cpus_cached{false};
+std::atomic<bool> max_nodes_cached{false};  // xc_get_max_nodes's, the same way
 
 }  // namespace
 
@@ -142,6 +156,9 @@ struct XenHypervisor::Impl {
   std::size_t map_bytes = 0;  // libxenctrl's CPU map size: the buffers of the affinity calls
   xencall_handle* xcall = nullptr;  // xch's own (not ours to close); null: no multicall
   std::atomic<bool> multicall_refused{false};  // Xen refused a multicall of domctls once
+  std::atomic<bool> host_multicall_refused{false};  // ... or of the host's sysctls
+  std::atomic<std::size_t> pool_slots{4};  // cpupool ids the host multicall asks for
+  std::size_t node_map_bytes = 0;  // libxenctrl's node map size (node affinity)
   mutable std::mutex host_mutex;
   std::shared_ptr<const HostInfo> host;
   std::atomic<std::size_t> total_calls{0};
@@ -163,12 +180,187 @@ struct XenHypervisor::Impl {
     host = std::move(copy);
   }
 
-  /// physinfo + cputopoinfo + numainfo.
-  HostInfo read_host(Calls& calls) {
+  /// What read_host works from, however it was read: physinfo, the CPU topology (entries
+  /// Xen filled), the nodes' memory (entries Xen filled) and the cpupools.
+  struct RawPool {
+    std::uint32_t id = 0, sched_id = 0, n_dom = 0;
+    std::vector<std::uint8_t> cpus;  // map_bytes
+  };
+  struct HostReplies {
     xc_physinfo_t phys{};
+    std::vector<xc_cputopo_t> topo;
+    std::vector<xc_meminfo_t> mem;
+    std::vector<RawPool> pools;
+  };
+
+  /// The host: one multicall of sysctls (physinfo, cputopoinfo, numainfo and cpupool infos
+  /// of ids 0..pool_slots-1) when multicalls work, else one call each (libxl's way).
+  HostInfo read_host(Calls& calls) {
+    HostReplies r;
+    if (!(host_multicall_usable() && read_host_multicall(calls, r))) read_host_per_call(calls, r);
+    XenstoreReader xenstore(options);
+    return build_host(r, xenstore);
+  }
+
+  bool host_multicall_usable() const {
+    return xcall != nullptr && !host_multicall_refused.load(std::memory_order_relaxed);
+  }
+
+  /// The CPU slots cputopoinfo is given: libxenctrl's map size, which covers max_cpu_id.
+  std::size_t cpu_slots() const { return map_bytes * 8; }
+
+  bool read_host_multicall(Calls& calls, HostReplies& r) {
+    const std::size_t cpus = cpu_slots(), nodes = default_node_slots;
+    const std::size_t slots = pool_slots.load(std::memory_order_relaxed);
+    const std::size_t map_stride = (map_bytes + 7) / 8 * 8;
+    const std::size_t topo_bytes = cpus * sizeof(xc_cputopo_t), mem_bytes = nodes * sizeof(xc_meminfo_t);
+    DomctlBatch mc(xcall, 3 + slots, 0, map_bytes, topo_bytes + mem_bytes + slots * map_stride);
+    mc.clear();
+    std::uint8_t* const extra = mc.extra().data();
+    auto* const topo = reinterpret_cast<xc_cputopo_t*>(extra);
+    auto* const mem = reinterpret_cast<xc_meminfo_t*>(extra + topo_bytes);
+    std::uint8_t* const pool_maps = extra + topo_bytes + mem_bytes;
+    mc.add_sysctl(0, XEN_SYSCTL_physinfo);
+    xen_sysctl_cputopoinfo& ti = mc.add_sysctl(1, XEN_SYSCTL_cputopoinfo).u.cputopoinfo;
+    ti.num_cpus = static_cast<std::uint32_t>(cpus);
+    set_xen_guest_handle_raw(ti.cputopo, topo);
+    xen_sysctl_numainfo& ni = mc.add_sysctl(2, XEN_SYSCTL_numainfo).u.numainfo;
+    ni.num_nodes = static_cast<std::uint32_t>(nodes);
+    set_xen_guest_handle_raw(ni.meminfo, mem);
+    for (std::size_t k = 0; k < slots; ++k) {
+      xen_sysctl_cpupool_op& po = mc.add_sysctl(3 + k, XEN_SYSCTL_cpupool_op).u.cpupool_op;
+      po.op = XEN_SYSCTL_CPUPOOL_OP_INFO;
+      po.cpupool_id = static_cast<std::uint32_t>(k);  // Xen answers the first pool from this id on
+      set_xen_guest_handle_raw(po.cpumap.bitmap, pool_maps + k * map_stride);
+      po.cpumap.nr_bits = static_cast<std::uint32_t>(map_bytes * 8);
+    }
+    ++calls.n;
+    const auto refused_here = [&](int err) {
+      if (err != ENOSYS && err != EPERM && err != EACCES && err != EINVAL && err != EFAULT) return false;
+      host_multicall_refused.store(true, std::memory_order_relaxed);
+      return true;
+    };
+    if (const int err = mc.run(3 + slots)) {
+      if (refused_here(err)) return false;
+      raise_host(err, "reading the host (a multicall of physinfo, cputopoinfo, numainfo and cpupool sysctls)");
+    }
+    // An entry Xen does not run inside a multicall says ENOSYS; any other error of physinfo
+    // is the host's (as EPERM outside the control domain), the same one call would get.
+    if (const int err = mc.error(0)) {
+      if (err == ENOSYS && refused_here(err)) return false;
+      raise_host(err, "reading the host's CPUs (XEN_SYSCTL_physinfo in a multicall)");
+    }
+    r.phys = mc.sysctl(0).u.physinfo;
+    // A host beyond the slots given (ENOBUFS) is read again alone, sized by physinfo.
+    if (const int err = mc.error(1); err == ENOBUFS) {
+      read_topology_per_call(calls, r);
+    } else if (err != 0) {
+      raise_host(err, "reading the CPU topology (XEN_SYSCTL_cputopoinfo in a multicall)");
+    } else {
+      r.topo.assign(topo, topo + std::min<std::size_t>(ti.num_cpus, cpus));
+    }
+    if (const int err = mc.error(2); err == ENOBUFS) {
+      read_nodes_per_call(calls, r);
+    } else if (err != 0) {
+      raise_host(err, "reading the NUMA nodes (XEN_SYSCTL_numainfo in a multicall)");
+    } else {
+      r.mem.assign(mem, mem + std::min<std::size_t>(ni.num_nodes, nodes));
+    }
+    bool more = false;  // the last slot found a pool: there may be pools beyond it
+    for (std::size_t k = 0; k < slots; ++k) {
+      const int err = mc.error(3 + k);
+      if (err == ENOENT) break;  // no pool from id k on
+      if (err != 0) raise_host(err, fmt::format("reading cpupool {} (XEN_SYSCTL_cpupool_op in a multicall)", k));
+      const xen_sysctl_cpupool_op& po = mc.sysctl(3 + k).u.cpupool_op;
+      if (po.cpupool_id < k)
+        throw Error(ErrorCode::internal, fmt::format("Xen answered cpupool {} when asked for the first from id {}",
+                                                     po.cpupool_id, k));
+      if (r.pools.empty() || r.pools.back().id != po.cpupool_id) {
+        const std::uint8_t* map = pool_maps + k * map_stride;
+        r.pools.push_back({po.cpupool_id, po.sched_id, po.n_dom, std::vector<std::uint8_t>(map, map + map_bytes)});
+      }
+      more = k + 1 == slots;
+    }
+    if (more) read_pools_per_call(calls, r, r.pools.back().id + 1);
+    remember_pool_ids(r);
+    return true;
+  }
+
+  /// Asks for pool ids up to the highest seen + 2 next time (within 4..64).
+  void remember_pool_ids(const HostReplies& r) {
+    const std::size_t top = r.pools.empty() ? 0 : std::size_t{r.pools.back().id} + 2;
+    pool_slots.store(std::clamp<std::size_t>(top, 4, 64), std::memory_order_relaxed);
+  }
+
+  void read_host_per_call(Calls& calls, HostReplies& r) {
     ++calls.n;
     errno = 0;
-    if (xc_physinfo(xch, &phys) != 0) raise_host(errno, "reading the host's CPUs (xc_physinfo)");
+    if (xc_physinfo(xch, &r.phys) != 0) raise_host(errno, "reading the host's CPUs (xc_physinfo)");
+    read_topology_per_call(calls, r);
+    read_nodes_per_call(calls, r);
+    read_pools_per_call(calls, r, 0);
+  }
+
+  void read_topology_per_call(Calls& calls, HostReplies& r) {
+    const std::size_t universe = std::min<std::size_t>(std::size_t{r.phys.max_cpu_id} + 1, max_cpu_ids);
+    r.topo.assign(universe, xc_cputopo_t{});
+    unsigned count = static_cast<unsigned>(universe);
+    ++calls.n;
+    errno = 0;
+    if (xc_cputopoinfo(xch, &count, r.topo.data()) != 0)
+      raise_host(errno, "reading the CPU topology (xc_cputopoinfo)");
+    r.topo.resize(std::min<std::size_t>(count, universe));
+  }
+
+  void read_nodes_per_call(Calls& calls, HostReplies& r) {
+    // The nodes with memory (memsize XEN_INVALID_MEM_SZ: no such node); no distance matrix.
+    const std::size_t slots = std::min<std::size_t>(std::size_t{r.phys.max_node_id} + 1, max_numa_nodes);
+    r.mem.assign(slots, xc_meminfo_t{});
+    unsigned count = static_cast<unsigned>(slots);
+    ++calls.n;
+    errno = 0;
+    if (xc_numainfo(xch, &count, r.mem.data(), nullptr) != 0)
+      raise_host(errno, "reading the NUMA nodes (xc_numainfo)");
+    r.mem.resize(std::min<std::size_t>(count, slots));
+  }
+
+  /// xc_cpupool_getinfo from id `from` on, one call a pool and one that finds none.
+  void read_pools_per_call(Calls& calls, HostReplies& r, std::uint32_t from) {
+    for (std::size_t n = 0; n < max_pools; ++n) {
+      ++calls.n;
+      errno = 0;
+      xc_cpupoolinfo_t* info = xc_cpupool_getinfo(xch, from);
+      if (info == nullptr) {
+        if (errno == ENOENT) return;
+        raise_host(errno, fmt::format("reading the cpupools from id {} (xc_cpupool_getinfo)", from));
+      }
+      RawPool p{info->cpupool_id, info->sched_id, info->n_dom, std::vector<std::uint8_t>(map_bytes)};
+      if (info->cpumap != nullptr) std::memcpy(p.cpus.data(), info->cpumap, map_bytes);
+      xc_cpupool_infofree(xch, info);
+      if (p.id < from)
+        throw Error(ErrorCode::internal,
+                    fmt::format("xc_cpupool_getinfo answered cpupool {} when asked for the first from id {}", p.id,
+                                from));
+      r.pools.push_back(std::move(p));
+      if (r.pools.back().id == std::numeric_limits<std::uint32_t>::max()) return;
+      from = r.pools.back().id + 1;
+    }
+    throw Error(ErrorCode::internal, fmt::format("Xen lists more than {} cpupools", max_pools));
+  }
+
+  static std::string scheduler_name(std::uint32_t id) {
+    switch (id) {
+      case XEN_SCHEDULER_CREDIT: return "credit";
+      case XEN_SCHEDULER_CREDIT2: return "credit2";
+      case XEN_SCHEDULER_ARINC653: return "arinc653";
+      case XEN_SCHEDULER_RTDS: return "rtds";
+      case XEN_SCHEDULER_NULL: return "null";
+      default: return fmt::format("scheduler {}", id);
+    }
+  }
+
+  HostInfo build_host(const HostReplies& r, XenstoreReader& xenstore) {
+    const xc_physinfo_t& phys = r.phys;
     const std::size_t universe = std::size_t{phys.max_cpu_id} + 1;
     if (universe > max_cpu_ids)
       throw Error(ErrorCode::internal, fmt::format("xc_physinfo reports max_cpu_id {}: more CPU ids than any Xen "
@@ -179,37 +371,22 @@ struct XenHypervisor::Impl {
                   fmt::format("xc_physinfo reports max_cpu_id {} but libxenctrl's CPU maps hold {} CPUs ({} bytes): "
                               "CPUs {}-{} could not be read or pinned",
                               phys.max_cpu_id, map_bytes * 8, map_bytes, map_bytes * 8, phys.max_cpu_id));
-
-    // One entry per CPU id; Xen fills ids up to the last online CPU and says how many.
-    std::vector<xc_cputopo_t> topo(universe);
-    unsigned topo_count = static_cast<unsigned>(universe);
-    ++calls.n;
-    errno = 0;
-    if (xc_cputopoinfo(xch, &topo_count, topo.data()) != 0)
-      raise_host(errno, "reading the CPU topology (xc_cputopoinfo)");
-    const std::size_t topo_filled = std::min<std::size_t>(topo_count, universe);
-
-    // The nodes with memory (memsize XEN_INVALID_MEM_SZ: no such node); no distance matrix.
-    const std::size_t node_slots = std::min<std::size_t>(std::size_t{phys.max_node_id} + 1, max_numa_nodes);
-    std::vector<xc_meminfo_t> mem(node_slots);
-    unsigned node_count = static_cast<unsigned>(node_slots);
-    ++calls.n;
-    errno = 0;
-    if (xc_numainfo(xch, &node_count, mem.data(), nullptr) != 0)
-      raise_host(errno, "reading the NUMA nodes (xc_numainfo)");
+    // One entry per CPU id; Xen fills ids up to the last online CPU.
+    const std::size_t topo_filled = std::min<std::size_t>(r.topo.size(), universe);
 
     HostInfo h;
     h.possible = CpuMap::full(universe);
     h.present = CpuMap(universe);
     h.online = CpuMap(universe);
     h.cpu_socket.assign(universe, std::nullopt);
+    h.cpu_core.assign(universe, std::nullopt);
     h.cpu_node.assign(universe, std::nullopt);
     std::size_t nodes = 0;
-    for (std::size_t n = 0; n < std::min<std::size_t>(node_count, node_slots); ++n)
-      if (mem[n].memsize != XEN_INVALID_MEM_SZ) nodes = n + 1;
+    for (std::size_t n = 0; n < std::min<std::size_t>(r.mem.size(), max_numa_nodes); ++n)
+      if (r.mem[n].memsize != XEN_INVALID_MEM_SZ) nodes = n + 1;
     std::vector<unsigned> sockets;
     for (std::size_t cpu = 0; cpu < topo_filled; ++cpu) {
-      const xc_cputopo_t& t = topo[cpu];
+      const xc_cputopo_t& t = r.topo[cpu];
       // Xen reports core and socket of online CPUs only (an offline CPU loses its sibling
       // info) and the node of every present one; absent CPUs have all three invalid.
       // (XEN_SYSCTL_cputopoinfo in xen/common/sysctl.c; x86 remove_siblinginfo.)
@@ -218,6 +395,7 @@ struct XenHypervisor::Impl {
       if (online) {
         h.online.set(cpu);
         h.cpu_socket[cpu] = t.socket;
+        h.cpu_core[cpu] = t.core;
         sockets.push_back(t.socket);
       }
       if (online || has_node) h.present.set(cpu);
@@ -233,10 +411,33 @@ struct XenHypervisor::Impl {
     h.numa_nodes.assign(nodes, CpuMap(universe));
     for (std::size_t cpu = 0; cpu < universe; ++cpu)
       if (h.cpu_node[cpu]) h.numa_nodes[*h.cpu_node[cpu]].set(cpu);
+    h.node_memory.assign(nodes, NodeMemory{});
+    for (std::size_t n = 0; n < std::min(nodes, r.mem.size()); ++n)
+      if (r.mem[n].memsize != XEN_INVALID_MEM_SZ)
+        h.node_memory[n] = {r.mem[n].memsize, std::min(r.mem[n].memfree, r.mem[n].memsize)};
     std::sort(sockets.begin(), sockets.end());
     h.sockets = std::max(1u, static_cast<unsigned>(std::unique(sockets.begin(), sockets.end()) - sockets.begin()));
     h.threads_per_core = std::max(1u, phys.threads_per_core);
     h.cores_per_socket = std::max(1u, phys.cores_per_socket);
+
+    // Every domain runs in a cpupool: its CPUs are the domain's limit.
+    for (const RawPool& p : r.pools) {
+      CpuPool pool;
+      pool.id = p.id;
+      pool.scheduler = scheduler_name(p.sched_id);
+      pool.domains = p.n_dom;
+      try {
+        pool.cpus = CpuMap::from_bytes(p.cpus, universe);
+      } catch (const Error& e) {
+        throw Error(ErrorCode::internal,
+                    fmt::format("cpupool {}: Xen reported CPUs beyond the host's {}: {}", p.id, universe, e.what()));
+      }
+      pool.name = xenstore.read(fmt::format("/local/pool/{}/name", p.id)).value_or("");
+      h.pools.push_back(std::move(pool));
+    }
+    h.caps.vcpu_limit = "cpupool";
+    h.caps.set_online = true;
+    h.caps.node_affinity = true;
     return h;
   }
 
@@ -345,6 +546,7 @@ struct XenHypervisor::Impl {
     }
     s.domain = info;
     s.scope = scope;
+    s.node_affinity.reset();
   }
 
 
@@ -359,7 +561,8 @@ struct XenHypervisor::Impl {
   bool multicall_usable() const { return xcall != nullptr && !multicall_refused.load(std::memory_order_relaxed); }
 
   /// libxl's way: xc_vcpu_getinfo and xc_vcpu_getaffinity for each vcpu.
-  void read_vcpus_per_call(Calls& calls, std::string_view who, std::size_t universe, DomainSnapshot& s) {
+  void read_vcpus_per_call(Calls& calls, std::string_view who, std::size_t universe, std::size_t nodes,
+                           DomainSnapshot& s) {
     const std::uint32_t id = to_integer(s.domain.id);
     const std::size_t vcpus = s.vcpus.size();
     for (unsigned v = 0; v < vcpus; ++v) {
@@ -377,6 +580,13 @@ struct XenHypervisor::Impl {
       s.hard.set_row(v, h);
       s.soft.set_row(v, so);
     }
+    if (vcpus == 0) return;  // as the multicall, which reads it with vcpu 0
+    std::vector<std::uint8_t> nodemap(node_map_bytes);
+    ++calls.n;
+    errno = 0;
+    if (xc_domain_node_getaffinity(xch, id, nodemap.data()) != 0)
+      raise_domain(errno, who, "reading its node affinity (xc_domain_node_getaffinity)");
+    s.node_affinity = nodes_from(nodemap, nodes);
   }
 
   /// The vcpus of every domain in `reads` (sized by begin_read, all of one scope), with
@@ -389,14 +599,18 @@ struct XenHypervisor::Impl {
   /// or the domctls in it (ENOSYS, EPERM, EACCES, EINVAL, EFAULT before any entry
   /// succeeded): the caller then reads per call, and so does every later read through
   /// this object.
-  bool read_multicall(Calls& calls, std::span<DomainRead> reads, std::size_t universe) {
+  bool read_multicall(Calls& calls, std::span<DomainRead> reads, std::size_t universe, std::size_t nodes) {
     std::size_t total = 0;
     for (const DomainRead& r : reads) total += r.into->vcpus.size();
     if (total == 0) return true;
     const bool affinity = reads.front().into->scope == SnapshotScope::full;
     const std::size_t per_vcpu = affinity ? 2 : 1;
     const std::size_t batch = std::min(total, domctls_per_multicall / per_vcpu);
-    DomctlBatch mc(xcall, batch * per_vcpu, affinity ? batch : 0, map_bytes);
+    // With the affinity, each domain's node affinity rides along with its vcpu 0: one more
+    // entry (and node map) for each domain that starts in the multicall.
+    const std::size_t node_stride = (node_map_bytes + 7) / 8 * 8;
+    DomctlBatch mc(xcall, batch * per_vcpu + (affinity ? batch : 0), affinity ? batch : 0, map_bytes,
+                   affinity ? batch * node_stride : 0);
 
     struct Slot {  // the vcpu an entry (or pair of entries) reads
       DomainRead* read;
@@ -423,8 +637,21 @@ struct XenHypervisor::Impl {
           mc.use_maps(aff, i);
         }
       }
+      // The node affinity of each domain whose vcpu 0 is here: entries after the vcpus'.
+      std::vector<std::size_t> node_reads;  // the slot of each node-affinity entry
+      if (affinity)
+        for (std::size_t i = 0; i < count; ++i) {
+          if (slots[i].vcpu != 0) continue;
+          const std::size_t e = node_reads.size();
+          xen_domctl_nodeaffinity& na =
+              mc.add(count * per_vcpu + e, XEN_DOMCTL_getnodeaffinity, to_integer(slots[i].read->into->domain.id))
+                  .u.nodeaffinity;
+          set_xen_guest_handle_raw(na.nodemap.bitmap, mc.extra().data() + e * node_stride);
+          na.nodemap.nr_bits = static_cast<std::uint32_t>(node_map_bytes * 8);
+          node_reads.push_back(i);
+        }
       ++calls.n;
-      if (const int err = mc.run(count * per_vcpu)) {
+      if (const int err = mc.run(count * per_vcpu + node_reads.size())) {
         if (!any_succeeded && refused(err)) return false;
         const Slot &a = slots[0], &b = slots[count - 1];
         const std::string what = fmt::format("reading their state{} (multicall)", affinity ? " and affinity" : "");
@@ -462,6 +689,18 @@ struct XenHypervisor::Impl {
           s.hard.set_row(vcpu, from_xen(mc.hard_map(i), universe, d.who, vcpu, "hard"));
           s.soft.set_row(vcpu, from_xen(mc.soft_map(i), universe, d.who, vcpu, "soft"));
         }
+      }
+      for (std::size_t e = 0; e < node_reads.size(); ++e) {
+        DomainRead& d = *slots[node_reads[e]].read;
+        if (d.vanished) continue;
+        if (const int err = mc.error(count * per_vcpu + e)) {
+          const std::string what = "reading its node affinity (XEN_DOMCTL_getnodeaffinity in a multicall)";
+          if (err != ESRCH) raise_domain(err, d.who, what);
+          d.vanished = true;
+          d.vanished_in = what;
+          continue;
+        }
+        d.into->node_affinity = nodes_from(mc.extra().subspan(e * node_stride, node_map_bytes), nodes);
       }
       done += count;
     }
@@ -503,7 +742,7 @@ struct XenHypervisor::Impl {
     errno = 0;
     if (xc_vcpu_setaffinity(xch, id, static_cast<int>(vcpu), hard.data(), soft.data(), flags) != 0)
       raise_domain(errno, who, fmt::format("vcpu {}: setting {} (xc_vcpu_setaffinity)", vcpu, describe(pin)));
-    return pin_result(host, who, vcpu, pin, hard, soft, kept_hard ? &*kept_hard : nullptr,
+    return pin_result(host, reachable(host, info), who, vcpu, pin, hard, soft, kept_hard ? &*kept_hard : nullptr,
                       kept_soft ? &*kept_soft : nullptr);
   }
 
@@ -532,9 +771,19 @@ struct XenHypervisor::Impl {
     return flags;
   }
 
+  /// The CPUs Xen restricts a domain's maps to: its cpupool's online CPUs (the host's online
+  /// CPUs for a pool the host does not list).
+  static CpuMap reachable(const HostInfo& host, const DomainInfo& info) {
+    CpuMap reach = host.online;
+    if (const CpuPool* pool = info.pool ? host.pool(*info.pool) : nullptr) reach &= pool->cpus;
+    reach.resize(host.cpu_universe());
+    return reach;
+  }
+
   /// The effective maps of an applied pin: what Xen wrote back for the maps the pin set,
-  /// and for a map it left alone that map (`kept_*`) as Xen would restrict it.
-  PinResult pin_result(const HostInfo& host, std::string_view who, unsigned vcpu, const VcpuPin& pin,
+  /// and for a map it left alone that map (`kept_*`) as Xen would restrict it (to `reach`).
+  PinResult pin_result(const HostInfo& host, const CpuMap& reach, std::string_view who, unsigned vcpu,
+                       const VcpuPin& pin,
                        std::span<const std::uint8_t> hard, std::span<const std::uint8_t> soft, const CpuMap* kept_hard,
                        const CpuMap* kept_soft) const {
     const std::size_t universe = host.cpu_universe();
@@ -542,7 +791,7 @@ struct XenHypervisor::Impl {
     if (pin.hard) {
       result.hard = from_xen(hard, universe, who, vcpu, "hard");
     } else {
-      result.hard = *kept_hard & host.online;
+      result.hard = *kept_hard & reach;
       result.hard.resize(universe);
     }
     if (pin.soft) {
@@ -568,6 +817,7 @@ struct XenHypervisor::Impl {
     if (pins.empty()) return out;
     const std::string who = describe(before.domain);
     const std::uint32_t id = to_integer(before.domain.id);
+    const CpuMap reach = reachable(host, before.domain);
     const std::size_t batch = std::min(pins.size(), domctls_per_multicall);
     DomctlBatch mc(xcall, batch, batch, map_bytes);
     // fill_pin cannot fail on a later batch once an earlier one is applied: apply_matrix_pin
@@ -606,7 +856,8 @@ struct XenHypervisor::Impl {
         }
         const CpuMap kept_hard = before.hard.row(p.vcpu), kept_soft = before.soft.row(p.vcpu);
         try {
-          o.result = pin_result(host, who, p.vcpu, p.pin, mc.hard_map(i), mc.soft_map(i), &kept_hard, &kept_soft);
+          o.result = pin_result(host, reach, who, p.vcpu, p.pin, mc.hard_map(i), mc.soft_map(i), &kept_hard,
+                                &kept_soft);
           o.state = State::applied;
         } catch (const Error& e) {  // applied, but Xen's reply is unreadable
           o.state = State::unknown;
@@ -648,6 +899,16 @@ XenHypervisor::XenHypervisor(XenOptions options) : impl_(std::make_unique<Impl>(
       raise_host(errno, "sizing CPU maps (xc_get_cpumap_size)");
     }
     im.map_bytes = static_cast<std::size_t>(bytes);
+    // The same for the node count (node affinity maps): one more physinfo, once a process.
+    const bool first_nodes = !max_nodes_cached.exchange(true);
+    if (first_nodes) ++op.calls.n;
+    errno = 0;
+    const int node_bytes = xc_get_nodemap_size(im.xch);
+    if (node_bytes <= 0) {
+      if (first_nodes) max_nodes_cached.store(false);
+      raise_host(errno, "sizing node maps (xc_get_nodemap_size)");
+    }
+    im.node_map_bytes = static_cast<std::size_t>(node_bytes);
     if (options.multicall) im.xcall = xc_interface_xcall_handle(im.xch);
     im.store_host(im.read_host(op.calls));
   }
@@ -710,14 +971,14 @@ void XenHypervisor::read_vcpus(const HostInfo& host, std::span<VcpuRead> reads, 
     Impl::begin_read(*reads[i].info, scope, universe, *reads[i].into);
     batch[i] = {reads[i].into, describe(*reads[i].info)};
   }
-  if (im.multicall_usable() && im.read_multicall(op.calls, batch, universe)) {
+  if (im.multicall_usable() && im.read_multicall(op.calls, batch, universe, host.numa_nodes.size())) {
     // Every domain's vcpus in shared multicalls; a domctl's ESRCH marks its domain vanished.
     for (std::size_t i = 0; i < reads.size(); ++i) reads[i].vanished = batch[i].vanished;
     return;
   }
   for (std::size_t i = 0; i < reads.size(); ++i) {
     try {
-      im.read_vcpus_per_call(op.calls, batch[i].who, universe, *reads[i].into);
+      im.read_vcpus_per_call(op.calls, batch[i].who, universe, host.numa_nodes.size(), *reads[i].into);
     } catch (const Error& e) {
       if (e.code() != ErrorCode::not_found) throw;
       reads[i].vanished = true;
@@ -741,8 +1002,50 @@ std::vector<PinOutcome> XenHypervisor::set_affinity(const HostInfo& host, const 
   });
 }
 
-void XenHypervisor::set_online(const HostInfo&, const DomainInfo& domain, const VcpuSet&) {
-  throw Error(ErrorCode::unsupported, fmt::format("{}: not yet", describe(domain)));  // WIP: replaced below
+void XenHypervisor::set_online(const HostInfo&, const DomainInfo& domain, const VcpuSet& online) {
+  Impl& im = impl();
+  const std::string who = describe(domain);
+  const std::uint32_t id = to_integer(domain.id);
+  // xenstore writes are not privileged calls: nothing is counted. One connection for the
+  // whole operation, whether or not domain names are read.
+  XenOptions connect = im.options;
+  connect.domain_names = true;
+  XenstoreReader xenstore(connect);
+  const std::string home = fmt::format("/local/domain/{}", id);
+  if (!xenstore.read(home)) {
+    if (!xenstore.read("/local/domain/0"))
+      throw Error(ErrorCode::hypervisor_unavailable,
+                  fmt::format("{}: xenstored is not reachable (its socket, within {} ms): vcpus are set online "
+                              "through xenstore",
+                              who, im.options.xenstore_timeout.count()));
+    throw Error(ErrorCode::unsupported, fmt::format("{}: it has no xenstore folder ({}): its guest cannot be asked "
+                                                    "to bring vcpus on- or offline",
+                                                    who, home));
+  }
+  // libxl keeps the guest type in xenstore; an HVM guest's vcpus are QEMU's to plug (QMP).
+  if (xenstore.read(fmt::format("/libxl/{}/type", id)).value_or("") == "hvm")
+    throw Error(ErrorCode::unsupported,
+                fmt::format("{}: an HVM guest's vcpus are hot-plugged by its device model (QEMU, through QMP: "
+                            "xl vcpu-set does that); vcpumap asks PV and PVH guests through xenstore only",
+                            who));
+  // As libxl__set_vcpuonline_xenstore: every vcpu's availability, in one transaction.
+  std::vector<std::pair<std::string, std::string>> writes;
+  writes.reserve(domain.max_vcpus);
+  for (unsigned v = 0; v < domain.max_vcpus; ++v)
+    writes.emplace_back(fmt::format("{}/cpu/{}/availability", home, v),
+                        v < online.universe() && online.test(v) ? "online" : "offline");
+  const XenstoreReader::WriteResult r = xenstore.write_all(writes);
+  if (r.done) return;
+  if (r.unreachable)
+    throw Error(ErrorCode::hypervisor_unavailable,
+                fmt::format("{}: xenstored stopped answering while vcpus {} were set online: nothing was changed", who,
+                            online));
+  const ErrorCode code = r.error == "EACCES" || r.error == "EPERM" ? ErrorCode::permission_denied
+                         : r.error == "EAGAIN"                        ? ErrorCode::busy
+                         : r.error == "ENOENT"                        ? ErrorCode::not_found
+                                                                      : ErrorCode::internal;
+  throw Error(code, fmt::format("{}: xenstored refused to set vcpus {} online ({}): nothing was changed", who, online,
+                                escape_terminal(r.error)));
 }
 
 std::size_t XenHypervisor::call_count() const noexcept {

@@ -1,8 +1,9 @@
 // src/xen/xenstore.cpp — XenstoreReader: xenstored's wire protocol over its unix socket
-// (see xenstore.hpp). XS_READ only, outside any transaction.
+// (see xenstore.hpp): reads outside any transaction, writes in one.
 #include "xenstore.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cerrno>
 #include <chrono>
 #include <cstddef>
@@ -28,26 +29,75 @@ XenstoreReader::~XenstoreReader() {
   if (fd_ >= 0) ::close(fd_);
 }
 
+bool XenstoreReader::exchange(std::uint32_t type, std::uint32_t tx, std::string_view payload,
+                              std::uint32_t& reply_type, std::string& reply) {
+  if (failed_ || payload.size() > XENSTORE_PAYLOAD_MAX) return false;
+  if (fd_ < 0 && !connect()) return fail(), false;
+  xsd_sockmsg request{};
+  request.type = type;
+  request.req_id = ++req_id_;
+  request.tx_id = tx;
+  request.len = static_cast<std::uint32_t>(payload.size());
+  if (!send_all(&request, sizeof request) || !send_all(payload.data(), payload.size())) return fail(), false;
+  for (;;) {
+    xsd_sockmsg header{};
+    if (!receive(&header, sizeof header) || header.len > XENSTORE_PAYLOAD_MAX) return fail(), false;
+    reply.assign(header.len, '\0');
+    if (!receive(reply.data(), reply.size())) return fail(), false;
+    if (header.type == XS_WATCH_EVENT || header.req_id != request.req_id) continue;  // not ours
+    reply_type = header.type;
+    while (!reply.empty() && reply.back() == '\0') reply.pop_back();
+    return true;
+  }
+}
+
 std::optional<std::string> XenstoreReader::read(const std::string& path) {
   if (!enabled_ || failed_ || path.size() + 1 > XENSTORE_PAYLOAD_MAX) return std::nullopt;
-  if (fd_ < 0 && !connect()) return fail();
-  xsd_sockmsg request{};
-  request.type = XS_READ;
-  request.req_id = ++req_id_;
-  request.tx_id = 0;
-  request.len = static_cast<std::uint32_t>(path.size() + 1);
-  if (!send_all(&request, sizeof request) || !send_all(path.c_str(), path.size() + 1)) return fail();
-  for (;;) {
-    xsd_sockmsg reply{};
-    if (!receive(&reply, sizeof reply) || reply.len > XENSTORE_PAYLOAD_MAX) return fail();
-    std::string payload(reply.len, '\0');
-    if (!receive(payload.data(), payload.size())) return fail();
-    if (reply.type == XS_WATCH_EVENT || reply.req_id != request.req_id) continue;  // not ours
-    if (reply.type == XS_ERROR) return std::nullopt;                              // ENOENT, EACCES...
-    if (reply.type != XS_READ) return fail();
-    while (!payload.empty() && payload.back() == '\0') payload.pop_back();
-    return payload;
+  std::uint32_t type = 0;
+  std::string reply;
+  if (!exchange(XS_READ, 0, std::string_view(path.c_str(), path.size() + 1), type, reply)) return std::nullopt;
+  if (type == XS_ERROR) return std::nullopt;  // ENOENT, EACCES...
+  if (type != XS_READ) return fail();
+  return reply;
+}
+
+XenstoreReader::WriteResult XenstoreReader::write_all(std::span<const std::pair<std::string, std::string>> writes) {
+  WriteResult out;
+  std::uint32_t type = 0;
+  std::string reply;
+  const auto broken = [&] {
+    out.unreachable = true;
+    return out;
+  };
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    if (!exchange(XS_TRANSACTION_START, 0, std::string_view("", 1), type, reply)) return broken();
+    if (type == XS_ERROR) return out.error = reply, out;
+    std::uint32_t tx = 0;
+    const auto [end, ec] = std::from_chars(reply.data(), reply.data() + reply.size(), tx);
+    if (type != XS_TRANSACTION_START || ec != std::errc() || end != reply.data() + reply.size() || tx == 0)
+      return fail(), broken();
+    for (const auto& [path, value] : writes) {
+      std::string payload = path;
+      payload.push_back('\0');
+      payload += value;  // xenstored takes the value without a terminator
+      if (!exchange(XS_WRITE, tx, payload, type, reply)) return broken();
+      if (type == XS_ERROR) {
+        out.error = reply;
+        std::uint32_t ignored = 0;
+        exchange(XS_TRANSACTION_END, tx, std::string_view("F", 2), ignored, reply);  // abort
+        return out;
+      }
+      if (type != XS_WRITE) return fail(), broken();
+    }
+    if (!exchange(XS_TRANSACTION_END, tx, std::string_view("T", 2), type, reply)) return broken();
+    if (type == XS_ERROR && reply == "EAGAIN") continue;  // another transaction won: again
+    if (type == XS_ERROR) return out.error = reply, out;
+    if (type != XS_TRANSACTION_END) return fail(), broken();
+    out.done = true;
+    return out;
   }
+  out.error = "EAGAIN";
+  return out;
 }
 
 std::string XenstoreReader::socket_path() {

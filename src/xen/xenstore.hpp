@@ -1,4 +1,5 @@
-// src/xen/xenstore.hpp — domain names from xenstore: xenstored's socket, with a deadline.
+// src/xen/xenstore.hpp — xenstore over xenstored's socket, with a deadline: domain and pool
+// names, the guest type, and the cpu/N/availability writes of set_online.
 //
 //   XenstoreReader xenstore(options);                 // one per public operation
 //   std::string name = domain_name(xenstore, 3);      // "xperf2", else "3"
@@ -20,7 +21,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
+#include <string_view>
+#include <utility>
 
 #include "vcpumap/xen.hpp"
 
@@ -43,6 +47,18 @@ class XenstoreReader {
   /// The value at `path`, or nothing (no such node, or xenstored unavailable).
   std::optional<std::string> read(const std::string& path);
 
+  /// What a write found: done, xenstored not reachable (or gone quiet), or its error
+  /// ("EACCES", "ENOENT", "EAGAIN" after every retry...).
+  struct WriteResult {
+    bool done = false;
+    bool unreachable = false;
+    std::string error{};
+  };
+  /// Writes every (path, value) in one transaction, committed all or nothing; a commit
+  /// xenstored answers EAGAIN (another transaction touched the same nodes) is retried, up
+  /// to 8 times. Works when the reader was made with domain_names false too.
+  WriteResult write_all(std::span<const std::pair<std::string, std::string>> writes);
+
  private:
   static std::string socket_path();
   bool connect();
@@ -50,6 +66,9 @@ class XenstoreReader {
   bool wait(short events);
   bool send_all(const void* data, std::size_t size);
   bool receive(void* data, std::size_t size);
+  /// One request and its reply: false when the connection failed (then the reader is off).
+  bool exchange(std::uint32_t type, std::uint32_t tx, std::string_view payload, std::uint32_t& reply_type,
+                std::string& reply);
 
   bool enabled_;
   std::chrono::steady_clock::time_point deadline_;

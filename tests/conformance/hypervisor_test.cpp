@@ -6,8 +6,10 @@
 // of band, and leave exact call counts, errno mapping and other backend details to the
 // backend's own tests (mock_test.cpp, xen_fake/xen_shim_test.cpp).
 //
-// Tags: [faults] cases need Harness::can_inject_faults, [vanish] cases Harness::can_vanish;
-// they are skipped with a warning for a backend that cannot.
+// Tags: [faults] cases need Harness::can_inject_faults, [vanish] cases Harness::can_vanish,
+// [pools] cases Harness::holds_pools (a host with cpupools: support.hpp's pool_host), [online]
+// cases Harness::can_set_online_vcpus; they are skipped with a warning for a backend that
+// cannot.
 //
 // What a backend has (HostInfo::caps) changes what some pins do: without soft affinity
 // (Linux) a pin with a soft map is refused (unsupported) and soft rows hold every CPU; with
@@ -872,4 +874,184 @@ TEMPLATE_TEST_CASE("last_call_count: every operation reports the backend calls i
   CHECK(hv.last_call_count() > 0);
   (void)hv.pin_matrix(xperf2, xperf2_to_5_8(soft_affinity));  // changes nothing, still reads the domain
   CHECK(hv.last_call_count() > 0);
+}
+
+// ---- cpupools (Xen): a domain runs on its pool's CPUs only ----
+
+TEMPLATE_TEST_CASE("cpupools: the host's pools; a domain's limit rows are its pool's CPUs, its effective rows within",
+                   "[conformance][pools]", CONFORMANCE_BACKENDS) {
+  SKIP_UNLESS(holds_pools)
+  TestType h{pool_host()};
+  auto& hv = h.hv();
+  const HostInfo host = hv.host_info();
+  REQUIRE(host.pools.size() == 2);
+  CHECK(host.pools[0].id == 0);
+  CHECK(host.pools[0].cpus == cpus("0-3"));
+  CHECK(host.pools[0].domains == 2);  // Domain-0 and web
+  CHECK(host.pools[1].id == 1);
+  CHECK(host.pools[1].name == "pool1");
+  CHECK(host.pools[1].scheduler == "credit");
+  CHECK(host.pools[1].cpus == cpus("5-8"));
+  CHECK(host.pools[1].domains == 1);
+  CHECK(host.pools == h.truth().host.pools);
+  const std::vector<DomainInfo> list = hv.list_domains();
+  REQUIRE(list.size() == 3);
+  CHECK(list[0].pool == 0u);
+  CHECK(list[1].pool == 1u);
+  CHECK(list[2].pool == 0u);
+
+  const HostSnapshot truth = h.truth();
+  for (const DomainInfo& d : list) {
+    INFO(vcpumap::describe(d));
+    const DomainSnapshot s = hv.snapshot(d.id, SnapshotScope::full);
+    const CpuMap pool = d.id == xperf2 ? cpus("5-8") : cpus("0-3");
+    REQUIRE(s.limit.rows() == d.max_vcpus);
+    for (unsigned v = 0; v < d.max_vcpus; ++v) {
+      CHECK(s.limit.row(v) == pool);
+      CHECK(s.effective.row(v).is_subset_of(pool));
+    }
+    CHECK(s.effective == expected_effective(s.hard, s.soft, s.limit, host.online));
+    CHECK(dump(s) == dump(domain_of(truth, d.id)));
+  }
+  const DomainSnapshot x = hv.snapshot(xperf2, SnapshotScope::full);
+  CHECK(x.hard.row(0) == cpus("2,5-6"));   // stored as given, CPU 2 outside the pool too
+  CHECK(x.effective.row(0) == cpus("6"));  // 2,5-6 ∩ pool ∩ online ∩ soft 6
+  CHECK(x.effective.row(3) == cpus("5-8"));  // "all" ∩ pool 5-8 ∩ online
+  const DomainSnapshot w = hv.snapshot(web, SnapshotScope::full);
+  CHECK(w.effective.row(0) == cpus("0-2"));  // "all" ∩ Pool-0 0-3 ∩ online (3 is offline)
+}
+
+TEMPLATE_TEST_CASE("cpupools: a pin with no CPU of the domain's pool is refused before any change, naming the pool",
+                   "[conformance][pools][errors]", CONFORMANCE_BACKENDS) {
+  SKIP_UNLESS(holds_pools)
+  TestType h{pool_host()};
+  auto& hv = h.hv();
+  const HostSnapshot before = h.truth();
+  const DomainSnapshot& was = domain_of(before, xperf2);
+  constexpr std::string_view pool1 = "cpupool 1 (pool1)";
+
+  SECTION("pin_vcpu, pin_vcpus, pin_matrix, plan") {
+    check_refused(h, before, [&] { (void)hv.pin_vcpu(xperf2, 1, VcpuPin{cpus("0-2"), std::nullopt, false}); },
+                  ErrorCode::invalid_argument, pool1);
+    check_refused(h, before, [&] { (void)hv.pin_vcpu(xperf2, 1, VcpuPin{cpus("0-3"), std::nullopt, true}); },
+                  ErrorCode::invalid_argument, pool1);  // forced too
+    check_refused(h, before, [&] { (void)hv.pin_vcpus(xperf2, VcpusPin{vcpumap::VcpuSet(4, {1, 3}), cpus("1-2")}); },
+                  ErrorCode::invalid_argument, pool1);
+    MatrixPin plan{was.hard, std::nullopt, false, false};
+    plan.hard->set_row(1, cpus("7")).set_row(2, cpus("0-1"));
+    check_refused(h, before, [&] { (void)hv.pin_matrix(xperf2, plan); }, ErrorCode::invalid_argument,
+                  "domain 3 (xperf2): vcpu 2: hard affinity 0-1 holds no online CPU of the vcpu's cpupool 1 (pool1)");
+    const PinPlan p = hv.plan(xperf2, plan);
+    REQUIRE(p.refusal);
+    CHECK(contains(p.refusal->what(), pool1));
+    // Pool-0's domains are checked against Pool-0.
+    check_refused(h, before, [&] { (void)hv.pin_vcpu(web, 0, VcpuPin{cpus("5-8"), std::nullopt, false}); },
+                  ErrorCode::invalid_argument, "cpupool 0 (Pool-0)");
+  }
+  SECTION("no set-affinity call is made (one armed to fail would change the error)") {
+    if (!TestType::can_inject_faults) {
+      WARN(TestType::name << " cannot inject faults: the absence of a set-affinity call is not checked");
+      return;
+    }
+    MatrixPin plan{was.hard, std::nullopt, false, false};
+    plan.hard->set_row(1, cpus("0-2"));
+    h.fail_pin_call(xperf2, 0, ErrorCode::busy);  // the first set-affinity call of this pin_matrix
+    auto e = error_of([&] { (void)hv.pin_matrix(xperf2, plan); });
+    REQUIRE(e);
+    CHECK(e->code() == ErrorCode::invalid_argument);  // not busy: no call was made
+    CHECK(contains(e->what(), pool1));
+    CHECK(dump_domains(h.truth()) == dump_domains(before));
+  }
+}
+
+TEMPLATE_TEST_CASE("cpupools: a pin partly outside the pool is accepted; what it reports lies within the pool",
+                   "[conformance][pools][pin]", CONFORMANCE_BACKENDS) {
+  SKIP_UNLESS(holds_pools)
+  TestType h{pool_host()};
+  auto& hv = h.hv();
+  const HostSnapshot before = h.truth();
+  const vcpumap::Capabilities caps = hv.host_info().caps;
+
+  SECTION("pin_vcpu: the map stored as asked, the write-back hard ∩ pool ∩ online") {
+    const PinResult r = hv.pin_vcpu(xperf2, 1, VcpuPin{cpus("2-3,5-6"), std::nullopt, false});
+    CHECK(r.hard == cpus("5-6"));
+    CHECK(r.soft == (caps.soft_affinity ? CpuMap(9) : cpus("5-6")));  // soft 0-1 ∩ 5-6
+    CHECK(dump_domains(h.truth()) == dump_domains(with_row(before, xperf2, 1, cpus("2-3,5-6"), std::nullopt)));
+    const DomainSnapshot s = hv.snapshot(xperf2, SnapshotScope::full);
+    CHECK(s.effective.row(1) == cpus("5-6"));
+  }
+  SECTION("pin_matrix: rows left alone reported within the pool too") {
+    MatrixPin plan{domain_of(before, xperf2).hard, std::nullopt, false, false};
+    plan.hard->set_row(0, cpus("1,7"));
+    const MatrixPinResult r = hv.pin_matrix(xperf2, plan);
+    CHECK(r.hard.row(0) == cpus("7"));
+    CHECK(r.hard.row(3) == cpus("5-8"));  // "all", left alone: ∩ pool ∩ online
+    CHECK(r.hard.row(1) == cpus("5-8"));
+    CHECK(dump_domains(h.truth()) == dump_domains(with_row(before, xperf2, 0, cpus("1,7"), std::nullopt)));
+  }
+}
+
+// ---- online vcpus (`xl vcpu-set`) ----
+
+TEMPLATE_TEST_CASE("set_online_vcpus: refused before any change: no vcpu, a vcpu beyond max_vcpus, a missing domain",
+                   "[conformance][online][errors]", CONFORMANCE_BACKENDS) {
+  SKIP_UNLESS(can_set_online_vcpus)
+  TestType h{online_host()};
+  auto& hv = h.hv();
+  const HostSnapshot before = h.truth();
+  const DomainId x = TestType::id_of(xperf2);
+  if (!hv.host_info().caps.set_online) {
+    // A hypervisor that cannot (Linux): unsupported, whatever the set.
+    check_refused(h, before, [&] { hv.set_online_vcpus(x, vcpumap::VcpuSet(4, {0})); }, ErrorCode::unsupported,
+                  "domain 3 (xperf2)");
+    return;
+  }
+  check_refused(h, before, [&] { hv.set_online_vcpus(x, vcpumap::VcpuSet(4)); }, ErrorCode::invalid_argument,
+                "domain 3 (xperf2): at least one vcpu must stay online");
+  check_refused(h, before, [&] { hv.set_online_vcpus(x, vcpumap::VcpuSet(5, {0, 4})); }, ErrorCode::invalid_argument,
+                "domain 3 (xperf2): vcpus 0,4 asked online, but it has 4 vcpus (maxvcpus)");
+  check_refused(h, before, [&] { hv.set_online_vcpus(missing, vcpumap::VcpuSet(1, {0})); }, ErrorCode::not_found,
+                "domain 42");
+}
+
+TEMPLATE_TEST_CASE("set_online_vcpus: exactly the vcpus named come online, the others go offline",
+                   "[conformance][online]", CONFORMANCE_BACKENDS) {
+  SKIP_UNLESS(can_set_online_vcpus)
+  TestType h{online_host()};
+  auto& hv = h.hv();
+  const HostSnapshot before = h.truth();
+  const DomainId x = TestType::id_of(xperf2);
+  if (!hv.host_info().caps.set_online) {
+    check_refused(h, before, [&] { hv.set_online_vcpus(x, vcpumap::VcpuSet::full(4)); }, ErrorCode::unsupported,
+                  "cannot set");
+    return;
+  }
+  // vcpu 2 was offline; 0, 1 and 3 online.
+  hv.set_online_vcpus(x, vcpumap::VcpuSet(4, {0, 2}));
+  CHECK(hv.last_call_count() > 0);
+  const HostSnapshot after = h.truth();
+  const DomainSnapshot& was = domain_of(before, x);
+  const DomainSnapshot& now = domain_of(after, x);
+  CHECK(now.hard == was.hard);  // affinity is not touched
+  CHECK(now.soft == was.soft);
+  for (const DomainSnapshot& d : before.domains)
+    if (d.domain.id != x) CHECK(dump(domain_of(after, d.domain.id)) == dump(d));
+  if (!TestType::guest_acts_on_online_at_once) {
+    WARN(TestType::name << ": the guest acts on its online vcpus later: only the call's success is checked");
+    return;
+  }
+  const DomainSnapshot s = hv.snapshot(x, SnapshotScope::full);
+  CHECK(dump(s) == dump(now));
+  CHECK(s.domain.online_vcpus == 2);
+  CHECK(s.vcpus[0].state != VcpuState::offline);
+  CHECK(s.vcpus[1].state == VcpuState::offline);
+  CHECK_FALSE(s.vcpus[1].cpu.has_value());
+  CHECK(s.vcpus[2].state != VcpuState::offline);
+  REQUIRE(s.vcpus[2].cpu.has_value());  // an online vcpu has a CPU
+  CHECK(s.hard.row(2).test(*s.vcpus[2].cpu));  // one it may run on (its hard map 2-3: CPU 2)
+  CHECK(s.vcpus[3].state == VcpuState::offline);
+  CHECK(hv.list_domains()[1].online_vcpus == 2);
+  // A count N is VcpuSet::full(N).
+  hv.set_online_vcpus(x, vcpumap::VcpuSet::full(4));
+  CHECK(hv.snapshot(x, SnapshotScope::metrics_only).domain.online_vcpus == 4);
 }

@@ -21,6 +21,9 @@
 // Backends differ in what they have (HostInfo::caps: soft affinity, vcpu limits): the cases
 // branch on the capabilities the backend reports (and the host_info case checks that report
 // against the harness's), never skip a backend for them.
+// Two kinds of cases need what a harness may not fake yet, and are skipped with a warning
+// where its traits say so: [pools] (holds_pools: a host with cpupools) and [online]
+// (can_set_online_vcpus). Where they run, they still branch on the capabilities reported.
 #pragma once
 
 #include <catch2/catch.hpp>
@@ -75,6 +78,7 @@ namespace conformance {
 using vcpumap::AffinityMatrix;
 using vcpumap::AnyHypervisor;
 using vcpumap::CpuMap;
+using vcpumap::CpuPool;
 using vcpumap::DomainId;
 using vcpumap::DomainInfo;
 using vcpumap::DomainSnapshot;
@@ -117,6 +121,40 @@ inline constexpr std::string_view standard_host_text =
     "domain 12 building vcpus=0 flags=paused\n";
 
 inline HostSnapshot standard_host() { return vcpumap::read_fixture(standard_host_text); }
+
+/// The standard host as Xen with cpupools has it: Pool-0 holds node 0's CPUs 0-3, "pool1"
+/// (credit) node 1's 5-8; xperf2 runs in pool1 (its vcpu 0's hard map 2,5-6 names CPU 2,
+/// outside the pool; its vcpu 3 is "all"), the other domains in Pool-0. The cases of
+/// [pools] run on it (Harness::holds_pools).
+inline constexpr std::string_view pool_host_text =
+    "host cpus=9 present=0-3,5-8 online=0-2,5-8 threads_per_core=2 cores_per_socket=2 sockets=2 limit=cpupool\n"
+    "node 0 0-3\n"
+    "node 1 5-8\n"
+    "pool 0 Pool-0 cpus=0-3\n"
+    "pool 1 pool1 sched=credit cpus=5-8\n"
+    "domain 0 Domain-0 vcpus=2 flags=running\n"
+    "vcpu 0 state=running cpu=0 time=636.8\n"
+    "vcpu 1 state=blocked cpu=1 time=396.8 hard=0-1\n"
+    "domain 3 xperf2 vcpus=4 flags=blocked pool=1\n"
+    "vcpu 0 state=blocked cpu=5 time=20.0 hard=2,5-6 soft=6\n"
+    "vcpu 1 state=runnable cpu=6 time=18.2 hard=5-8 soft=0-1\n"
+    "vcpu 2 state=offline time=0.5 hard=5-6\n"
+    "vcpu 3 state=running cpu=8 time=17.8 soft=node:1\n"
+    "domain 7 web vcpus=3 flags=paused\n"
+    "vcpu 0 state=blocked cpu=1 time=1.5\n"
+    "vcpu 1 state=running cpu=2 time=2.5\n"
+    "vcpu 2 state=offline hard=1-2\n";
+
+inline HostSnapshot pool_host() { return vcpumap::read_fixture(pool_host_text); }
+
+/// The standard host where online vcpus can be set (Capabilities::set_online, `xl
+/// vcpu-set`): the cases of [online] run on it (Harness::can_set_online_vcpus). A backend
+/// reports its own capabilities: one that cannot (Linux) refuses, and the cases check that.
+inline HostSnapshot online_host() {
+  HostSnapshot s = standard_host();
+  s.host.caps.set_online = true;
+  return s;
+}
 
 // ---- dumps: what a backend reported, as text a failed CHECK prints in full ----
 // Every field the contract promises, nothing else (not taken_at: the mock stamps its
@@ -214,6 +252,11 @@ inline AffinityMatrix expected_effective(const AffinityMatrix& hard, const Affin
   return e;
 }
 
+/// Whether the hypervisor stores a hard map narrowed to the vcpu's limit: Linux's kernel
+/// stores a thread's mask ∩ its cpuset; Xen stores a map as asked, its cpupool confining
+/// only where the vcpu runs (the effective rows and a pin's write-back).
+inline bool stores_hard_within_limit(const HostInfo& host) { return host.caps.vcpu_limit == "cpuset"; }
+
 /// A snapshot's limit matrix, or every CPU where it has none of the matrices' shape.
 inline AffinityMatrix limit_of(const DomainSnapshot& d) {
   return d.limit.rows() == d.hard.rows() && d.limit.cols() == d.hard.cols()
@@ -231,7 +274,7 @@ inline HostSnapshot with_row(HostSnapshot s, DomainId domain, unsigned v, const 
   DomainSnapshot& d = domain_of(s, domain);
   if (hard) {
     CpuMap row = *hard;
-    if (!s.host.caps.vcpu_limit.empty()) row &= limit_of(d).row(v);
+    if (stores_hard_within_limit(s.host)) row &= limit_of(d).row(v);
     d.hard.set_row(v, row);
   }
   if (soft && s.host.caps.soft_affinity) d.soft.set_row(v, *soft);
@@ -249,7 +292,7 @@ inline HostSnapshot restored(HostSnapshot s, const HostSnapshot& before, DomainI
   DomainSnapshot& d = domain_of(s, domain);
   for (unsigned v : vcpus) {
     CpuMap row = was.hard.row(v);
-    if (!before.host.caps.vcpu_limit.empty()) row &= limit_of(was).row(v);
+    if (stores_hard_within_limit(before.host)) row &= limit_of(was).row(v);
     d.hard.set_row(v, row);
   }
   d.effective = expected_effective(d.hard, d.soft, limit_of(d), s.host.online);
@@ -358,6 +401,19 @@ concept Harness = std::constructible_from<H, const HostSnapshot&> &&
   /// only offline vcpu that can be pinned, as the cases pin them), which online_vcpus
   /// counts, as it counts every vcpu plugged in.
   { H::online_counts_exiting_vcpus } -> std::convertible_to<bool>;
+  /// The harness builds a host with cpupools (HostInfo::pools, DomainInfo::pool: the
+  /// description's pool lines) and its truth() reports them, each domain's limit rows its
+  /// pool's CPUs. False skips the [pools] cases (with a warning).
+  { H::holds_pools } -> std::convertible_to<bool>;
+  /// set_online_vcpus can be exercised: the backend reports Capabilities::set_online false
+  /// and must refuse (unsupported), or true and makes the change through what the harness
+  /// fakes. False skips the [online] cases (with a warning).
+  { H::can_set_online_vcpus } -> std::convertible_to<bool>;
+  /// After set_online_vcpus the vcpus named are online and the others offline at once
+  /// (the mock's guest acts at once). Xen's guest acts on xenstore's cpu/N/availability
+  /// later (and may ignore it): where false, the [online] cases check only that the call
+  /// succeeds and that affinity is untouched.
+  { H::guest_acts_on_online_at_once } -> std::convertible_to<bool>;
 };
 // clang-format on
 
@@ -369,25 +425,32 @@ namespace mock_faults {
 inline unsigned vcpus_of(const MockHypervisor& m, DomainId domain) {
   return domain_of(m.state(), domain).domain.max_vcpus;
 }
-/// pin_matrix: getdomaininfo, V getvcpuinfo, V getvcpuaffinity (the state it may roll back
-/// to), then one setvcpuaffinity per pin, then per restore.
+/// Calls of a full read of a domain's vcpus: V getvcpuinfo, V getvcpuaffinity, and where
+/// the host reports node affinity 1 getnodeaffinity.
+inline std::size_t full_read_calls(const MockHypervisor& m, unsigned vcpus) {
+  return 2 * std::size_t{vcpus} + (m.state().host.caps.node_affinity ? 1 : 0);
+}
+/// pin_matrix: getdomaininfo, a full read (the state it may roll back to), then one
+/// setvcpuaffinity per pin, then per restore.
 inline void fail_pin_call(MockHypervisor& m, DomainId domain, std::size_t n, ErrorCode code) {
-  m.fail_call(1 + 2 * std::size_t{vcpus_of(m, domain)} + n + 1, code);
+  m.fail_call(1 + full_read_calls(m, vcpus_of(m, domain)) + n + 1, code);
 }
 /// host_info and snapshot_all start with physinfo.
 inline void fail_host_read(MockHypervisor& m, ErrorCode code) { m.fail_call(1, code); }
 /// snapshot: getdomaininfo, then getvcpuinfo of vcpu 0, 1, ...: the calls before the read
 /// of `vcpu`'s state.
 inline std::size_t calls_before_in_snapshot(unsigned vcpu) { return 1 + std::size_t{vcpu}; }
-/// snapshot_all: physinfo, cputopoinfo, numainfo, the list (1 call per 1024 domains + 1),
-/// then each domain in turn: V getvcpuinfo, and for scope full V getvcpuaffinity.
+/// snapshot_all: physinfo, cputopoinfo, numainfo (and with cpupools one call per pool +
+/// 1), the list (1 call per 1024 domains + 1), then each domain in turn: V getvcpuinfo, and
+/// for scope full the rest of a full read.
 inline std::size_t calls_before_in_snapshot_all(const MockHypervisor& m, DomainId domain, unsigned vcpu,
                                                 SnapshotScope scope) {
   const HostSnapshot s = m.state();
-  std::size_t before = 3 + s.domains.size() / 1024 + 1;
+  const std::size_t pools = s.host.pools.empty() ? 0 : s.host.pools.size() + 1;
+  std::size_t before = 3 + pools + s.domains.size() / 1024 + 1;
   for (const DomainSnapshot& d : s.domains) {
     if (d.domain.id == domain) return before + vcpu;
-    before += std::size_t{d.domain.max_vcpus} * (scope == SnapshotScope::full ? 2 : 1);
+    before += scope == SnapshotScope::full ? full_read_calls(m, d.domain.max_vcpus) : d.domain.max_vcpus;
   }
   throw std::logic_error(fmt::format("conformance: no domain {} in the mock", domain));
 }
@@ -418,6 +481,9 @@ struct MockTraits {
   static constexpr bool tells_runnable_from_running = true;
   static constexpr bool holds_domains_without_vcpus = true;
   static constexpr bool online_counts_exiting_vcpus = false;
+  static constexpr bool holds_pools = true;
+  static constexpr bool can_set_online_vcpus = true;
+  static constexpr bool guest_acts_on_online_at_once = true;
   static constexpr DomainId id_of(DomainId d) noexcept { return d; }
   static ErrorCode break_host_read() { throw std::logic_error("conformance: fail_host_read works here: use it"); }
   static void repair_host_read() {}
@@ -497,11 +563,16 @@ class XenOverFake {
   static constexpr bool tells_runnable_from_running = true;
   static constexpr bool holds_domains_without_vcpus = true;
   static constexpr bool online_counts_exiting_vcpus = false;
+  // The fake holds the description's cpupools (or Xen's one Pool-0 of every online CPU) and
+  // takes xenstore's cpu/N/availability writes; its guests do not act on them.
+  static constexpr bool holds_pools = true;
+  static constexpr bool can_set_online_vcpus = true;
+  static constexpr bool guest_acts_on_online_at_once = false;
   static constexpr DomainId id_of(DomainId d) noexcept { return d; }
   ErrorCode break_host_read() { throw std::logic_error("conformance: fail_host_read works here: use it"); }
   void repair_host_read() {}
 
-  explicit XenOverFake(const HostSnapshot& host) : host_(host.host), armed_(std::make_shared<Armed>()) {
+  explicit XenOverFake(const HostSnapshot& host) : host_(xen_view(host.host)), armed_(std::make_shared<Armed>()) {
     build(host);
     fake_xen::on_call([armed = armed_](fake_xen::Call call, std::uint32_t domain, std::uint32_t vcpu) {
       armed->on_call(call, domain, vcpu);
@@ -523,6 +594,10 @@ class XenOverFake {
     t.host = host_;
     for (std::uint32_t id : ids_)
       if (fake_xen::has_domain(id)) t.domains.push_back(read_fake(id));
+    for (CpuPool& p : t.host.pools)
+      p.domains = static_cast<unsigned>(std::count_if(t.domains.begin(), t.domains.end(), [&](const DomainSnapshot& d) {
+        return d.domain.pool == p.id;
+      }));
     return t;
   }
 
@@ -574,6 +649,28 @@ class XenOverFake {
     }
   };
 
+  /// The description as Xen reports it: its capabilities, its pools (or Xen's one Pool-0
+  /// of every online CPU), core ids of online CPUs only, the fake's node memory.
+  static HostInfo xen_view(HostInfo h) {
+    h.caps.soft_affinity = true;
+    h.caps.vcpu_limit = "cpupool";
+    h.caps.set_online = true;
+    h.caps.node_affinity = true;
+    if (h.pools.empty()) h.pools = {CpuPool{0, "Pool-0", "credit2", h.online, 0}};
+    for (std::size_t cpu = 0; cpu < h.cpu_core.size(); ++cpu)
+      if (!h.online.test(cpu)) h.cpu_core[cpu].reset();
+    h.node_memory.assign(h.numa_nodes.size(), vcpumap::NodeMemory{1ull << 30, 1ull << 29});
+    return h;
+  }
+  static std::uint32_t sched_id(const std::string& name) {
+    if (name == "credit") return 5;
+    if (name == "credit2") return 6;
+    if (name == "arinc653") return 7;
+    if (name == "rtds") return 8;
+    if (name == "null") return 9;
+    cannot("scheduler " + name);
+  }
+
   static std::vector<bool> bits(const CpuMap& m) {
     std::vector<bool> out(m.universe());
     for (std::size_t cpu : m) out[cpu] = true;
@@ -611,11 +708,19 @@ class XenOverFake {
       if (!h.numa_nodes[node].is_subset_of(h.present) || h.numa_nodes[node].empty())
         cannot(fmt::format("NUMA node {} is empty or holds CPUs that are not present", node));
 
+    fh.pools.clear();
+    for (const CpuPool& p : host_.pools) fh.pools.push_back({p.id, p.name, sched_id(p.scheduler), bits(p.cpus)});
+
     for (const DomainSnapshot& ds : host.domains) {
       const DomainInfo& info = ds.domain;
       const std::uint32_t id = vcpumap::to_integer(info.id);
       if (info.name.empty()) cannot(fmt::format("domain {} has no name", id));
       fake_xen::Domain& d = fake_xen::add_domain(id, info.max_vcpus, info.name);
+      d.cpupool = info.pool.value_or(0);
+      if (ds.node_affinity) {
+        d.node_affinity.assign(h.numa_nodes.size(), false);
+        for (unsigned node : *ds.node_affinity) d.node_affinity.at(node) = true;
+      }
       d.running = info.flags.running;
       d.blocked = info.flags.blocked;
       d.paused = info.flags.paused;
@@ -653,6 +758,7 @@ class XenOverFake {
     s.domain.flags = {d.running, d.blocked, d.paused, d.shutdown, d.dying};
     s.domain.max_vcpus = static_cast<unsigned>(d.vcpus.size());
     s.domain.cpu_time = std::chrono::nanoseconds(static_cast<std::int64_t>(d.cpu_time));
+    s.domain.pool = d.cpupool;
     s.hard = AffinityMatrix(d.vcpus.size(), universe);
     s.soft = AffinityMatrix(d.vcpus.size(), universe);
     for (unsigned v = 0; v < d.vcpus.size(); ++v) {
@@ -669,8 +775,18 @@ class XenOverFake {
         if (cpu < x.soft.size() && x.soft[cpu]) s.soft.set(v, cpu);
       }
     }
-    s.limit = AffinityMatrix::full(d.vcpus.size(), universe);  // Xen has no vcpu limits
-    s.effective = vcpumap::effective_affinity(s.hard, s.soft, host_.online);
+    // Every vcpu's limit is its domain's pool's CPUs (every CPU for a pool the host lacks).
+    s.limit = AffinityMatrix::full(d.vcpus.size(), universe);
+    if (const CpuPool* pool = host_.pool(d.cpupool))
+      for (unsigned v = 0; v < d.vcpus.size(); ++v) s.limit.set_row(v, pool->cpus);
+    vcpumap::effective_affinity(s.hard, s.soft, s.limit, host_.online, s.effective);
+    if (!d.vcpus.empty()) {
+      vcpumap::NodeSet nodes(host_.numa_nodes.size());
+      for (std::size_t n = 0; n < host_.numa_nodes.size(); ++n)
+        if (d.node_affinity.empty() || (n < d.node_affinity.size() && d.node_affinity[n]))
+          nodes.set(static_cast<unsigned>(n));
+      s.node_affinity = nodes;
+    }
     s.scope = SnapshotScope::full;
     return s;
   }
@@ -728,6 +844,9 @@ class LinuxFake {
   static constexpr bool tells_runnable_from_running = false;
   static constexpr bool holds_domains_without_vcpus = false;
   static constexpr bool online_counts_exiting_vcpus = true;
+  static constexpr bool holds_pools = false;                   // Linux has no cpupools
+  static constexpr bool can_set_online_vcpus = true;           // the backend refuses (caps.set_online false)
+  static constexpr bool guest_acts_on_online_at_once = false;
   static constexpr DomainId id_of(DomainId d) noexcept { return vcpumap::to_integer(d) == 0 ? DomainId{2} : d; }
 
   explicit LinuxFake(const HostSnapshot& host) : tree_(host.host.cpu_universe()) {

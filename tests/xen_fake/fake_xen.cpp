@@ -46,8 +46,10 @@ struct State {
   std::map<std::uint32_t, Domain> domains;
   std::vector<Fault> faults;
   Hook hook;
-  std::size_t counts[8] = {};   // calls made alone (a multicall as one)
-  std::size_t batched[8] = {};  // calls made inside multicalls
+  std::size_t counts[call_kinds] = {};   // calls made alone (a multicall as one)
+  std::size_t batched[call_kinds] = {};  // calls made inside multicalls
+  std::map<std::string, std::string> xenstore;  // committed writes
+  std::size_t commits = 0;
   int open_buffers = 0;
   std::uint32_t last_flags = 0;
   int open_handles = 0;
@@ -73,6 +75,49 @@ std::vector<bool> online_cpus(const State& s) {
   std::vector<bool> out(s.host.cpus.size());
   for (std::size_t i = 0; i < out.size(); ++i) out[i] = s.host.cpus[i].present && s.host.cpus[i].online;
   return out;
+}
+
+const Pool* find_pool(const State& s, std::uint32_t id) {
+  for (const Pool& p : s.host.pools)
+    if (p.id == id) return &p;
+  return nullptr;
+}
+/// A pool's CPUs as Xen reports them (Pool-0's "every online CPU" spelled out).
+std::vector<bool> pool_map(const State& s, const Pool& p) { return p.cpus.empty() ? online_cpus(s) : p.cpus; }
+/// The online CPUs of the domain's pool (every online CPU for a pool that does not exist).
+std::vector<bool> pool_cpus(const State& s, std::uint32_t id) {
+  const std::vector<bool> online = online_cpus(s);
+  const Pool* p = find_pool(s, id);
+  if (p == nullptr) return online;
+  std::vector<bool> out(online.size());
+  const std::vector<bool> cpus = pool_map(s, *p);
+  for (std::size_t i = 0; i < out.size(); ++i) out[i] = online[i] && test(cpus, i);
+  return out;
+}
+/// The first pool with an id from `from` on.
+const Pool* pool_from(const State& s, std::uint32_t from) {
+  const Pool* best = nullptr;
+  for (const Pool& p : s.host.pools)
+    if (p.id >= from && (best == nullptr || p.id < best->id)) best = &p;
+  return best;
+}
+std::uint32_t pool_domains(const State& s, std::uint32_t id) {
+  return static_cast<std::uint32_t>(
+      std::count_if(s.domains.begin(), s.domains.end(), [&](const auto& kv) { return kv.second.cpupool == id; }));
+}
+/// Nodes: those of present CPUs.
+std::size_t node_count(const State& s) {
+  std::size_t n = 0;
+  for (const Cpu& c : s.host.cpus)
+    if (c.present) n = std::max<std::size_t>(n, c.node + 1);
+  return n;
+}
+std::vector<bool> node_affinity_of(const State& s, const Domain& d) {
+  if (!d.node_affinity.empty()) return d.node_affinity;
+  std::vector<bool> all(node_count(s));
+  for (const Cpu& c : s.host.cpus)
+    if (c.present) all[c.node] = true;
+  return all;
 }
 
 /// Counts the call, runs the hook, then the faults: true when the call must fail (errno set).
@@ -142,7 +187,7 @@ int set_affinity(std::uint32_t domid, std::uint32_t vcpu, std::uint32_t flags, s
   if ((flags & (XEN_VCPUAFFINITY_HARD | XEN_VCPUAFFINITY_SOFT)) == 0 || (flags & ~known) != 0) return EINVAL;
   if ((flags & XEN_VCPUAFFINITY_HARD && hard_inout == nullptr) || (flags & XEN_VCPUAFFINITY_SOFT && soft_inout == nullptr))
     return EINVAL;
-  const std::vector<bool> pool = d->pool.empty() ? online_cpus(s) : d->pool;
+  const std::vector<bool> pool = pool_cpus(s, d->cpupool);
   std::vector<bool> hard = v->hard;
   if (flags & XEN_VCPUAFFINITY_HARD) {
     const std::vector<bool> hard_in = read_map(hard_inout, hard_bytes);
@@ -241,24 +286,53 @@ class XenstoredServer {
   void answer(int fd, const xsd_sockmsg& request, std::string payload) {
     if (request.type == XS_READ) ++xenstore_read_count;
     if (xenstored_silent) return;
-    while (!payload.empty() && payload.back() == '\0') payload.pop_back();
     std::string value;
-    bool found = false;
-    unsigned id = 0;
-    char tail[8] = {};
-    if (request.type == XS_READ && std::sscanf(payload.c_str(), "/local/domain/%u/%7s", &id, tail) == 2 &&
-        std::strcmp(tail, "name") == 0) {
+    std::uint32_t type = request.type;
+    std::optional<std::string> error = "ENOENT";
+    {
       std::lock_guard lock(mutex());
-      auto it = state().domains.find(id);
-      if (it != state().domains.end() && !it->second.name.empty()) {
-        value = it->second.name;  // xenstored sends no terminator
-        found = true;
+      State& s = state();
+      if (request.type == XS_READ) {
+        while (!payload.empty() && payload.back() == '\0') payload.pop_back();
+        if (auto v = read(s, payload)) value = *v, error.reset();
+      } else if (request.type == XS_TRANSACTION_START) {
+        pending_[++next_tx_].clear();
+        value = std::to_string(next_tx_) + '\0';
+        error.reset();
+      } else if (request.type == XS_WRITE && pending_.count(request.tx_id)) {
+        const std::size_t nul = payload.find('\0');
+        if (!s.host.xenstore_write_error.empty()) {
+          error = s.host.xenstore_write_error;
+        } else if (nul != std::string::npos) {
+          pending_[request.tx_id].emplace_back(payload.substr(0, nul), payload.substr(nul + 1));
+          value = std::string("OK") + '\0';
+          error.reset();
+        } else {
+          error = "EINVAL";
+        }
+      } else if (request.type == XS_TRANSACTION_END && pending_.count(request.tx_id)) {
+        auto writes = std::move(pending_[request.tx_id]);
+        pending_.erase(request.tx_id);
+        if (payload.rfind("T", 0) == 0 && s.host.xenstore_commit_eagain > 0) {
+          --s.host.xenstore_commit_eagain;
+          error = "EAGAIN";
+        } else {
+          if (payload.rfind("T", 0) == 0) {
+            for (auto& [path, v] : writes) s.xenstore[path] = v;
+            ++s.commits;
+          }
+          value = std::string("OK") + '\0';
+          error.reset();
+        }
+      } else {
+        error = "EINVAL";
       }
     }
     xsd_sockmsg reply = request;
-    if (!found) {
+    reply.type = type;
+    if (error) {
       reply.type = XS_ERROR;
-      value = std::string("ENOENT") + '\0';
+      value = *error + '\0';
     }
     reply.len = static_cast<std::uint32_t>(value.size());
     std::string out(reinterpret_cast<const char*>(&reply), sizeof reply);
@@ -266,6 +340,34 @@ class XenstoredServer {
     (void)::send(fd, out.data(), out.size(), MSG_NOSIGNAL);
   }
 
+  /// XS_READ: domain names and homes, pool names, libxl's guest type, and written values.
+  static std::optional<std::string> read(const State& s, const std::string& path) {
+    if (auto it = s.xenstore.find(path); it != s.xenstore.end()) return it->second;
+    unsigned id = 0;
+    int used = 0;
+    char tail[16] = {};
+    if (std::sscanf(path.c_str(), "/local/domain/%u%n", &id, &used) == 1) {
+      auto it = s.domains.find(id);
+      if (it == s.domains.end() || !it->second.xenstore_home) return std::nullopt;
+      if (path.size() == static_cast<std::size_t>(used)) return std::string();  // the folder itself
+      if (path.substr(static_cast<std::size_t>(used)) == "/name" && !it->second.name.empty())
+        return it->second.name;  // xenstored sends no terminator
+      return std::nullopt;
+    }
+    if (std::sscanf(path.c_str(), "/local/pool/%u/%15s", &id, tail) == 2 && std::strcmp(tail, "name") == 0) {
+      const Pool* p = find_pool(s, id);
+      if (p != nullptr && !p->name.empty()) return p->name;
+      return std::nullopt;
+    }
+    if (std::sscanf(path.c_str(), "/libxl/%u/%15s", &id, tail) == 2 && std::strcmp(tail, "type") == 0) {
+      auto it = s.domains.find(id);
+      if (it != s.domains.end() && !it->second.type.empty()) return it->second.type;
+    }
+    return std::nullopt;
+  }
+
+  std::map<std::uint32_t, std::vector<std::pair<std::string, std::string>>> pending_;  // per transaction
+  std::uint32_t next_tx_ = 0;
   std::string dir_, path_;
   int listen_ = -1;
   int stop_[2] = {-1, -1};
@@ -288,7 +390,10 @@ void reset(std::size_t cpus) {
   State& s = state();
   s.host = Host{};
   s.host.cpus.assign(cpus, Cpu{});
+  s.host.pools = {Pool{0, "Pool-0", 6, {}}};
   s.domains.clear();
+  s.xenstore.clear();
+  s.commits = 0;
   s.faults.clear();
   s.hook = nullptr;
   s.last_flags = 0;
@@ -380,6 +485,16 @@ void set_xenstored(Xenstored mode) {
   ::setenv("XENSTORED_PATH", path.c_str(), 1);
 }
 std::size_t xenstore_reads() { return xenstore_read_count; }
+std::optional<std::string> xenstore_value(const std::string& path) {
+  std::lock_guard lock(mutex());
+  const auto& m = state().xenstore;
+  if (auto it = m.find(path); it != m.end()) return it->second;
+  return std::nullopt;
+}
+std::size_t xenstore_commits() {
+  std::lock_guard lock(mutex());
+  return state().commits;
+}
 
 }  // namespace fake_xen
 
@@ -422,10 +537,8 @@ int xc_get_cpumap_size(xc_interface* xch) {
   return cpus < 0 ? -1 : (cpus + 7) / 8;
 }
 
-int xc_physinfo(xc_interface*, xc_physinfo_t* info) {
-  std::lock_guard lock(mutex());
-  if (enter(Call::physinfo, 0, 0)) return -1;
-  const State& s = state();
+namespace {
+void fill_physinfo(const State& s, xc_physinfo_t* info) {
   std::memset(info, 0, sizeof *info);
   info->threads_per_core = s.host.threads_per_core;
   info->cores_per_socket = s.host.cores_per_socket;
@@ -440,19 +553,30 @@ int xc_physinfo(xc_interface*, xc_physinfo_t* info) {
   info->nr_nodes = static_cast<std::uint32_t>(std::count(nodes.begin(), nodes.end(), true));
   info->max_cpu_id = s.host.max_cpu_id ? *s.host.max_cpu_id : static_cast<std::uint32_t>(s.host.cpus.size() - 1);
   info->max_node_id = s.host.max_node_id;
+}
+}  // namespace
+
+int xc_physinfo(xc_interface*, xc_physinfo_t* info) {
+  std::lock_guard lock(mutex());
+  if (enter(Call::physinfo, 0, 0)) return -1;
+  fill_physinfo(state(), info);
   return 0;
 }
 
-int xc_cputopoinfo(xc_interface*, unsigned* max_cpus, xc_cputopo_t* cputopo) {
-  std::lock_guard lock(mutex());
-  if (enter(Call::cputopoinfo, 0, 0)) return -1;
-  const State& s = state();
+namespace {
+/// XEN_SYSCTL_cputopoinfo's answer into cputopo (of *max_cpus entries); `strict`: a buffer
+/// smaller than the answer is ENOBUFS, as Xen's sysctl (libxenctrl's per-call fake is lax).
+int fill_cputopo(const State& s, unsigned* max_cpus, xc_cputopo_t* cputopo, bool strict) {
   std::size_t wanted = 0;  // last online CPU + 1
   for (std::size_t i = 0; i < s.host.cpus.size(); ++i)
     if (s.host.cpus[i].present && s.host.cpus[i].online) wanted = i + 1;
   if (cputopo == nullptr) {
     *max_cpus = static_cast<unsigned>(wanted);
     return 0;
+  }
+  if (strict && *max_cpus < wanted) {
+    *max_cpus = static_cast<unsigned>(wanted);
+    return ENOBUFS;
   }
   const std::size_t n = std::min<std::size_t>(wanted, *max_cpus);
   for (std::size_t i = 0; i < n; ++i) {
@@ -464,11 +588,17 @@ int xc_cputopoinfo(xc_interface*, unsigned* max_cpus, xc_cputopo_t* cputopo) {
   *max_cpus = s.host.cputopo_count ? *s.host.cputopo_count : static_cast<unsigned>(n);
   return 0;
 }
+}  // namespace
 
-int xc_numainfo(xc_interface*, unsigned* max_nodes, xc_meminfo_t* meminfo, uint32_t* distance) {
+int xc_cputopoinfo(xc_interface*, unsigned* max_cpus, xc_cputopo_t* cputopo) {
   std::lock_guard lock(mutex());
-  if (enter(Call::numainfo, 0, 0)) return -1;
-  const State& s = state();
+  if (enter(Call::cputopoinfo, 0, 0)) return -1;
+  if (int err = fill_cputopo(state(), max_cpus, cputopo, false)) return fail(err);
+  return 0;
+}
+
+namespace {
+int fill_numainfo(const State& s, unsigned* max_nodes, xc_meminfo_t* meminfo, uint32_t* distance, bool strict) {
   std::vector<bool> nodes;  // nodes with memory: those of present CPUs
   for (const Cpu& c : s.host.cpus)
     if (c.present) {
@@ -480,6 +610,10 @@ int xc_numainfo(xc_interface*, unsigned* max_nodes, xc_meminfo_t* meminfo, uint3
     *max_nodes = static_cast<unsigned>(wanted);
     return 0;
   }
+  if (strict && *max_nodes < wanted) {
+    *max_nodes = static_cast<unsigned>(wanted);
+    return ENOBUFS;
+  }
   const std::size_t n = std::min<std::size_t>(wanted, *max_nodes);
   for (std::size_t i = 0; i < n; ++i) {
     if (meminfo != nullptr) {
@@ -490,6 +624,67 @@ int xc_numainfo(xc_interface*, unsigned* max_nodes, xc_meminfo_t* meminfo, uint3
       for (std::size_t j = 0; j < n; ++j) distance[i * n + j] = i == j ? 10 : 20;
   }
   *max_nodes = static_cast<unsigned>(wanted > n ? wanted : n);
+  return 0;
+}
+}  // namespace
+
+int xc_numainfo(xc_interface*, unsigned* max_nodes, xc_meminfo_t* meminfo, uint32_t* distance) {
+  std::lock_guard lock(mutex());
+  if (enter(Call::numainfo, 0, 0)) return -1;
+  if (int err = fill_numainfo(state(), max_nodes, meminfo, distance, false)) return fail(err);
+  return 0;
+}
+
+int xc_get_max_nodes(xc_interface*) {
+  std::lock_guard lock(mutex());
+  return static_cast<int>(state().host.max_node_id + 1);
+}
+
+int xc_get_nodemap_size(xc_interface* xch) { return (xc_get_max_nodes(xch) + 7) / 8; }
+
+namespace {
+/// XEN_SYSCTL_CPUPOOL_OP_INFO: the first pool from `from` on into op; 0 or ENOENT.
+int fill_pool(const State& s, std::uint32_t from, std::uint32_t& id, std::uint32_t& sched, std::uint32_t& n_dom,
+              std::uint8_t* map, std::size_t bytes) {
+  const Pool* p = pool_from(s, from);
+  if (p == nullptr) return ENOENT;
+  id = p->id;
+  sched = p->sched_id;
+  n_dom = pool_domains(s, p->id);
+  if (map != nullptr) write_map(pool_map(s, *p), map, bytes);
+  return 0;
+}
+}  // namespace
+
+xc_cpupoolinfo_t* xc_cpupool_getinfo(xc_interface*, uint32_t poolid) {
+  std::lock_guard lock(mutex());
+  if (enter(Call::cpupool_info, poolid, 0)) return nullptr;
+  const State& s = state();
+  const std::size_t bytes = map_bytes(s);
+  auto* info = static_cast<xc_cpupoolinfo_t*>(std::calloc(1, sizeof(xc_cpupoolinfo_t) + bytes));
+  if (info == nullptr) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  info->cpumap = reinterpret_cast<std::uint8_t*>(info + 1);
+  if (int err = fill_pool(s, poolid, info->cpupool_id, info->sched_id, info->n_dom, info->cpumap, bytes)) {
+    std::free(info);
+    errno = err;
+    return nullptr;
+  }
+  return info;
+}
+
+void xc_cpupool_infofree(xc_interface*, xc_cpupoolinfo_t* info) { std::free(info); }
+
+int xc_domain_node_getaffinity(xc_interface* xch, uint32_t domid, xc_nodemap_t nodemap) {
+  const int bytes = xc_get_nodemap_size(xch);
+  std::lock_guard lock(mutex());
+  if (enter(Call::getnodeaffinity, domid, 0)) return -1;
+  const State& s = state();
+  auto it = s.domains.find(domid & 0xffffu);
+  if (it == s.domains.end()) return fail(ESRCH);
+  write_map(node_affinity_of(s, it->second), nodemap, static_cast<std::size_t>(bytes));
   return 0;
 }
 
@@ -520,6 +715,7 @@ int xc_domain_getinfolist(xc_interface*, uint32_t first_domain, unsigned int max
     out.cpu_time = d.cpu_time;
     out.nr_online_vcpus =
         static_cast<std::uint32_t>(std::count_if(d.vcpus.begin(), d.vcpus.end(), [](const Vcpu& v) { return v.online; }));
+    out.cpupool = d.cpupool;
     out.max_vcpu_id = d.max_vcpu_id ? *d.max_vcpu_id
                       : d.vcpus.empty() ? XEN_INVALID_MAX_VCPU_ID
                                         : static_cast<std::uint32_t>(d.vcpus.size() - 1);
@@ -592,8 +788,41 @@ void xencall_free_buffer(xencall_handle*, void* p) {
 }
 
 /// One entry of a multicall: its return value, as Xen stores it in `result`.
+static long sysctl_entry(const multicall_entry_t& entry) {
+  State& s = state();
+  if (!s.host.sysctl_in_multicall) return -ENOSYS;
+  auto* op = reinterpret_cast<xen_sysctl*>(entry.args[0]);
+  if (op->interface_version != XEN_SYSCTL_INTERFACE_VERSION) return -EACCES;
+  switch (op->cmd) {
+    case XEN_SYSCTL_physinfo:
+      if (enter(Call::physinfo, 0, 0, true)) return -errno;
+      fill_physinfo(s, &op->u.physinfo);
+      return 0;
+    case XEN_SYSCTL_cputopoinfo: {
+      if (enter(Call::cputopoinfo, 0, 0, true)) return -errno;
+      xen_sysctl_cputopoinfo& t = op->u.cputopoinfo;
+      return -fill_cputopo(s, &t.num_cpus, t.cputopo.p, true);
+    }
+    case XEN_SYSCTL_numainfo: {
+      if (enter(Call::numainfo, 0, 0, true)) return -errno;
+      xen_sysctl_numainfo& n = op->u.numainfo;
+      return -fill_numainfo(s, &n.num_nodes, n.meminfo.p, n.distance.p, true);
+    }
+    case XEN_SYSCTL_cpupool_op: {
+      xen_sysctl_cpupool_op& po = op->u.cpupool_op;
+      if (po.op != XEN_SYSCTL_CPUPOOL_OP_INFO) return -ENOSYS;
+      if (enter(Call::cpupool_info, po.cpupool_id, 0, true)) return -errno;
+      return -fill_pool(s, po.cpupool_id, po.cpupool_id, po.sched_id, po.n_dom, po.cpumap.bitmap.p,
+                        po.cpumap.nr_bits / 8);
+    }
+    default:
+      return -ENOSYS;
+  }
+}
+
 static long multicall_entry(const multicall_entry_t& entry) {
   State& s = state();
+  if (entry.op == __HYPERVISOR_sysctl) return sysctl_entry(entry);
   if (entry.op != __HYPERVISOR_domctl || !s.host.domctl_in_multicall) return -ENOSYS;
   auto* op = reinterpret_cast<xen_domctl*>(entry.args[0]);
   if (op->interface_version != XEN_DOMCTL_INTERFACE_VERSION) return -EACCES;
@@ -628,6 +857,15 @@ static long multicall_entry(const multicall_entry_t& entry) {
       if (enter(Call::setvcpuaffinity, op->domain, aff.vcpu, true)) return -errno;
       return -set_affinity(op->domain, aff.vcpu, aff.flags, aff.cpumap_hard.bitmap.p, aff.cpumap_soft.bitmap.p,
                            aff.cpumap_hard.nr_bits / 8, aff.cpumap_soft.nr_bits / 8);
+    }
+    case XEN_DOMCTL_getnodeaffinity: {
+      xen_domctl_nodeaffinity& na = op->u.nodeaffinity;
+      if (enter(Call::getnodeaffinity, op->domain, 0, true)) return -errno;
+      auto it = s.domains.find(op->domain);
+      if (it == s.domains.end()) return -ESRCH;
+      if (na.nodemap.bitmap.p == nullptr) return -EINVAL;
+      write_map(node_affinity_of(s, it->second), na.nodemap.bitmap.p, na.nodemap.nr_bits / 8);
+      return 0;
     }
     default:
       return -ENOSYS;

@@ -42,7 +42,8 @@ namespace fake_xen {
 /// (through xencall2); the getvcpuinfo / getvcpuaffinity domctls inside it are counted,
 /// faulted and hooked as their own kinds too.
 enum class Call { physinfo, cputopoinfo, numainfo, getinfolist, getvcpuinfo, getvcpuaffinity, setvcpuaffinity,
-                  multicall };
+                  multicall, cpupool_info, getnodeaffinity };
+inline constexpr std::size_t call_kinds = 10;
 
 struct Cpu {
   bool present = true;
@@ -70,8 +71,22 @@ struct Domain {
   std::vector<Vcpu> vcpus;
   /// Hostile: the max_vcpu_id getdomaininfolist reports instead of vcpus.size() - 1.
   std::optional<std::uint32_t> max_vcpu_id;
-  /// The CPUs of the domain's cpupool, by CPU id; empty: every online CPU.
-  std::vector<bool> pool;
+  /// The id of the domain's cpupool (Host::pools); a pool that does not exist: every online CPU.
+  std::uint32_t cpupool = 0;
+  /// Its node affinity, by node id; empty: every node of a present CPU.
+  std::vector<bool> node_affinity;
+  /// libxl's /libxl/<id>/type in xenstore ("pv", "pvh", "hvm"); empty: no such node.
+  std::string type = "pv";
+  /// Whether /local/domain/<id> exists in xenstore.
+  bool xenstore_home = true;
+};
+
+/// A cpupool: XEN_SYSCTL_CPUPOOL_OP_INFO / xc_cpupool_getinfo report it.
+struct Pool {
+  std::uint32_t id = 0;
+  std::string name;  // /local/pool/<id>/name; empty: no such node
+  std::uint32_t sched_id = 6;  // XEN_SCHEDULER_CREDIT2
+  std::vector<bool> cpus;      // by CPU id; empty: every online CPU (Pool-0 of a fresh host)
 };
 
 struct Host {
@@ -91,6 +106,12 @@ struct Host {
   int open_errno = ENOENT;
   bool cpumap_size_fails = false;              // xc_get_max_cpus fails (EPERM)
   bool domctl_in_multicall = true;             // false: every entry of a multicall gets -ENOSYS
+  bool sysctl_in_multicall = true;             // false: every sysctl entry of a multicall gets -ENOSYS
+  /// The cpupools; a fresh host has Pool-0 (id 0) of every online CPU.
+  std::vector<Pool> pools;
+  // ---- xenstore ----
+  unsigned xenstore_commit_eagain = 0;         // commits answered EAGAIN before one succeeds
+  std::string xenstore_write_error;            // an XS_ERROR every write gets ("EACCES"); empty: none
 };
 
 /// A failure of the call `call` (about `domain` and `vcpu` when given): after `skip`
@@ -142,5 +163,9 @@ enum class Xenstored { running, absent, silent };  // silent: accepts, never ans
 void set_xenstored(Xenstored mode);
 /// XS_READ requests the fake xenstored received since reset().
 std::size_t xenstore_reads();
+/// The value a committed xenstore write left at `path`, or nothing.
+std::optional<std::string> xenstore_value(const std::string& path);
+/// Committed transactions since reset().
+std::size_t xenstore_commits();
 
 }  // namespace fake_xen

@@ -99,7 +99,7 @@ TEST_CASE("constructor: an unusable interface is hypervisor_unavailable, quietly
     auto refused = error_of([] { XenHypervisor xen; });
     REQUIRE(refused);
     CHECK(refused->code() == ErrorCode::permission_denied);
-    CHECK(contains(refused->what(), "xc_physinfo"));
+    CHECK(contains(refused->what(), "XEN_SYSCTL_physinfo"));
     CHECK(contains(refused->what(), "dom0"));
     CHECK(fake_xen::open_handles() == 0);
   }
@@ -121,7 +121,7 @@ TEST_CASE("constructor: the handle lives as long as the object, moves with it") 
   fake_xen::reset(4);
   {
     XenHypervisor xen;
-    CHECK(xen.last_call_count() >= 3);  // physinfo, cputopoinfo, numainfo (+1 the first time)
+    CHECK(xen.last_call_count() >= 1);  // the host's multicall (+2 physinfo the first time in a process)
     CHECK(fake_xen::open_handles() == 1);
     XenHypervisor moved = std::move(xen);
     CHECK(fake_xen::open_handles() == 1);
@@ -146,11 +146,29 @@ TEST_CASE("host_info: universe max_cpu_id + 1 with holes; topology from cputopoi
   XenHypervisor xen;
   fake_xen::reset_counts();
   const HostInfo host = xen.host_info();
-  CHECK(xen.last_call_count() == 3);
+  CHECK(xen.last_call_count() == 1);  // one multicall of sysctls
   CHECK(fake_xen::calls(Call::physinfo) == 1);
   CHECK(fake_xen::calls(Call::cputopoinfo) == 1);
   CHECK(fake_xen::calls(Call::numainfo) == 1);
-  CHECK(fake_xen::total_calls() == 3);
+  CHECK(fake_xen::calls(Call::cpupool_info) == 4);  // ids 0-3 asked: Pool-0, then none
+  CHECK(fake_xen::total_calls() == 1);
+  CHECK(host.cpu_core[2] == 1u);
+  CHECK(host.siblings(2) == cpus(16, "2-3"));
+  CHECK(host.siblings(4) == cpus(16, "4"));  // its sibling 5 is offline: no core reported
+  REQUIRE(host.node_memory.size() == 2);
+  CHECK(host.node_memory[1].size == (1ull << 30));
+  CHECK(host.node_memory[1].free == (1ull << 29));
+  REQUIRE(host.pools.size() == 1);
+  CHECK(host.pools[0].name == "Pool-0");
+  CHECK(host.pools[0].scheduler == "credit2");
+  CHECK(host.pools[0].cpus == host.online);
+  CHECK(host.caps.vcpu_limit == "cpupool");
+  CHECK(host.caps.set_online);
+  CHECK(host.caps.node_affinity);
+  XenHypervisor one_each(per_call);
+  fake_xen::reset_counts();
+  CHECK(one_each.host_info() == host);
+  CHECK(one_each.last_call_count() == 3 + 2);  // physinfo, cputopoinfo, numainfo, Pool-0, none from 1
 
   CHECK(host.cpu_universe() == 16);  // not nr_cpus (10)
   CHECK(host.possible == CpuMap::full(16));
@@ -231,8 +249,9 @@ TEST_CASE("snapshot: 1 + 2V calls for full, 1 + V for metrics; Xen's flags and s
   fake_xen::reset_counts();
 
   const DomainSnapshot s = xen.snapshot(DomainId{3});
-  CHECK(xen.last_call_count() == 1 + 2 * 4);
-  CHECK(fake_xen::total_calls() == 9);
+  CHECK(xen.last_call_count() == 1 + 2 * 4 + 1);  // + the node affinity
+  CHECK(fake_xen::total_calls() == 10);
+  CHECK(fake_xen::calls(Call::getnodeaffinity) == 1);
   CHECK(fake_xen::calls(Call::getinfolist) == 1);
   CHECK(fake_xen::calls(Call::getvcpuinfo) == 4);
   CHECK(fake_xen::calls(Call::getvcpuaffinity) == 4);
@@ -322,11 +341,11 @@ TEST_CASE("list_domains: batches of 1024 until a short one, ascending, names fro
     CHECK(xen.list_domains().size() == 1023);
     CHECK(xen.last_call_count() == 1);
   }
-  SECTION("the whole host: 3 + 2 + 2000 * 2 calls") {
+  SECTION("the whole host: 3 + 2 + 2 + 2000 * 3 calls") {
     fake_xen::on_call(nullptr);
     const HostSnapshot all = xen.snapshot_all();
     CHECK(all.domains.size() == 2000);
-    CHECK(xen.last_call_count() == 3 + 2 + 2000 * 2);
+    CHECK(xen.last_call_count() == 3 + 2 + 2 + 2000 * 3);  // host + pools, lists, vcpus + node affinity
   }
 }
 
@@ -385,7 +404,7 @@ TEST_CASE("names: xenstored absent, silent or without the node; never blocking")
     const auto list = xen.list_domains();
     const auto took = std::chrono::steady_clock::now() - start;
     CHECK(took < std::chrono::seconds(2));
-    CHECK(fake_xen::xenstore_reads() <= 1);  // the first read timed out; no more were tried
+    CHECK(fake_xen::xenstore_reads() <= 2);  // one each in the constructor (pool name) and list_domains
     CHECK(list[1].name == "7");
   }
   SECTION("names off: no xenstore traffic") {
@@ -474,8 +493,8 @@ TEST_CASE("snapshot_all: a domain vanishing midway is retried once, then left ou
     REQUIRE(all.domains.size() == 2);
     CHECK(all.domains[0].domain.id == DomainId{0});
     CHECK(all.domains[1].domain.id == DomainId{5});
-    // host 3 + list 1 + dom0 4 + domain 3 (4 + 3, the third failing) + retry 1 + domain 5 4
-    CHECK(xen.last_call_count() == 3 + 1 + 4 + 7 + 1 + 4);
+    // host 3 + 2 (pools) + list 1 + dom0 5 + domain 3 (4 + 3, the third failing) + retry 1 + domain 5 5
+    CHECK(xen.last_call_count() == 5 + 1 + 5 + 7 + 1 + 5);
   }
   SECTION("a transient ESRCH: the retry reads it whole") {
     fake_xen::domain(3).vcpus[2].hard = fake_xen::cpus({1});
@@ -486,13 +505,13 @@ TEST_CASE("snapshot_all: a domain vanishing midway is retried once, then left ou
     CHECK(s.domain.name == "doomed");
     CHECK(s.vcpus.size() == 4);
     CHECK(s.hard.row(2) == cpus(4, "1"));
-    CHECK(xen.last_call_count() == 3 + 1 + 4 + 2 + 1 + 8 + 4);
+    CHECK(xen.last_call_count() == 5 + 1 + 5 + 2 + 1 + 9 + 5);
   }
   SECTION("vanishing again during the retry: left out") {
     fake_xen::inject({Call::getvcpuinfo, 3, 1, ESRCH, 0, 2});
     const HostSnapshot all = xen.snapshot_all(SnapshotScope::metrics_only);
     CHECK(all.domains.size() == 2);
-    CHECK(xen.last_call_count() == 3 + 1 + 2 + 2 + 1 + 2 + 2);
+    CHECK(xen.last_call_count() == 5 + 1 + 2 + 2 + 1 + 2 + 2);  // metrics only: no node affinity
   }
 }
 
@@ -522,11 +541,26 @@ TEST_CASE("pin_vcpu: the calls and flags of each kind of pin; refusals cost no s
     CHECK(xen.last_call_count() == 3);
     CHECK(fake_xen::last_setaffinity_flags() == (flag_hard | flag_force));
   }
-  SECTION("a cpupool narrower than the host: Xen's write-back is what is returned") {
-    fake_xen::domain(3).pool = fake_xen::cpus({0, 1, 2, 3});
+  SECTION("a cpupool narrower than the host, made after the host was read: read again, Xen's write-back returned") {
+    fake_xen::host().pools.push_back({1, "pool1", 6, fake_xen::cpus({0, 1, 2, 3})});
+    fake_xen::domain(3).cpupool = 1;
+    fake_xen::reset_counts();
     const PinResult r = xen.pin_vcpu(DomainId{3}, 0, {cpus(8, "2-5"), cpus(8, "all"), false});
     CHECK(r.hard == cpus(8, "2-3"));
     CHECK(r.soft == cpus(8, "2-3"));
+    CHECK(xen.last_call_count() == 1 + (3 + 3) + 1);  // domain info, the host again (2 pools), setvcpuaffinity
+  }
+  SECTION("a pin with no CPU of the domain's cpupool: refused before any setaffinity, naming the pool") {
+    fake_xen::host().pools.push_back({1, "pool1", 6, fake_xen::cpus({2, 3})});
+    fake_xen::domain(3).cpupool = 1;
+    (void)xen.host_info();
+    fake_xen::reset_counts();
+    auto e = error_of([&] { xen.pin_vcpu(DomainId{3}, 0, {cpus(8, "0-1"), {}, false}); });
+    REQUIRE(e);
+    CHECK(e->code() == ErrorCode::invalid_argument);
+    CHECK(contains(e->what(), "cpupool 1 (pool1) 2-3"));
+    CHECK(fake_xen::calls(Call::setvcpuaffinity) == 0);
+    CHECK(xen.last_call_count() == 1);
   }
   SECTION("rejected before any setaffinity: the domain's info is the only call") {
     auto reject = [&](unsigned vcpu, VcpuPin pin) {
@@ -541,8 +575,11 @@ TEST_CASE("pin_vcpu: the calls and flags of each kind of pin; refusals cost no s
     reject(0, {CpuMap(8), {}, false});
     reject(0, {});
   }
-  SECTION("Xen's own refusal: an empty intersection with the cpupool") {
-    fake_xen::domain(3).pool = fake_xen::cpus({0});
+  SECTION("Xen's own refusal: an empty intersection with the cpupool (its CPUs moved since the host was read)") {
+    fake_xen::host().pools.push_back({1, "pool1", 6, fake_xen::cpus({0, 1, 2, 3})});
+    fake_xen::domain(3).cpupool = 1;
+    (void)xen.host_info();
+    fake_xen::host().pools.back().cpus = fake_xen::cpus({0});
     auto e = error_of([&] { xen.pin_vcpu(DomainId{3}, 0, {cpus(8, "2"), {}, false}); });
     REQUIRE(e);
     CHECK(e->code() == ErrorCode::invalid_argument);
@@ -550,22 +587,22 @@ TEST_CASE("pin_vcpu: the calls and flags of each kind of pin; refusals cost no s
   }
 }
 
-TEST_CASE("pin_matrix, one call each: 1 + 2V + V calls; a failure at vcpu k costs k restores") {
+TEST_CASE("pin_matrix, one call each: 1 + 2V + 1 + V calls; a failure at vcpu k costs k restores") {
   add_pinned_xperf2();
   XenHypervisor xen(per_call);
   MatrixPin plan = move_to_4_7();
 
-  SECTION("success: 1 + 2V + V calls") {
+  SECTION("success: 1 + 2V + 1 + V calls (the snapshot reads the node affinity)") {
     fake_xen::reset_counts();
     (void)xen.pin_matrix(DomainId{3}, plan);
-    CHECK(xen.last_call_count() == 1 + 8 + 4);
+    CHECK(xen.last_call_count() == 1 + 8 + 1 + 4);
     CHECK(fake_xen::calls(Call::setvcpuaffinity) == 4);
   }
   SECTION("hard only: the soft rows come from the snapshot, no extra read") {
     plan.soft.reset();
     fake_xen::reset_counts();
     (void)xen.pin_matrix(DomainId{3}, plan);
-    CHECK(xen.last_call_count() == 1 + 8 + 4);
+    CHECK(xen.last_call_count() == 1 + 8 + 1 + 4);
     CHECK(fake_xen::last_setaffinity_flags() == flag_hard);
   }
   SECTION("failure at vcpu 2: vcpus 0-1 restored, forced, the errno named") {
@@ -575,7 +612,7 @@ TEST_CASE("pin_matrix, one call each: 1 + 2V + V calls; a failure at vcpu k cost
     REQUIRE(e);
     CHECK(contains(e->what(), "vcpus 0-1 restored"));
     CHECK(contains(e->what(), "EBUSY"));
-    CHECK(xen.last_call_count() == 1 + 8 + 3 + 2);  // snapshot, vcpus 0-2, two restores
+    CHECK(xen.last_call_count() == 1 + 8 + 1 + 3 + 2);  // snapshot, vcpus 0-2, two restores
     CHECK(fake_xen::last_setaffinity_flags() == (flag_hard | flag_soft | flag_force));
   }
   SECTION("failure at vcpu 0: nothing changed, nothing to restore") {
@@ -584,7 +621,7 @@ TEST_CASE("pin_matrix, one call each: 1 + 2V + V calls; a failure at vcpu k cost
     REQUIRE(e);
     CHECK(e->code() == ErrorCode::permission_denied);
     CHECK(contains(e->what(), "nothing was changed"));
-    CHECK(xen.last_call_count() == 1 + 8 + 1);
+    CHECK(xen.last_call_count() == 1 + 8 + 1 + 1);
   }
   SECTION("the domain vanishing midway: not_found, and the restores fail too") {
     fake_xen::on_call([](Call call, std::uint32_t domain, std::uint32_t vcpu) {
@@ -692,14 +729,14 @@ TEST_CASE("multicall: a domain's vcpus in 1 + ceil(V/128) calls, the same data a
     CHECK(batched.last_call_count() == 1);  // no vcpu, no multicall
   }
   const HostSnapshot all = batched.snapshot_all();
-  CHECK(batched.last_call_count() == 3 + 1 + 3);  // 4 + 300 vcpus: one domain's run on in the next
+  CHECK(batched.last_call_count() == 1 + 1 + 3);  // 4 + 300 vcpus: one domain's run on in the next
   const HostSnapshot reference = one_each.snapshot_all();
   REQUIRE(all.domains.size() == reference.domains.size());
   for (std::size_t i = 0; i < all.domains.size(); ++i) same(all.domains[i], reference.domains[i]);
   CHECK(fake_xen::open_buffers() == 0);
 }
 
-TEST_CASE("multicall: the whole host in 3 + 1 + ceil(vcpus/128) calls, whatever the number of domains") {
+TEST_CASE("multicall: the whole host in 1 + 1 + ceil(vcpus/128) calls, whatever the number of domains") {
   fake_xen::reset(16);
   for (std::uint32_t id = 0; id < 200; ++id) fake_xen::add_domain(id, id % 7, "d" + std::to_string(id));
   fake_xen::domain(153).vcpus[5].hard = fake_xen::cpus({3, 9});  // 153 % 7 = 6 vcpus
@@ -711,14 +748,17 @@ TEST_CASE("multicall: the whole host in 3 + 1 + ceil(vcpus/128) calls, whatever 
     HostSnapshot all;
     xen.snapshot_all(scope, all);
     const std::size_t per_multicall = scope == SnapshotScope::full ? 128 : 256;
-    CHECK(xen.last_call_count() == 3 + 1 + (vcpus + per_multicall - 1) / per_multicall);
+    CHECK(xen.last_call_count() == 1 + 1 + (vcpus + per_multicall - 1) / per_multicall);
     const HostSnapshot reference = one_each.snapshot_all(scope);
-    CHECK(one_each.last_call_count() == 3 + 1 + vcpus * (scope == SnapshotScope::full ? 2 : 1));
+    const std::size_t with_vcpus = 200 - (200 + 6) / 7;  // ids 0, 7, 14...: no vcpu
+    CHECK(one_each.last_call_count() ==
+          5 + 1 + (scope == SnapshotScope::full ? vcpus * 2 + with_vcpus : vcpus));
     REQUIRE(all.domains.size() == 200);
     for (std::size_t i = 0; i < 200; ++i) {
       CHECK(all.domains[i].domain == reference.domains[i].domain);
       CHECK(all.domains[i].vcpus == reference.domains[i].vcpus);
       CHECK(all.domains[i].effective == reference.domains[i].effective);
+      CHECK(all.domains[i].node_affinity == reference.domains[i].node_affinity);
     }
     if (scope == SnapshotScope::full) CHECK(all.domains[153].hard.row(5) == cpus(16, "3,9"));
   }
@@ -758,7 +798,7 @@ TEST_CASE("multicall: failures inside are the domain's, named by vcpu; a refused
     const HostSnapshot all = xen.snapshot_all();
     REQUIRE(all.domains.size() == 2);
     CHECK(all.domains[1].domain.id == DomainId{5});
-    CHECK(xen.last_call_count() == 3 + 1 + 1 + 1);  // host, list, every vcpu, doomed's retry
+    CHECK(xen.last_call_count() == 1 + 1 + 1 + 1);  // host, list, every vcpu, doomed's retry
     CHECK(all.domains[1].vcpus.size() == 2);           // the others are read whole
     CHECK(all.domains[0].hard == AffinityMatrix::full(2, 4));
   }
@@ -769,7 +809,7 @@ TEST_CASE("multicall: failures inside are the domain's, named by vcpu; a refused
     REQUIRE(all.domains.size() == 3);
     CHECK(all.domains[1].hard.row(3) == cpus(4, "2"));
     CHECK(all.domains[1].effective.row(3) == cpus(4, "2"));
-    CHECK(xen.last_call_count() == 3 + 1 + 1 + 1 + 1);  // host, list, every vcpu, doomed's info and vcpus
+    CHECK(xen.last_call_count() == 1 + 1 + 1 + 1 + 1);  // host, list, every vcpu, doomed's info and vcpus
   }
   SECTION("Xen refusing the multicall: one call each, from then on") {
     const DomainSnapshot expect = XenHypervisor(per_call).snapshot(DomainId{3});
@@ -777,10 +817,10 @@ TEST_CASE("multicall: failures inside are the domain's, named by vcpu; a refused
     fake_xen::reset_counts();
     const DomainSnapshot s = xen.snapshot(DomainId{3});
     CHECK((s.vcpus == expect.vcpus && s.hard == expect.hard && s.soft == expect.soft));
-    CHECK(xen.last_call_count() == 1 + 1 + 2 * 4);  // the refused multicall counts
+    CHECK(xen.last_call_count() == 1 + 1 + 2 * 4 + 1);  // the refused multicall counts; + node affinity
     CHECK(fake_xen::calls(Call::multicall) == 1);
     (void)xen.snapshot(DomainId{3});
-    CHECK(xen.last_call_count() == 1 + 2 * 4);
+    CHECK(xen.last_call_count() == 1 + 2 * 4 + 1);
     CHECK(fake_xen::calls(Call::multicall) == 1);  // not tried again
   }
   SECTION("Xen refusing domctls inside a multicall: the same fallback") {
@@ -871,4 +911,173 @@ TEST_CASE("multicall: a whole-matrix pin in one multicall; a failure restores ev
     CHECK(xen.snapshot(DomainId{4}).hard == *wide.hard);
   }
   CHECK(fake_xen::open_buffers() == 0);
+}
+
+TEST_CASE("cpupools: listed with the host, in the one multicall or one call each, and each domain's pool") {
+  fake_xen::reset(8);
+  auto& h = fake_xen::host();
+  h.pools[0].cpus = fake_xen::cpus({0, 1});
+  h.pools.push_back({1, "pool1", 8, fake_xen::cpus({2, 3})});            // rtds
+  h.pools.push_back({6, "we\x1b[31mird", 9, fake_xen::cpus({4, 5, 6})});  // null; a hostile name
+  fake_xen::add_domain(0, 2, "Domain-0");
+  fake_xen::add_domain(3, 2, "guest").cpupool = 1;
+  XenHypervisor xen;
+  XenHypervisor one_each(per_call);
+
+  fake_xen::reset_counts();
+  const HostInfo host = xen.host_info();
+  // The constructor asked ids 0-3 (id 2 and 3 answered pool 6, so one more call from 7 on
+  // found none); since then ids 0-7 are asked, the last finding none: one call.
+  CHECK(xen.last_call_count() == 1);
+  REQUIRE(host.pools.size() == 3);
+  CHECK(host.pools[0].cpus == cpus(8, "0-1"));
+  CHECK(host.pools[1].name == "pool1");
+  CHECK(host.pools[1].scheduler == "rtds");
+  CHECK(host.pools[1].domains == 1);
+  CHECK(host.pools[2].id == 6);
+  CHECK(host.pools[2].scheduler == "null");
+  CHECK(host.pools[2].name == "we\x1b[31mird");  // as xenstore has it; describe() escapes it
+  CHECK(describe(host.pools[2]) == "cpupool 6 (we\\x1b[31mird)");
+  CHECK(one_each.host_info() == host);
+  CHECK(one_each.last_call_count() == 3 + 4);  // three pools and the call that finds none
+
+  SECTION("more pools than slots: the rest one call each, and more slots next time") {
+    h.pools.push_back({9, "p9", 6, fake_xen::cpus({7})});
+    h.pools[2].cpus = fake_xen::cpus({4, 5});
+    fake_xen::reset_counts();
+    (void)xen.host_info();  // slots 0-7 now: 7 finds pool 9, so one call from 10 on
+    CHECK(xen.last_call_count() == 1 + 1);
+    const HostInfo again = xen.host_info();  // slots 0-10: the last finds none
+    CHECK(xen.last_call_count() == 1);
+    REQUIRE(again.pools.size() == 4);
+    CHECK(again.pools[3].cpus == cpus(8, "7"));
+  }
+  SECTION("a domain's limit is its pool: effective rows within it, pins checked against it") {
+    const DomainSnapshot s = xen.snapshot(DomainId{3});
+    CHECK(s.domain.pool == 1u);
+    CHECK(s.limit.row(0) == cpus(8, "2-3"));
+    CHECK(s.effective.row(1) == cpus(8, "2-3"));
+    CHECK(xen.last_call_count() == 2);  // unchanged by pools: getdomaininfo + one multicall
+    auto e = error_of([&] { xen.pin_vcpu(DomainId{3}, 0, {cpus(8, "0"), {}, false}); });
+    REQUIRE(e);
+    CHECK(contains(e->what(), "holds no online CPU of the vcpu's cpupool 1 (pool1) 2-3"));
+    CHECK(fake_xen::calls(Call::setvcpuaffinity) == 0);
+    const PinResult r = xen.pin_vcpu(DomainId{3}, 0, {cpus(8, "1-2"), {}, false});
+    CHECK(r.hard == cpus(8, "2"));  // Xen's write-back: hard ∩ the pool
+    CHECK(r.soft == cpus(8, "2"));  // soft "all" ∩ that
+  }
+  SECTION("Xen refusing sysctls in a multicall: the host one call each, vcpus still batched") {
+    h.sysctl_in_multicall = false;
+    fake_xen::reset_counts();
+    CHECK(xen.host_info() == host);
+    CHECK(xen.last_call_count() == 1 + 3 + 4);  // the refused multicall, then one call each
+    (void)xen.host_info();
+    CHECK(xen.last_call_count() == 3 + 4);  // not tried again
+    (void)xen.snapshot(DomainId{3});
+    CHECK(xen.last_call_count() == 2);
+  }
+}
+
+TEST_CASE("NUMA: node memory with the host, each domain's node affinity with its vcpus") {
+  fake_xen::reset(4);
+  auto& h = fake_xen::host();
+  h.cpus[2].node = h.cpus[3].node = 1;
+  fake_xen::add_domain(0, 2, "Domain-0");
+  fake_xen::add_domain(3, 2, "guest").node_affinity = {false, true};
+  fake_xen::add_domain(4, 0, "empty");
+  XenHypervisor xen;
+  XenHypervisor one_each(per_call);
+  const HostSnapshot all = xen.snapshot_all();
+  CHECK(xen.last_call_count() == 1 + 1 + 1);  // host, list, one multicall: vcpus and node affinities
+  REQUIRE(all.domains.size() == 3);
+  CHECK(all.host.node_memory.size() == 2);
+  CHECK(all.domains[0].node_affinity == NodeSet::parse("0-1", {.universe = 2}));
+  CHECK(all.domains[1].node_affinity == NodeSet::parse("1", {.universe = 2}));
+  CHECK_FALSE(all.domains[2].node_affinity);  // no vcpu: not read
+  CHECK(fake_xen::calls(Call::getnodeaffinity) == 2);
+  const HostSnapshot reference = one_each.snapshot_all();
+  for (std::size_t i = 0; i < 3; ++i) CHECK(all.domains[i].node_affinity == reference.domains[i].node_affinity);
+  CHECK_FALSE(xen.snapshot(DomainId{3}, SnapshotScope::metrics_only).node_affinity);
+
+  SECTION("a domain destroyed as its node affinity is read: left out") {
+    fake_xen::on_call([](Call call, std::uint32_t domain, std::uint32_t) {
+      if (call == Call::getnodeaffinity && domain == 3) fake_xen::remove_domain(3);
+    });
+    CHECK(xen.snapshot_all().domains.size() == 2);
+  }
+  SECTION("an error reading it: typed, naming the domctl") {
+    fake_xen::inject({Call::getnodeaffinity, 3, {}, EPERM});
+    auto e = error_of([&] { xen.snapshot(DomainId{3}); });
+    REQUIRE(e);
+    CHECK(e->code() == ErrorCode::permission_denied);
+    CHECK(contains(e->what(), "domain 3 (guest): reading its node affinity (XEN_DOMCTL_getnodeaffinity"));
+  }
+}
+
+TEST_CASE("set_online_vcpus: cpu/N/availability of every vcpu in one xenstore transaction, checked first") {
+  fake_xen::reset(4);
+  fake_xen::add_domain(0, 2, "Domain-0");
+  fake_xen::add_domain(3, 4, "guest");
+  XenHypervisor xen;
+  auto availability = [](unsigned v) {
+    return fake_xen::xenstore_value(fmt::format("/local/domain/3/cpu/{}/availability", v)).value_or("(none)");
+  };
+
+  SECTION("as xl vcpu-set: online and offline written together; no privileged call but the domain's info") {
+    xen.set_online_vcpus(DomainId{3}, VcpuSet::full(2));
+    CHECK(xen.last_call_count() == 1);
+    CHECK(fake_xen::xenstore_commits() == 1);
+    CHECK(availability(0) == "online");
+    CHECK(availability(1) == "online");
+    CHECK(availability(2) == "offline");
+    CHECK(availability(3) == "offline");
+    xen.set_online_vcpus(DomainId{3}, VcpuSet::parse("1,3", {.universe = 4}));
+    CHECK(availability(0) == "offline");
+    CHECK(availability(3) == "online");
+  }
+  SECTION("refused before any write: none, beyond max vcpus, a missing domain") {
+    auto refused = [&](DomainId d, const VcpuSet& set, ErrorCode code, std::string_view says) {
+      auto e = error_of([&] { xen.set_online_vcpus(d, set); });
+      REQUIRE(e);
+      CHECK(e->code() == code);
+      CHECK(contains(e->what(), says));
+      CHECK(fake_xen::xenstore_commits() == 0);
+    };
+    refused(DomainId{3}, VcpuSet(4), ErrorCode::invalid_argument, "at least one vcpu must stay online");
+    refused(DomainId{3}, VcpuSet::full(5), ErrorCode::invalid_argument, "vcpus 0-4 asked online, but it has 4 vcpus");
+    refused(DomainId{9}, VcpuSet::full(1), ErrorCode::not_found, "domain 9: no such domain");
+  }
+  SECTION("a domain without xenstore, an HVM guest: unsupported, nothing written") {
+    fake_xen::domain(3).xenstore_home = false;
+    auto e = error_of([&] { xen.set_online_vcpus(DomainId{3}, VcpuSet::full(1)); });
+    REQUIRE(e);
+    CHECK(e->code() == ErrorCode::unsupported);
+    CHECK(contains(e->what(), "no xenstore folder (/local/domain/3)"));
+    fake_xen::domain(3).xenstore_home = true;
+    fake_xen::domain(3).type = "hvm";
+    e = error_of([&] { xen.set_online_vcpus(DomainId{3}, VcpuSet::full(1)); });
+    REQUIRE(e);
+    CHECK(e->code() == ErrorCode::unsupported);
+    CHECK(contains(e->what(), "HVM guest"));
+    CHECK(fake_xen::xenstore_commits() == 0);
+  }
+  SECTION("xenstored absent: hypervisor_unavailable") {
+    fake_xen::set_xenstored(fake_xen::Xenstored::absent);
+    auto e = error_of([&] { xen.set_online_vcpus(DomainId{3}, VcpuSet::full(1)); });
+    REQUIRE(e);
+    CHECK(e->code() == ErrorCode::hypervisor_unavailable);
+    CHECK(contains(e->what(), "xenstored is not reachable"));
+  }
+  SECTION("a commit that loses a race is retried; a refused write changes nothing") {
+    fake_xen::host().xenstore_commit_eagain = 2;
+    xen.set_online_vcpus(DomainId{3}, VcpuSet::full(3));
+    CHECK(fake_xen::xenstore_commits() == 1);
+    CHECK(availability(2) == "online");
+    fake_xen::host().xenstore_write_error = "EACCES";
+    auto e = error_of([&] { xen.set_online_vcpus(DomainId{3}, VcpuSet::full(1)); });
+    REQUIRE(e);
+    CHECK(e->code() == ErrorCode::permission_denied);
+    CHECK(contains(e->what(), "nothing was changed"));
+    CHECK(availability(2) == "online");  // the aborted transaction left it
+  }
 }
