@@ -11,7 +11,7 @@
 // replacement, and replaced atomically). auto takes Xen when /dev/xen/privcmd is usable,
 // else Linux when QEMU guests run here; else a tool that only reads uses the demo host of the
 // 2006 libvir-list thread and says so on stderr in one line, and a tool that changes the
-// host (vcpu-pin, vcpu-balance --apply) fails, changing nothing.
+// host (vcpu-pin, vcpu-set, vcpu-balance --apply) fails, changing nothing.
 //
 // Exit codes: 0 success; 1 an operation failed (no such domain, vcpu or CPU on this host, the
 // hypervisor refused); 2 a usage error (unknown option, missing or malformed argument).
@@ -250,7 +250,7 @@ inline CpuMap pin_helper_thread(AnyHypervisor&, std::string_view option, DomainI
 }
 #endif
 
-/// What a tool does with the host: only reads it, or changes it (pins).
+/// What a tool does with the host: only reads it, or changes it (pins, online vcpus).
 enum class Access { read, change };
 
 /// The backend options of every tool, and the backend they open.

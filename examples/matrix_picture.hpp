@@ -5,8 +5,10 @@
 //   vcpumap::write_file_atomically("m.svg", examples::to_svg(pic));
 //
 // Rows are vcpus; columns are CPUs grouped by NUMA node, then socket (CPUs that are not
-// present come last). A column may stand for several CPUs (a "bucket") when the CPUs outnumber
-// the space: a cell then shows how much of its block the map allows. Cells are coloured by how
+// present come last), then, on a host with SMT (threads_per_core > 1), core: the sibling
+// threads of a core are neighbours, and core_runs() finds them for the headers. A column
+// may stand for several CPUs (a "bucket") when the CPUs outnumber the space: a cell then
+// shows how much of its block the map allows. Cells are coloured by how
 // many vcpus may run on the CPU, so vcpus that share CPUs stand out from exclusive ones.
 #pragma once
 
@@ -45,9 +47,10 @@ inline std::vector<ColumnGroup> column_groups(const HostInfo& host, std::size_t 
   auto at = [](const auto& v, std::size_t cpu) { return cpu < v.size() ? v[cpu] : std::nullopt; };
   std::vector<std::size_t> order(n);
   for (std::size_t c = 0; c < n; ++c) order[c] = c;
+  const bool smt = host.threads_per_core > 1;
   auto key = [&](std::size_t c) {  // an empty optional sorts first: put those last instead
-    auto node = at(host.cpu_node, c), socket = at(host.cpu_socket, c);
-    return std::tuple{!node, node.value_or(0), !socket, socket.value_or(0), c};
+    auto node = at(host.cpu_node, c), socket = at(host.cpu_socket, c), core = smt ? at(host.cpu_core, c) : std::nullopt;
+    return std::tuple{!node, node.value_or(0), !socket, socket.value_or(0), smt && !core, core.value_or(0), c};
   };
   std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return key(a) < key(b); });
   std::vector<ColumnGroup> groups;
@@ -60,6 +63,28 @@ inline std::vector<ColumnGroup> column_groups(const HostInfo& host, std::size_t 
     cols.back().push_back(c);
   }
   return groups;
+}
+
+/// The SMT siblings among a group's columns of one CPU each: (first column, column count)
+/// for each run of neighbouring columns whose CPUs share a socket and core, a CPU of unknown
+/// core being a run of its own. Empty where the host has one thread per core.
+inline std::vector<std::pair<std::size_t, std::size_t>> core_runs(const HostInfo& host, const ColumnGroup& g) {
+  std::vector<std::pair<std::size_t, std::size_t>> runs;
+  if (host.threads_per_core <= 1) return runs;
+  auto at = [](const auto& v, std::size_t cpu) { return cpu < v.size() ? v[cpu] : std::nullopt; };
+  std::optional<std::pair<unsigned, unsigned>> last;  // (socket, core) of the run going on
+  for (std::size_t i = 0; i < g.columns.size(); ++i) {
+    const std::size_t cpu = g.columns[i].front();
+    const auto socket = at(host.cpu_socket, cpu), core = at(host.cpu_core, cpu);
+    std::optional<std::pair<unsigned, unsigned>> here;
+    if (socket && core) here = std::pair{*socket, *core};
+    if (here && here == last && g.columns[i].size() == 1)
+      ++runs.back().second;
+    else
+      runs.emplace_back(i, 1);
+    last = g.columns[i].size() == 1 ? here : std::nullopt;
+  }
+  return runs;
 }
 
 /// The number of vcpus the map allows on each CPU.
@@ -130,7 +155,10 @@ inline std::string to_svg(const MatrixPicture& p) {
       ncpu, p.host.numa_nodes.size(), p.host.numa_nodes.size() == 1 ? "" : "s",
       heat ? fmt::format("; heat map: a cell is {} CPUs × {} vcpu{}, coloured when any of them is allowed", cpb, vpb,
                          vpb > 1 ? "s" : "")
-           : "");
+      : p.host.threads_per_core > 1
+          ? fmt::format("; {} threads per core, a line over the columns of each core's SMT siblings",
+                        p.host.threads_per_core)
+          : "");
 
   // Group headings, group backgrounds (offline CPUs darker) and CPU numbers.
   const double label_px = 7.0 * static_cast<double>(std::to_string(ncpu ? ncpu - 1 : 0).size()) + 8;
@@ -154,6 +182,13 @@ inline std::string to_svg(const MatrixPicture& p) {
         s += fmt::format("<text x=\"{:.1f}\" y=\"{}\" font-size=\"10\" fill=\"#444\"{}>{}</text>\n",
                          cx + (heat ? 0 : cw / 2), gy - 6, heat ? "" : " text-anchor=\"middle\"", g.columns[c].front());
     }
+    if (!heat)  // SMT siblings: a line over the columns of each core
+      for (auto [first, count] : core_runs(p.host, g))
+        if (count > 1)
+          s += fmt::format(
+              "<line x1=\"{:.2f}\" x2=\"{:.2f}\" y1=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"#666\" stroke-width=\"2\"/>\n",
+              group_x[i] + static_cast<double>(first) * cw + 1,
+                           group_x[i] + static_cast<double>(first + count) * cw - 1, gy - 2, gy - 2);
   }
   // Cells: runs of equal colour in a row are merged into one rect.
   s += "<g shape-rendering=\"crispEdges\">\n";

@@ -20,28 +20,57 @@ namespace {
 using namespace vcpumap;
 
 constexpr std::string_view usage =
-    "usage: vcpu-balance [--apply] [backend options] [DOMAIN...]\n"
+    "usage: vcpu-balance [--apply] [--any-node] [backend options] [DOMAIN...]\n"
     "Plans a hard affinity that gives every vcpu of each domain (or of each DOMAIN) its own CPU,\n"
     "all within one NUMA node, the least loaded one, keeping vcpus on the CPU they are on when\n"
     "it is free; prints the plan as a diff against the current hard affinity. Soft affinity is\n"
     "kept. A domain with more vcpus than its node has online CPUs shares them round robin.\n"
-    "Where vcpus are confined (Linux cpusets), only CPUs of every vcpu's cpuset are used; a domain\n"
-    "whose vcpus cannot be seen is skipped, with the reason.\n"
-    "  --apply   pin the plan, all or nothing across domains; print the effective affinity\n";
+    "Where vcpus are confined (Linux cpusets, Xen cpupools), only CPUs of every vcpu's cpuset or of\n"
+    "the domain's cpupool are used; where a domain's memory is on some NUMA nodes only (its node\n"
+    "affinity, Xen), only CPUs of those nodes, unless --any-node. Each domain's line says what\n"
+    "kept it there. A domain whose vcpus cannot be seen is skipped, with the reason.\n"
+    "  --apply     pin the plan, all or nothing across domains; print the effective affinity\n"
+    "  --any-node  place vcpus on any node, whatever the domain's node affinity\n";
 
 struct DomainPlan {
   const DomainSnapshot* domain;
   unsigned node;
   AffinityMatrix hard;
+  std::vector<std::string> reasons;  // what kept the domain where it is
 };
+
+/// "node 1", "nodes 0-1", "no node".
+std::string nodes_text(const NodeSet& nodes) {
+  return nodes.empty() ? std::string("no node") : fmt::format("{} {}", nodes.count() == 1 ? "node" : "nodes", nodes);
+}
 
 /// Places one domain: the node where it raises the load per online CPU least, then that
 /// node's least loaded CPUs (on ties, those its vcpus are on, then by id), a vcpu keeping its
-/// CPU when that one was chosen.
-DomainPlan place(const HostInfo& host, const DomainSnapshot& d, std::vector<unsigned>& load) {
+/// CPU when that one was chosen. Only online CPUs of every vcpu's limit (cpuset; its cpupool)
+/// are used, and of the nodes of its node affinity unless any_node or that leaves none.
+DomainPlan place(const HostInfo& host, const DomainSnapshot& d, std::vector<unsigned>& load, bool any_node) {
   const unsigned vcpus = d.domain.max_vcpus;
-  CpuMap usable = host.online;  // online, and in every vcpu's limit (cpuset)
+  std::vector<std::string> reasons;
+  CpuMap usable = host.online;  // online, and in every vcpu's limit (cpuset, cpupool)
   for (unsigned v = 0; v < vcpus; ++v) usable &= d.limit.row(v);
+  const CpuPool* pool = d.domain.pool ? host.pool(*d.domain.pool) : nullptr;
+  if (pool && !host.online.is_subset_of(pool->cpus))
+    reasons.push_back(
+        fmt::format("within its {}: online CPUs {}", describe(*pool), usable.empty() ? "none" : usable.to_string()));
+  else if (!pool && usable != host.online)
+    reasons.push_back(fmt::format("within its vcpus' {}: online CPUs {}",
+                                  host.caps.vcpu_limit.empty() ? std::string("limits") : host.caps.vcpu_limit + "s",
+                                  usable.empty() ? "none" : usable.to_string()));
+  if (d.node_affinity && !d.node_affinity->all()) {
+    const CpuMap near = usable & host.cpus_of(*d.node_affinity);
+    if (any_node)
+      reasons.push_back(fmt::format("its node affinity ({}) ignored: --any-node", nodes_text(*d.node_affinity)));
+    else if (near.empty())
+      reasons.push_back(fmt::format("its node affinity ({}) ignored: no online CPU there it may use",
+                                    nodes_text(*d.node_affinity)));
+    else
+      usable = near, reasons.push_back(fmt::format("on its node affinity: {}", nodes_text(*d.node_affinity)));
+  }
   std::optional<unsigned> best;
   double best_score = 0;
   for (unsigned n = 0; n < host.numa_nodes.size(); ++n) {
@@ -55,7 +84,9 @@ DomainPlan place(const HostInfo& host, const DomainSnapshot& d, std::vector<unsi
   if (!best)
     throw Error(ErrorCode::invalid_argument,
                 fmt::format("{}: no NUMA node has an online CPU{}", describe(d.domain),
-                            host.caps.vcpu_limit.empty() ? "" : fmt::format(" in every vcpu's {}", host.caps.vcpu_limit)));
+                            pool ? fmt::format(" in its {}", describe(*pool))
+                            : host.caps.vcpu_limit.empty() ? ""
+                                                           : fmt::format(" in every vcpu's {}", host.caps.vcpu_limit)));
   const CpuMap node_cpus = host.numa_nodes[*best] & usable;
   std::vector<std::size_t> order(node_cpus.begin(), node_cpus.end());
   CpuMap current(host.cpu_universe());  // on equal load, prefer the CPUs the vcpus are on
@@ -65,7 +96,7 @@ DomainPlan place(const HostInfo& host, const DomainSnapshot& d, std::vector<unsi
     return std::pair{load[a], !current.test(a)} < std::pair{load[b], !current.test(b)};
   });
 
-  DomainPlan plan{&d, *best, AffinityMatrix(vcpus, host.cpu_universe())};
+  DomainPlan plan{&d, *best, AffinityMatrix(vcpus, host.cpu_universe()), std::move(reasons)};
   std::vector<std::optional<std::size_t>> cpu_of(vcpus);
   for (std::size_t first = 0; first < vcpus; first += order.size()) {  // round robin past the node's size
     const std::size_t count = std::min<std::size_t>(order.size(), vcpus - first);
@@ -86,12 +117,14 @@ DomainPlan place(const HostInfo& host, const DomainSnapshot& d, std::vector<unsi
 
 int balance(int argc, char** argv, examples::Backend& backend) {
   examples::Args args(argc, argv);
-  bool apply = false;
+  bool apply = false, any_node = false;
   std::vector<std::string> filter;
   while (args.next()) {
     if (backend.parse(args)) continue;
     if (args.is("--apply"))
       apply = true;
+    else if (args.is("--any-node"))
+      any_node = true;
     else if (args.positional())
       filter.push_back(args.current());
     else
@@ -118,9 +151,10 @@ int balance(int argc, char** argv, examples::Backend& backend) {
       fmt::print("{}: skipped: {}\n", describe(d->domain), escape_terminal(d->domain.vcpu_problem));
       continue;
     }
-    DomainPlan plan = place(host.host, *d, load);
-    fmt::print("{}: {} vcpu{} on node {}\n", describe(d->domain), d->domain.max_vcpus,
-               d->domain.max_vcpus == 1 ? "" : "s", plan.node);
+    DomainPlan plan = place(host.host, *d, load, any_node);
+    fmt::print("{}: {} vcpu{} on node {}{}\n", describe(d->domain), d->domain.max_vcpus,
+               d->domain.max_vcpus == 1 ? "" : "s", plan.node,
+               plan.reasons.empty() ? std::string() : fmt::format(" ({})", fmt::join(plan.reasons, "; ")));
     for (unsigned v = 0; v < d->domain.max_vcpus; ++v) {
       const CpuMap before = d->hard.row(v), after = plan.hard.row(v);
       changes += before != after;

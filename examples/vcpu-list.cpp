@@ -21,19 +21,30 @@ using namespace vcpumap;
 
 constexpr std::string_view usage =
     "usage: vcpu-list [--xm | --json] [--threads] [--watch SECONDS [--count N]] [backend options] [DOMAIN...]\n"
+    "       vcpu-list --pools [--json] [backend options]\n"
+    "       vcpu-list --host [--json] [backend options]\n"
     "Lists the vcpus of every domain, or of each DOMAIN (a name or an id): the CPU each is on,\n"
     "its state, CPU time and affinity, as `xl vcpu-list` of Xen 4.17 prints them.\n"
     "  --xm            the legacy `xm vcpu-list` table (hard affinity only, 'any cpu' for every CPU)\n"
     "  --json          a JSON array, one object per vcpu: domain, id, vcpu, state, cpu (null when\n"
     "                  offline), time_ns, wait_ns (run-queue wait; null when the hypervisor does not\n"
-    "                  say), hard, soft, limit, effective (canonical cpulists), and problem when the\n"
-    "                  domain's vcpus cannot be seen; always valid UTF-8 (bytes of a name that are\n"
-    "                  not are replaced by U+FFFD)\n"
+    "                  say), hard, soft, limit, effective (canonical cpulists), problem when the\n"
+    "                  domain's vcpus cannot be seen, pool and pool_name when the domain is in a\n"
+    "                  cpupool, node_affinity (a node list) where the hypervisor reports it; always\n"
+    "                  valid UTF-8 (bytes of a name that are not are replaced by U+FFFD)\n"
     "  --threads       linux: also the emulator thread and IOThreads of each guest, and where the\n"
     "                  host's own processes run (JSON: objects with \"thread\": \"emulator\",\n"
     "                  \"iothread\" or \"host\")\n"
     "On a host without soft affinity (Linux) the table shows the hard affinity alone, followed by\n"
-    "the vcpu's cpuset in brackets where the cpuset narrows it: 0-3 [cpuset 2-3].\n"
+    "the vcpu's cpuset in brackets where the cpuset narrows it: 0-3 [cpuset 2-3]. On a host with\n"
+    "several cpupools (Xen) the affinity is followed by the domain's pool, with its CPUs where they\n"
+    "narrow the hard affinity (the vcpu runs there only): all / all [cpupool fast: 4-7]; and where\n"
+    "a domain's memory is on some NUMA nodes only, by its node affinity: [nodes 0-1].\n"
+    "  --pools         the cpupools, as `xl cpupool-list -c` with their id, scheduler and number of\n"
+    "                  domains (JSON: an array of objects id, name, scheduler, cpus, domains)\n"
+    "  --host          the host: CPUs, topology and SMT siblings, NUMA nodes with their memory,\n"
+    "                  cpupools, capabilities (JSON: one object; node memory in bytes, null where\n"
+    "                  unknown; cpu_topology gives each present CPU's socket, core and node)\n"
     "  --watch SECONDS reprint every SECONDS with each vcpu's CPU use since the previous sample\n"
     "                  (CPU% column, JSON \"util\"); on the mock, running vcpus accrue real time\n"
     "  --count N       with --watch: stop after N samples\n";
@@ -64,11 +75,53 @@ void print_header(Layout layout, bool watch, const HostInfo& host) {
     fmt::print("[\n");
 }
 
-/// The affinity column of a host without soft affinity: hard, then the limit where it narrows.
+/// The pool a domain runs in, or null (a host without pools, a pool made since the host was read).
+const CpuPool* pool_of(const HostInfo& host, const DomainInfo& d) { return d.pool ? host.pool(*d.pool) : nullptr; }
+
+/// How the table names a pool: its name escaped for the terminal, else its id.
+std::string pool_label(const CpuPool& p) { return p.name.empty() ? std::to_string(p.id) : escape_terminal(p.name); }
+
+/// What confines a vcpu beyond its hard affinity, as notes after the affinity column: the
+/// domain's cpupool where the host has several (with its CPUs where they narrow the hard
+/// affinity), else the vcpu's limit (Linux: its cpuset) where it narrows it; then the
+/// domain's node affinity where it is not every node. Empty when there is nothing to say.
+std::string confinement_notes(const HostInfo& host, const DomainSnapshot& d, const CpuMap& hard, const CpuMap& limit) {
+  std::string out;
+  if (const CpuPool* pool = pool_of(host, d.domain)) {
+    if (host.pools.size() > 1) {
+      CpuMap cpus = pool->cpus;
+      cpus.resize(hard.universe());
+      out += (hard - cpus).empty() ? fmt::format(" [cpupool {}]", pool_label(*pool))
+                                   : fmt::format(" [cpupool {}: {}]", pool_label(*pool),
+                                                 cpus.empty() ? std::string("none") : cpus.to_string());
+    }
+  } else if (!host.caps.vcpu_limit.empty() && !(hard - limit).empty()) {
+    out += fmt::format(" [{} {:a}]", host.caps.vcpu_limit, limit);
+  }
+  if (d.node_affinity && !d.node_affinity->all())
+    out += fmt::format(" [{} {}]", d.node_affinity->count() == 1 ? "node" : "nodes",
+                       d.node_affinity->empty() ? std::string("none") : d.node_affinity->to_string());
+  return out;
+}
+
+/// The affinity column of a helper thread (Linux): hard, then the limit where it narrows.
 std::string hard_and_limit(const HostInfo& host, const CpuMap& hard, const CpuMap& limit) {
   std::string out = fmt::format("{:a}", hard);
   if (!host.caps.vcpu_limit.empty() && !(hard - limit).empty())
     out += fmt::format(" [{} {:a}]", host.caps.vcpu_limit, limit);
+  return out;
+}
+
+/// The JSON members a vcpu object carries for its domain's pool and node affinity, each
+/// where there is one: `, "pool": 1, "pool_name": "fast", "node_affinity": "0"`.
+std::string domain_json_members(const HostInfo& host, const DomainSnapshot& d) {
+  std::string out;
+  if (d.domain.pool) {
+    const CpuPool* pool = pool_of(host, d.domain);
+    out += fmt::format(", \"pool\": {}, \"pool_name\": {}", *d.domain.pool,
+                       pool ? escape_json(pool->name) : std::string("null"));
+  }
+  if (d.node_affinity) out += fmt::format(", \"node_affinity\": \"{}\"", *d.node_affinity);
   return out;
 }
 
@@ -84,12 +137,13 @@ void print_vcpu(Layout layout, const HostInfo& host, const DomainSnapshot& d, co
     return;
   }
   if (layout == Layout::xl && !host.caps.soft_affinity) {
-    fmt::print("{:<32} {:>5} {:>5}{:>5}   {} {:9.1f}{}  {}\n", escape_terminal(d.domain.name), d.domain.id, m.vcpu, cpu,
-               state_chars(m.state), xl_seconds(m.cpu_time), use.empty() ? "" : " " + use,
-               hard_and_limit(host, hard, limit));
+    fmt::print("{:<32} {:>5} {:>5}{:>5}   {} {:9.1f}{}  {:a}{}\n", escape_terminal(d.domain.name), d.domain.id, m.vcpu,
+               cpu, state_chars(m.state), xl_seconds(m.cpu_time), use.empty() ? "" : " " + use, hard,
+               confinement_notes(host, d, hard, limit));
   } else if (layout == Layout::xl) {  // xl_vcpu.c: "%-32s %5u %5u" "%5u %3c%c%c " "%9.1f  " hard " / " soft
-    fmt::print("{:<32} {:>5} {:>5}{:>5}   {} {:9.1f}{}  {:a} / {:a}\n", escape_terminal(d.domain.name), d.domain.id, m.vcpu, cpu,
-               state_chars(m.state), xl_seconds(m.cpu_time), use.empty() ? "" : " " + use, hard, soft);
+    fmt::print("{:<32} {:>5} {:>5}{:>5}   {} {:9.1f}{}  {:a} / {:a}{}\n", escape_terminal(d.domain.name), d.domain.id,
+               m.vcpu, cpu, state_chars(m.state), xl_seconds(m.cpu_time), use.empty() ? "" : " " + use, hard, soft,
+               confinement_notes(host, d, hard, limit));
   } else if (layout == Layout::xm) {  // xm: "%-32s %3d %5d %4s %5s %9.1f  %s"
     const std::string affinity = hard.all() ? "any cpu" : hard.empty() ? "no cpus" : hard.to_string();
     fmt::print("{:<32} {:>3} {:>5} {:>4} {:>5} {:9.1f}{}  {}\n", escape_terminal(d.domain.name), d.domain.id, m.vcpu, cpu,
@@ -97,11 +151,12 @@ void print_vcpu(Layout layout, const HostInfo& host, const DomainSnapshot& d, co
   } else {
     fmt::print(
         "{}{{\"domain\": {}, \"id\": {}, \"vcpu\": {}, \"state\": \"{}\", \"cpu\": {}, \"time_ns\": {}, "
-        "\"wait_ns\": {}, \"hard\": \"{}\", \"soft\": \"{}\", \"limit\": \"{}\", \"effective\": \"{}\"{}{}}}",
+        "\"wait_ns\": {}, \"hard\": \"{}\", \"soft\": \"{}\", \"limit\": \"{}\", \"effective\": \"{}\"{}{}{}}}",
         first ? "" : ",\n", escape_json(d.domain.name), d.domain.id, m.vcpu, m.state, cpu == "-" ? "null" : cpu, m.cpu_time.count(),
         m.wait_time ? std::to_string(m.wait_time->count()) : std::string("null"), hard, soft, limit,
         d.effective.row(m.vcpu),
         d.domain.vcpu_problem.empty() ? std::string() : fmt::format(", \"problem\": {}", escape_json(d.domain.vcpu_problem)),
+        domain_json_members(host, d),
         !watch ? ""
         : util ? fmt::format(", \"util\": {:.1f}", *util)
                : ", \"util\": null");
@@ -138,6 +193,134 @@ void print_system(Layout layout, const HostInfo& host, bool first) {
                *host.system_cpus);
 }
 
+/// A set as the host listing writes it: a canonical list, "none" when empty.
+template <class Set>
+std::string list_or_none(const Set& s) {
+  return s.empty() ? std::string("none") : s.to_string();
+}
+
+/// A pool as a JSON object.
+std::string pool_json(const CpuPool& p) {
+  return fmt::format("{{\"id\": {}, \"name\": {}, \"scheduler\": {}, \"cpus\": \"{}\", \"domains\": {}}}", p.id,
+                     escape_json(p.name), escape_json(p.scheduler), p.cpus, p.domains);
+}
+
+/// --pools: `xl cpupool-list -c` ("%-19s" name, the CPU list) with the id, scheduler and
+/// domain count of `xl cpupool-list` beside it.
+void print_pools(Layout layout, const HostInfo& host) {
+  if (layout == Layout::json) {
+    std::vector<std::string> items;
+    for (const CpuPool& p : host.pools) items.push_back(pool_json(p));
+    fmt::print("[{}{}{}]\n", items.empty() ? "" : "\n", fmt::join(items, ",\n"), items.empty() ? "" : "\n");
+    return;
+  }
+  if (host.pools.empty()) {
+    fmt::print("this host has no cpupools\n");
+    return;
+  }
+  fmt::print("{:<19}{:>5}  {:<9} {:>7}  {}\n", "Name", "ID", "Sched", "Domains", "CPU list");
+  for (const CpuPool& p : host.pools)
+    fmt::print("{:<19}{:>5}  {:<9} {:>7}  {}\n", p.name.empty() ? std::string("-") : escape_terminal(p.name), p.id,
+               escape_terminal(p.scheduler), p.domains, list_or_none(p.cpus));
+}
+
+/// Bytes for a person: "15.6 GiB", "512.0 MiB", "900 bytes".
+std::string bytes_text(std::uint64_t n) {
+  const double b = static_cast<double>(n);
+  if (n >= (std::uint64_t{1} << 40)) return fmt::format("{:.1f} TiB", b / static_cast<double>(std::uint64_t{1} << 40));
+  if (n >= (std::uint64_t{1} << 30)) return fmt::format("{:.1f} GiB", b / static_cast<double>(std::uint64_t{1} << 30));
+  if (n >= (std::uint64_t{1} << 20)) return fmt::format("{:.1f} MiB", b / static_cast<double>(std::uint64_t{1} << 20));
+  return fmt::format("{} bytes", n);
+}
+
+/// The SMT sibling groups of the present CPUs: CPUs of one socket and core, in the order of
+/// their first CPU; a CPU whose core or socket is unknown is a group of its own.
+std::vector<CpuMap> core_groups(const HostInfo& host) {
+  const std::size_t n = host.cpu_universe();
+  auto at = [](const std::vector<std::optional<unsigned>>& v, std::size_t i) {
+    return i < v.size() ? v[i] : std::nullopt;
+  };
+  std::map<std::pair<unsigned, unsigned>, std::size_t> index;  // (socket, core) -> group
+  std::vector<CpuMap> groups;
+  for (std::size_t cpu : host.present) {
+    const auto socket = at(host.cpu_socket, cpu), core = at(host.cpu_core, cpu);
+    std::size_t g = groups.size();
+    if (socket && core) {
+      auto [it, added] = index.try_emplace({*socket, *core}, groups.size());
+      g = it->second;
+      if (!added) {
+        groups[g].set(cpu);
+        continue;
+      }
+    }
+    groups.emplace_back(n);
+    groups[g].set(cpu);
+  }
+  return groups;
+}
+
+/// --host: the CPUs, topology, NUMA nodes (with memory where the hypervisor says), pools,
+/// capabilities.
+void print_host(Layout layout, const HostInfo& host) {
+  auto opt = [](const std::optional<unsigned>& v) { return v ? std::to_string(*v) : std::string("null"); };
+  auto at = [](const std::vector<std::optional<unsigned>>& v, std::size_t i) {
+    return i < v.size() ? v[i] : std::nullopt;
+  };
+  const bool memory = !host.node_memory.empty();
+  if (layout == Layout::json) {
+    std::vector<std::string> nodes, cpus, pools;
+    for (std::size_t n = 0; n < host.numa_nodes.size(); ++n) {
+      const bool known = memory && n < host.node_memory.size();
+      nodes.push_back(fmt::format("{{\"id\": {}, \"cpus\": \"{}\", \"memory\": {}, \"free\": {}}}", n,
+                                  host.numa_nodes[n], known ? std::to_string(host.node_memory[n].size) : "null",
+                                  known ? std::to_string(host.node_memory[n].free) : "null"));
+    }
+    for (std::size_t c : host.present)
+      cpus.push_back(fmt::format("{{\"cpu\": {}, \"online\": {}, \"socket\": {}, \"core\": {}, \"node\": {}}}", c,
+                                 host.online.test(c), opt(at(host.cpu_socket, c)), opt(at(host.cpu_core, c)),
+                                 opt(at(host.cpu_node, c))));
+    for (const CpuPool& p : host.pools) pools.push_back(pool_json(p));
+    fmt::print(
+        "{{\"cpus\": {}, \"present\": \"{}\", \"online\": \"{}\", \"sockets\": {}, \"cores_per_socket\": {}, "
+        "\"threads_per_core\": {},\n \"caps\": {{\"soft_affinity\": {}, \"vcpu_limit\": {}, \"set_online\": {}, "
+        "\"node_affinity\": {}}},\n \"system_cpus\": {},\n \"nodes\": [{}],\n \"pools\": [{}],\n "
+        "\"cpu_topology\": [{}]}}\n",
+        host.cpu_universe(), host.present, host.online, host.sockets, host.cores_per_socket, host.threads_per_core,
+        host.caps.soft_affinity, host.caps.vcpu_limit.empty() ? std::string("null") : escape_json(host.caps.vcpu_limit),
+        host.caps.set_online, host.caps.node_affinity,
+        host.system_cpus ? fmt::format("\"{}\"", *host.system_cpus) : std::string("null"), fmt::join(nodes, ", "),
+        fmt::join(pools, ", "), fmt::join(cpus, ", "));
+    return;
+  }
+  fmt::print("CPUs: {} (present {}, online {})\n", host.cpu_universe(), list_or_none(host.present),
+             list_or_none(host.online));
+  fmt::print("topology: {} socket{} x {} core{} x {} thread{}\n", host.sockets, host.sockets == 1 ? "" : "s",
+             host.cores_per_socket, host.cores_per_socket == 1 ? "" : "s", host.threads_per_core,
+             host.threads_per_core == 1 ? "" : "s");
+  if (host.threads_per_core > 1 && !host.cpu_core.empty()) {
+    std::vector<std::string> groups;
+    for (const CpuMap& g : core_groups(host)) groups.push_back(g.to_string());
+    fmt::print("SMT siblings: {}\n", fmt::join(groups, " "));
+  }
+  for (std::size_t n = 0; n < host.numa_nodes.size(); ++n) {
+    fmt::print("node {}: CPUs {}", n, list_or_none(host.numa_nodes[n]));
+    if (memory && n < host.node_memory.size())
+      fmt::print(", memory {} ({} free)", bytes_text(host.node_memory[n].size), bytes_text(host.node_memory[n].free));
+    fmt::print("\n");
+  }
+  for (const CpuPool& p : host.pools)
+    fmt::print("{}: {}, CPUs {}, {} domain{}\n", describe(p), escape_terminal(p.scheduler), list_or_none(p.cpus),
+               p.domains, p.domains == 1 ? "" : "s");
+  std::vector<std::string> caps;
+  caps.push_back(host.caps.soft_affinity ? "soft affinity" : "no soft affinity");
+  if (!host.caps.vcpu_limit.empty())
+    caps.push_back(fmt::format("vcpus confined by {}", escape_terminal(host.caps.vcpu_limit)));
+  if (host.caps.set_online) caps.push_back("online vcpus can be set");
+  if (host.caps.node_affinity) caps.push_back("node affinity");
+  fmt::print("capabilities: {}\n", fmt::join(caps, ", "));
+  if (host.system_cpus) fmt::print("host processes: CPUs {}\n", list_or_none(*host.system_cpus));
+}
+
 /// CPU time and when it was read, per (domain, vcpu): the previous sample of --watch.
 using Sample = std::map<std::pair<std::uint32_t, unsigned>,
                         std::pair<std::chrono::nanoseconds, std::chrono::system_clock::time_point>>;
@@ -148,7 +331,7 @@ int list(int argc, char** argv, examples::Backend& backend) {
   std::optional<double> watch;
   std::optional<unsigned> count;
   std::vector<std::string> filter;
-  bool threads = false;
+  bool threads = false, pools = false, host_info = false;
   while (args.next()) {
     if (backend.parse(args)) continue;
     if (args.is("--xm") || args.is("--json")) {
@@ -157,6 +340,10 @@ int list(int argc, char** argv, examples::Backend& backend) {
       layout = chosen;
     } else if (args.is("--threads")) {
       threads = true;
+    } else if (args.is("--pools")) {
+      pools = true;
+    } else if (args.is("--host")) {
+      host_info = true;
     } else if (auto secs = args.value("--watch")) {
       watch = examples::parse_seconds("--watch", *secs);
     } else if (auto n = args.value("--count")) {
@@ -169,6 +356,20 @@ int list(int argc, char** argv, examples::Backend& backend) {
     }
   }
   if (count && !watch) throw examples::Usage("--count goes with --watch");
+  if (pools || host_info) {
+    const std::string_view option = pools ? "--pools" : "--host";
+    if (pools && host_info) throw examples::Usage("--pools and --host exclude each other");
+    if (layout == Layout::xm) throw examples::Usage(fmt::format("{} takes --json, not --xm", option));
+    if (threads || watch) throw examples::Usage(fmt::format("{} takes neither --threads nor --watch", option));
+    if (!filter.empty()) throw examples::Usage(fmt::format("{} takes no DOMAIN", option));
+    AnyHypervisor& hv = backend.open("vcpu-list", examples::Access::read);
+    const HostInfo host = hv.host_info();
+    if (pools)
+      print_pools(layout, host);
+    else
+      print_host(layout, host);
+    return 0;
+  }
 
   AnyHypervisor& hv = backend.open("vcpu-list", examples::Access::read, watch.has_value());
   if (threads) examples::require_helper_threads(hv, "--threads");

@@ -21,7 +21,9 @@ using namespace vcpumap;
 constexpr std::string_view usage =
     "usage: vcpu-matrix [--hard | --soft | --effective] [--svg FILE] [backend options] DOMAIN\n"
     "Shows the VCPU×CPU matrix of DOMAIN (a name or an id): rows are vcpus, columns CPUs grouped\n"
-    "by NUMA node and socket. Default: the effective affinity (where each vcpu may run now).\n"
+    "by NUMA node and socket, and on a host with SMT by core: a 'cores' line under the CPU numbers\n"
+    "brackets each core's sibling threads ([] two threads, [--] four; '|' a thread alone).\n"
+    "Default: the effective affinity (where each vcpu may run now).\n"
     "  --hard, --soft, --effective  which affinity to show\n"
     "  --svg FILE   write the picture as SVG to FILE instead (a heat map when cells get small)\n"
     "Grid: '#' allowed, '.' not, 'x' allowed but the CPU is offline, ' ' offline; 'R' where the\n"
@@ -75,6 +77,16 @@ void print_grid(const examples::MatrixPicture& p) {
       });
   } else {
     heading([](const examples::ColumnGroup& g, std::size_t) { return fmt::format("{}", g.columns.front().front()); });
+  }
+  if (per_column == 1 && p.host.threads_per_core > 1) {  // SMT siblings: [] over the threads of each core
+    std::string line = fmt::format("{:<{}}", "cores", label_pad.size());
+    for (const auto& g : groups) {
+      for (auto [first, count] : examples::core_runs(p.host, g))
+        line += count == 1 ? std::string("|") : "[" + std::string(count - 2, '-') + "]";
+      line += ' ';
+    }
+    line.pop_back();
+    fmt::print("{}\n", line);
   }
 
   for (std::size_t v = 0; v < rows; ++v) {

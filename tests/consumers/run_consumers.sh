@@ -74,7 +74,7 @@ pc=$(grep -E '(^|/)pkgconfig/vcpumap\.pc$' "$work/installed.txt" || true)
 [[ -n $pc ]] || fail "no pkgconfig/vcpumap.pc installed"
 libdir=${pc%/pkgconfig/vcpumap.pc}
 expected_files=(include/vcpumap/vcpumap.hpp include/vcpumap/version.hpp include/vcpumap/detail/blocks.hpp
-  bin/cpulist bin/vcpu-list bin/vcpu-pin bin/vcpu-matrix bin/vcpu-balance
+  bin/cpulist bin/vcpu-list bin/vcpu-pin bin/vcpu-matrix bin/vcpu-balance bin/vcpu-set
   "$libdir/pkgconfig/vcpumap.pc" "$libdir/cmake/vcpumap/vcpumapConfig.cmake"
   "$libdir/cmake/vcpumap/vcpumapConfigVersion.cmake")
 if [[ $with_xen == 1 ]]; then

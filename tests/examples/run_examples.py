@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Tests of the example tools (vcpu-list, vcpu-pin, vcpu-matrix, vcpu-balance).
+"""Tests of the example tools (vcpu-list, vcpu-pin, vcpu-matrix, vcpu-balance, vcpu-set).
 
     run_examples.py --list                          the test names, one a line (for meson)
-    run_examples.py NAME LIST PIN MATRIX BALANCE CPULIST   run test NAME with the tools' paths
+    run_examples.py NAME LIST PIN MATRIX BALANCE CPULIST SET   run test NAME with the tools' paths
 
 Exit 0 pass, 1 fail, 77 skip. Golden files live in golden/ next to this script; with
 VCPUMAP_UPDATE_GOLDEN=1 a golden test rewrites its file instead of comparing (never the
@@ -25,6 +25,7 @@ import xml.etree.ElementTree as ET
 HERE = os.path.dirname(os.path.abspath(__file__))
 GOLDEN = os.path.join(HERE, "golden")
 BIG = os.path.join(HERE, "big-host.txt")
+XEN = os.path.join(HERE, "xen-host.txt")  # cpupools, SMT, node memory and affinity, vcpu_set=yes
 XM_2006 = "xm-vcpu-list-2006.txt"  # verbatim from the libvir-list thread: never regenerated
 TESTS = {}
 TOOLS = {}
@@ -119,6 +120,14 @@ GOLDEN_RUNS = {
     "matrix-big-soft": ("matrix", ["--fixture", BIG, "--soft", "analytics-batch-worker-with-a-long-name"]),
     "balance-demo": ("balance", MOCK),
     "balance-big": ("balance", ["--fixture", BIG]),
+    "list-xl-xen": ("list", ["--fixture", XEN]),
+    "list-pools-xen": ("list", ["--fixture", XEN, "--pools"]),
+    "list-host-xen": ("list", ["--fixture", XEN, "--host"]),
+    "list-host-big": ("list", ["--fixture", BIG, "--host"]),
+    "matrix-xen-smt": ("matrix", ["--fixture", XEN, "--hard", "db"]),
+    "balance-xen": ("balance", ["--fixture", XEN]),
+    "balance-xen-any-node": ("balance", ["--fixture", XEN, "--any-node"]),
+    "set-dry-run-xen": ("set", ["--fixture", XEN, "--dry-run", "db", "--vcpus", "0,3"]),
 }
 
 
@@ -276,6 +285,35 @@ ERRORS = [
     ("cpulist", ["--universe", "4000000000", "0"], 2, "--universe needs a whole number from 0 to 16777216"),
     ("cpulist", ["0-3,x"], 1, "cpulist \"0-3,x\": column 5"),
     ("cpulist", [], 2, "no TEXT given"),
+    ("list", ["--backend=mock", "--pools", "--host"], 2, "--pools and --host exclude each other"),
+    ("list", ["--backend=mock", "--pools", "--xm"], 2, "--pools takes --json, not --xm"),
+    ("list", ["--backend=mock", "--host", "xperf2"], 2, "--host takes no DOMAIN"),
+    ("list", ["--backend=mock", "--pools", "--watch", "1"], 2, "--pools takes neither --threads nor --watch"),
+    ("balance", ["--backend=mock", "--any-nodes"], 2, "unknown option '--any-nodes'"),
+    ("set", ["--backend=mock"], 2, "needs DOMAIN COUNT"),
+    ("set", ["--backend=mock", "xperf2"], 2, "needs DOMAIN COUNT"),
+    ("set", ["--backend=mock", "xperf2", "two"], 2, "COUNT needs a whole number, not 'two'"),
+    ("set", ["--backend=mock", "xperf2", "-1"], 2, "unknown option '-1'"),
+    ("set", ["--backend=mock", "xperf2", "2", "3"], 2, "unexpected argument '3'"),
+    ("set", ["--backend=mock", "xperf2", "2", "--vcpus", "0"], 2, "COUNT and --vcpus exclude each other"),
+    ("set", ["--backend=mock", "xperf2", "--vcpus", "0", "--vcpus", "1"], 2, "--vcpus is given once"),
+    ("set", ["--backend=mock", "xperf2", "--vcpus", "0-x"], 2, "--vcpus: cpulist \"0-x\""),
+    ("set", ["--backend=mock", "--bogus", "xperf2", "2"], 2, "unknown option '--bogus'"),
+    ("set", ["--backend=mock", "nosuch", "2"], 1, "no such domain 'nosuch'"),
+    # The demo host (and Linux) cannot: the library's unsupported error, whatever was asked.
+    ("set", ["--backend=mock", "xperf2", "2"], 1, "domain 3 (xperf2): this hypervisor cannot set which vcpus are online"),
+    ("set", ["--backend=mock", "--dry-run", "xperf2", "0"], 1, "domain 3 (xperf2): this hypervisor cannot set which vcpus are online"),
+    ("set", ["--fixture", BIG, "web", "--vcpus", "0-99"], 1, "domain 4 (web): this hypervisor cannot set which vcpus"),
+    ("set", ["--fixture", XEN, "db", "0"], 1, "domain 2 (db): at least one vcpu must stay online (asked for none)"),
+    ("set", ["--fixture", XEN, "--dry-run", "db", "0"], 1, "domain 2 (db): at least one vcpu must stay online"),
+    ("set", ["--fixture", XEN, "db", "--vcpus", ""], 1, "domain 2 (db): at least one vcpu must stay online"),
+    ("set", ["--fixture", XEN, "db", "5"], 1, "domain 2 (db): vcpus 0-4 asked online, but it has 4 vcpus (maxvcpus)"),
+    ("set", ["--fixture", XEN, "db", "4294967295"], 1, "domain 2 (db): 4294967295 vcpus asked online, but it has 4 vcpus (maxvcpus)"),
+    ("set", ["--fixture", XEN, "db", "4294967296"], 2, "COUNT needs a whole number"),
+    ("set", ["--fixture", XEN, "db", "--vcpus", "1,7"], 1, "domain 2 (db): vcpu 7 is beyond its 4 vcpus (maxvcpus)"),
+    ("set", ["--fixture", XEN, "web", "--vcpus", "0x18"], 1, "domain 1 (web): vcpus 0x18 name a vcpu beyond its 2 vcpus"),
+    ("pin", ["--fixture", XEN, "web", "0", "0-3"], 1,
+     "domain 1 (web): vcpu 0: hard affinity 0-3 holds no online CPU of the vcpu's cpupool 1 (fast) 10-11"),
 ]
 
 
@@ -296,15 +334,16 @@ def bad_fixture():
     path = os.path.join(d, "bad.txt")
     with open(path, "w") as f:
         f.write("host cpus=4\ndomain 1 a vcpus=2\nvcpu 5 state=blocked\n")
-    for tool in ("list", "pin", "matrix", "balance"):
-        args = ["--fixture", path] + {"list": [], "pin": ["a", "0", "1"], "matrix": ["a"], "balance": []}[tool]
+    for tool in ("list", "pin", "matrix", "balance", "set"):
+        args = ["--fixture", path] + {"list": [], "pin": ["a", "0", "1"], "matrix": ["a"], "balance": [], "set": ["a", "1"]}[tool]
         _, err = run(tool, *args, code=1)
         check(re.fullmatch(r"vcpu-\w+: .*bad\.txt: fixture line 3: vcpu 5 is beyond .*\n", err), f"{tool}: {err!r}")
 
 
 @test
 def help():
-    for tool, name in (("list", "vcpu-list"), ("pin", "vcpu-pin"), ("matrix", "vcpu-matrix"), ("balance", "vcpu-balance")):
+    for tool, name in (("list", "vcpu-list"), ("pin", "vcpu-pin"), ("matrix", "vcpu-matrix"), ("balance", "vcpu-balance"),
+                       ("set", "vcpu-set")):
         for flag in ("--help", "-h"):
             out, err = run(tool, "--backend=mock", flag)
             check(out.startswith(f"usage: {name} ") and "--backend=auto|xen|linux|mock" in out and err == "", f"{name} {flag}")
@@ -337,7 +376,11 @@ def dry_run_changes_nothing():
 def every_failure_point(tool, args, expect_message):
     """Fails backend call K = 1, 2, ... in turn: every failing run leaves the host as it was;
     once K is past the command's calls, it succeeds. Returns the messages of the failures."""
-    host = scratch_fixture()
+    every_failure_point_of(BIG, tool, args, expect_message)
+
+
+def every_failure_point_of(fixture, tool, args, expect_message):
+    host = scratch_fixture(fixture)
     before = read(host)
     messages = []
     for k in range(1, 200):
@@ -575,7 +618,8 @@ def changing_tools_need_a_real_backend():
     """auto without a usable Xen: reading tools fall back to the demo host, changing ones refuse."""
     if os.path.exists("/dev/xen/privcmd"):
         raise Skip("/dev/xen/privcmd exists: auto would use Xen")
-    for tool, args in (("pin", ["xperf2", "0", "1"]), ("pin", ["xperf2", "all", "1"]), ("balance", ["--apply"])):
+    for tool, args in (("pin", ["xperf2", "0", "1"]), ("pin", ["xperf2", "all", "1"]), ("balance", ["--apply"]),
+                       ("set", ["xperf2", "2"])):
         code, out, err = run_code(tool, *args)
         check(code == 1 and out == "" and len(err.splitlines()) == 1 and "nothing changed" in err
               and "--backend=mock" in err, f"{tool} {args}: exit {code}, stdout {out!r}, stderr {err!r}")
@@ -637,6 +681,213 @@ def cpulist_costs_what_it_reads():
     out, _ = run("cpulist", text)
     check(time.monotonic() - start < 10, f"took {time.monotonic() - start:.1f} s")
     check("count  8388608 of 16777216" in out, out[-200:])
+
+
+# ---- Xen: cpupools, online vcpus, NUMA node affinity and memory, SMT ----
+
+def vcpu_states(host, domain):
+    """{vcpu: state} of a domain, as vcpu-list --json reads it from a fixture."""
+    out, _ = run("list", "--fixture", host, "--json", domain)
+    return {v["vcpu"]: v["state"] for v in json.loads(out)}
+
+
+@test
+def set_persists():
+    """vcpu-set COUNT and --vcpus change the online vcpus; a following vcpu-list shows it."""
+    host = scratch_fixture(XEN)
+    check(vcpu_states(host, "db") == {0: "running", 1: "blocked", 2: "blocked", 3: "offline"}, vcpu_states(host, "db"))
+    out, err = run("set", "--fixture", host, "--persist", "db", "2")
+    check(err == "" and out == "domain 2 (db): online vcpus 0-2, asked 0-1 (vcpu 2 to go offline)\n"
+          "domain 2 (db): online vcpus now 0-1\n", out)
+    check(vcpu_states(host, "db") == {0: "running", 1: "blocked", 2: "offline", 3: "offline"}, vcpu_states(host, "db"))
+    listing, _ = run("list", "--fixture", host, "db")
+    rows = listing.splitlines()[1:]
+    check([r.split()[3:5] for r in rows] == [["7", "r--"], ["8", "-b-"], ["-", "--p"], ["-", "--p"]], listing)
+    # An exact set: vcpu 3 comes online (on a CPU of its pool: Xen gives an online vcpu one), 1 goes.
+    out, _ = run("set", "--fixture", host, "--persist", "db", "--vcpus", "0,3")
+    check(out.splitlines()[0] == "domain 2 (db): online vcpus 0-1, asked 0,3 (vcpu 1 to go offline, vcpu 3 to come online)", out)
+    states = vcpu_states(host, "db")
+    check(states[1] == "offline" and states[2] == "offline" and states[3] != "offline", states)
+    vcpus = json.loads(run("list", "--fixture", host, "--json", "db")[0])
+    check(vcpus[3]["cpu"] is not None and int(vcpus[3]["cpu"]) in range(0, 10), f"vcpu 3 on a CPU of Pool-0: {vcpus[3]}")
+    # The same again: no change, and the file is not rewritten.
+    before = read(host)
+    out, _ = run("set", "--fixture", host, "--persist", "db", "--vcpus", "0,3")
+    check("(no change)" in out and read(host) == before, out)
+    # COUNT as xl: every vcpu.
+    run("set", "--fixture", host, "--persist", "db", "4")
+    check(set(vcpu_states(host, "db").values()) <= {"running", "blocked", "runnable"}, vcpu_states(host, "db"))
+    # By id, and --json.
+    out, _ = run("set", "--fixture", host, "--persist", "--json", "2", "1")
+    obj = json.loads(out)
+    check(obj == {"domain": "db", "id": 2, "max_vcpus": 4, "online_before": "0-3", "asked": "0", "to_offline": "1-3",
+                  "to_online": "", "online_after": "0", "dry_run": False}, obj)
+
+
+@test
+def set_dry_run_changes_nothing():
+    host = scratch_fixture(XEN)
+    before = read(host)
+    out, _ = run("set", "--fixture", host, "--persist", "--dry-run", "db", "1")
+    check(out == "domain 2 (db): dry run, nothing changed: online vcpus 0-2, asked 0 (vcpus 1-2 would go offline)\n", out)
+    out, _ = run("set", "--fixture", host, "--persist", "--dry-run", "--json", "db", "--vcpus", "all")
+    check(json.loads(out) == {"domain": "db", "id": 2, "max_vcpus": 4, "online_before": "0-2", "asked": "0-3",
+                              "to_offline": "", "to_online": "3", "online_after": None, "dry_run": True}, out)
+    for args in (["db", "0"], ["db", "9"], ["web", "--vcpus", "5"]):
+        run("set", "--fixture", host, "--persist", "--dry-run", *args, code=1)
+    check(read(host) == before, "--dry-run changed the host")
+
+
+@test
+def set_all_or_nothing():
+    """A failure at any backend call before the xenstore write changes nothing."""
+    every_failure_point_of(XEN, "set", ["db", "1"], r"domain 2 \(db\): ")
+
+
+@test
+def list_pools_and_node_affinity():
+    """vcpu-list names the pool of a domain on a host of several pools, where it narrows the
+    affinity its CPUs, and a node affinity that is not every node; --json carries them."""
+    out, _ = run("list", "--fixture", XEN)
+    rows = {(r.split()[0], r.split()[2]): r for r in out.splitlines()[1:]}
+    check(rows[("Domain-0", "0")].endswith("all / all [cpupool Pool-0: 0-9]"), rows[("Domain-0", "0")])
+    check(rows[("web", "0")].endswith("10-11 / all [cpupool fast] [node 0]"), rows[("web", "0")])
+    check(rows[("web", "1")].endswith("8-11 / all [cpupool fast: 10-11] [node 0]"), rows[("web", "1")])
+    check(rows[("batch", "0")].endswith("all / all [cpupool Pool-0: 0-9]"), "every node: no node note")
+    vcpus = json.loads(run("list", "--fixture", XEN, "--json")[0])
+    by = {(v["domain"], v["vcpu"]): v for v in vcpus}
+    check(by[("web", 0)]["pool"] == 1 and by[("web", 0)]["pool_name"] == "fast" and by[("web", 0)]["limit"] == "10-11", by[("web", 0)])
+    check(by[("web", 1)]["effective"] == "10" and by[("web", 0)]["node_affinity"] == "0", by[("web", 1)])
+    check(by[("db", 0)]["effective"] == "0-5" and by[("db", 1)]["effective"] == "0-9", "soft node:0 within Pool-0")
+    check(by[("batch", 0)]["node_affinity"] == "0-1" and by[("batch", 0)]["pool"] == 0, by[("batch", 0)])
+    # The pools: xl cpupool-list -c and more; JSON.
+    pools = json.loads(run("list", "--fixture", XEN, "--pools", "--json")[0])
+    check(pools == [{"id": 0, "name": "Pool-0", "scheduler": "credit2", "cpus": "0-9", "domains": 3},
+                    {"id": 1, "name": "fast", "scheduler": "credit", "cpus": "10-11", "domains": 1}], pools)
+    # A host without pools: no pool notes or keys, an empty pool list.
+    check(json.loads(run("list", "--fixture", BIG, "--pools", "--json")[0]) == [], "BIG has no pools")
+    out, _ = run("list", "--backend=mock", "--pools")
+    check(out == "this host has no cpupools\n", out)
+    # One pool only: the pool is not named per vcpu (it holds every domain).
+    one = fixture_file("host cpus=4 limit=cpupool\npool 0 Pool-0 cpus=0-3\ndomain 1 g vcpus=1\nvcpu 0 cpu=1\n")
+    out, _ = run("list", "--fixture", one)
+    check("cpupool" not in out and out.splitlines()[1].endswith("all / all"), out)
+    check(json.loads(run("list", "--fixture", one, "--json")[0])[0]["pool"] == 0, "pool key with one pool")
+
+
+@test
+def list_host_json():
+    host = json.loads(run("list", "--fixture", XEN, "--host", "--json")[0])
+    check(host["cpus"] == 12 and host["online"] == "0-10" and host["threads_per_core"] == 2, host)
+    check(host["nodes"] == [{"id": 0, "cpus": "0-5", "memory": 17179869184, "free": 4294967296},
+                            {"id": 1, "cpus": "6-11", "memory": 17179869184, "free": 16106127360}], host["nodes"])
+    check(host["caps"] == {"soft_affinity": True, "vcpu_limit": "cpupool", "set_online": True, "node_affinity": True},
+          host["caps"])
+    check([p["name"] for p in host["pools"]] == ["Pool-0", "fast"], host["pools"])
+    topo = host["cpu_topology"]
+    check(len(topo) == 12 and topo[11] == {"cpu": 11, "online": False, "socket": 1, "core": 2, "node": 1}, topo[11])
+    check([t["core"] for t in topo[:6]] == [0, 0, 1, 1, 2, 2], "consecutive CPUs share a core")
+    big = json.loads(run("list", "--fixture", BIG, "--host", "--json")[0])
+    check(all(n["memory"] is None for n in big["nodes"]) and big["pools"] == [] and big["caps"]["vcpu_limit"] is None, big)
+    demo = json.loads(run("list", "--backend=mock", "--host", "--json")[0])
+    check(demo["cpus"] == 4 and demo["caps"]["set_online"] is False, demo)
+
+
+@test
+def balance_keeps_pools_and_nodes():
+    """vcpu-balance keeps each domain in its cpupool (the limit rows) and on the nodes of its
+    node affinity, saying why; --any-node drops the node affinity, never the pool."""
+    def targets(out, domain):
+        lines = out.splitlines()
+        start = next(i for i, l in enumerate(lines) if f"({domain})" in l)
+        cpus = set()
+        for l in lines[start + 1:]:
+            if not l.startswith("  vcpu "):
+                break
+            cpus.add(l.split()[-1] if "->" in l else l.split()[3])
+        return lines[start], cpus
+
+    out, _ = run("balance", "--fixture", XEN)
+    head, cpus = targets(out, "web")
+    check(cpus == {"10"}, f"web stays in pool fast's online CPUs: {cpus}")
+    check("within its cpupool 1 (fast): online CPUs 10" in head and "node affinity (node 0) ignored" in head, head)
+    head, cpus = targets(out, "db")
+    check(head.startswith("domain 2 (db): 4 vcpus on node 0 (within its cpupool 0 (Pool-0): online CPUs 0-9; on its node "
+                          "affinity: node 0)"), head)
+    check(cpus <= {str(c) for c in range(6)}, f"db on node 0: {cpus}")
+    out, _ = run("balance", "--fixture", XEN, "--any-node")
+    head, cpus = targets(out, "db")
+    check("on node 1" in head and "node affinity (node 0) ignored: --any-node" in head, head)
+    check(cpus <= {"6", "7", "8", "9"}, f"db within Pool-0 on node 1: {cpus}")
+    check(targets(out, "web")[1] == {"10"}, "--any-node keeps the pool")
+    # Applied, the pins hold.
+    host = scratch_fixture(XEN)
+    run("balance", "--fixture", host, "--persist", "--apply")
+    vcpus = json.loads(run("list", "--fixture", host, "--json")[0])
+    check([v["hard"] for v in vcpus if v["domain"] == "web"] == ["10", "10"], vcpus)
+    check(all(int(v["hard"]) < 6 for v in vcpus if v["domain"] == "db"), vcpus)
+
+
+@test
+def matrix_smt_siblings():
+    """On a host with SMT the grid brackets each core's threads; without, no such line."""
+    out, _ = run("matrix", "--fixture", XEN, "db")
+    lines = out.splitlines()
+    cores = [l for l in lines if l.startswith("cores")]
+    check(cores == ["cores   [][][] [][][]"], lines)
+    out, _ = run("matrix", "--backend=mock", "0")
+    check(not any(l.startswith("cores") for l in out.splitlines()), out)
+    # Four threads a core; a CPU that is not present has no core.
+    host = fixture_file("host cpus=10 present=0-8 threads_per_core=4 cores_per_socket=2\n"
+                        "domain 1 g vcpus=1\nvcpu 0 cpu=5 hard=1,5\n")
+    out, _ = run("matrix", "--fixture", host, "--hard", "g")
+    check([l for l in out.splitlines() if l.startswith("cores")] == ["cores   [--][--] | |"], out)
+    path = os.path.join(output_dir(), "matrix-xen-smt.svg")
+    run("matrix", "--fixture", XEN, "--svg", path, "db")
+    root, texts = check_svg(path, "domain 2 (db): effective affinity")
+    check("2 threads per core" in texts, texts)
+    lines = [l for l in root.iter("{http://www.w3.org/2000/svg}line")]
+    check(len(lines) == 6, f"a line over each of the 6 cores: {len(lines)}")
+
+
+@test
+def hostile_pool_names():
+    """Pool names come from xenstore: escaped in every output, valid JSON."""
+    host = fixture_file("host cpus=4 limit=cpupool node_affinity=yes vcpu_set=yes\npool 0 Pool-0 cpus=0-1\n"
+                        "pool 7 \"p\\x1b]0;pwned\\x07\\xe2\\x80\\xaeevil\\xff\" sched=null cpus=2-3\n"
+                        "domain 1 g vcpus=2 pool=7\nvcpu 0 cpu=2\nvcpu 1 cpu=3\n")
+    outs = []
+    for args in ([], ["--pools"], ["--host"], ["--xm"]):
+        out, err = run("list", "--fixture", host, *args)
+        check_inert(f"vcpu-list {args}", out + err)
+        outs.append(out)
+    check("p\\x1b]0;pwned\\x07\\u202eevil\\xff" in outs[1] and "[cpupool p\\x1b]0;pwned" in outs[0], outs)
+    for args in (["--json"], ["--pools", "--json"], ["--host", "--json"]):
+        out, _ = run("list", "--fixture", host, *args)
+        check_inert(f"vcpu-list {args}", out)
+        json.loads(out)
+    check(json.loads(run("list", "--fixture", host, "--pools", "--json")[0])[1]["name"] == "p\x1b]0;pwned\x07\u202eevil\ufffd",
+          "the name as JSON")
+    out, err = run("balance", "--fixture", host)
+    check_inert("vcpu-balance", out + err)
+    code, out, err = run_code("pin", "--fixture", host, "g", "0", "0-1")
+    check(code == 1 and "cpupool 7 (p\\x1b]0;pwned" in err, err)
+    check_inert("vcpu-pin", out + err)
+    # Domain names in vcpu-set's output: escaped, valid JSON.
+    names = hostile_fixture()
+    with open(names) as f:
+        text = f.read().replace("host cpus=8 online=0-5", "host cpus=8 online=0-5 vcpu_set=yes")
+    write(names, text)
+    for dom in HOSTILE_NAMES:
+        out, err = run("set", "--fixture", names, "--persist", str(dom), "1")
+        check_inert(f"vcpu-set {dom}", out + err)
+        check(f"domain {dom} (" in out and "online vcpus now 0" in out, out)
+        out, err = run("set", "--fixture", names, "--json", "--dry-run", str(dom), "2")
+        check_inert(f"vcpu-set --json {dom}", out + err)
+        check(json.loads(out)["to_online"] == "1", out)
+    code, out, err = run_code("set", "--fixture", names, "3", "9")
+    check(code == 1 and "domain 3 (csi\\x1b[2J" in err and "but it has 2 vcpus" in err, err)
+    check_inert("vcpu-set error", out + err)
 
 
 # ---- pictures ----
@@ -726,10 +977,10 @@ def main():
     if sys.argv[1:] == ["--list"]:
         print("\n".join(TESTS))
         return 0
-    if len(sys.argv) != 7 or sys.argv[1] not in TESTS:
+    if len(sys.argv) != 8 or sys.argv[1] not in TESTS:
         print(__doc__, file=sys.stderr)
         return 2
-    TOOLS.update(zip(("list", "pin", "matrix", "balance", "cpulist"), sys.argv[2:]))
+    TOOLS.update(zip(("list", "pin", "matrix", "balance", "cpulist", "set"), sys.argv[2:]))
     try:
         TESTS[sys.argv[1]]()
     except Skip as e:

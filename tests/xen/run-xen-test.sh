@@ -346,12 +346,20 @@ guest_stage=$run_dir/guest
 make_skeleton "$guest_stage"
 cat >"$guest_stage/init" <<'EOF'
 #!/bin/sh
-# /init of guest1 (vcpumap real-Xen test): come up, then idle forever.
+# /init of guest1 (vcpumap real-Xen test): come up, then idle forever, bringing online
+# every vcpu Xen hot-plugs (xenstore cpu/N/availability "online"), as udev's rule
+# SUBSYSTEM=="cpu", ACTION=="add", ATTR{online}="1" does in a full guest.
 mount -t devtmpfs devtmpfs /dev
 exec </dev/console >/dev/console 2>&1
 mount -t proc proc /proc
+mount -t sysfs sysfs /sys
 echo "guest1: up with $(grep -c ^processor /proc/cpuinfo) vcpu(s)"
-while :; do sleep 3600; done
+while :; do
+  for f in /sys/devices/system/cpu/cpu*/online; do
+    [ "$(cat "$f" 2>/dev/null)" = 0 ] && echo 1 >"$f" 2>/dev/null
+  done
+  sleep 1
+done
 EOF
 chmod 755 "$guest_stage/init"
 guest_cpio=$run_dir/guest-initrd.gz

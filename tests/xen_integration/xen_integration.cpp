@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cstdarg>
 #include <cstdio>
@@ -193,20 +194,21 @@ void compare_paths() {
   for (std::size_t i = 0; same && i < a.domains.size(); ++i) {
     const DomainSnapshot &x = a.domains[i], &y = b.domains[i];
     same = x.domain.id == y.domain.id && x.vcpus.size() == y.vcpus.size() && x.hard == y.hard && x.soft == y.soft &&
-           x.effective == y.effective;
+           x.effective == y.effective && x.limit == y.limit && x.node_affinity == y.node_affinity;
     for (std::size_t v = 0; same && v < x.vcpus.size(); ++v)
       same = x.vcpus[v].vcpu == y.vcpus[v].vcpu &&
              (x.vcpus[v].state == VcpuState::offline) == (y.vcpus[v].state == VcpuState::offline) &&
              x.vcpus[v].cpu_time <= y.vcpus[v].cpu_time;  // read first, so never later
   }
-  check(same, fmt::format("multicall and per-call snapshots agree ({} domains: ids, vcpus, online, hard, soft, "
-                          "effective, CPU time ordered)",
-                          a.domains.size()));
+  check(same && a.host == b.host,
+        fmt::format("multicall and per-call snapshots agree (the host, its {} pools; {} domains: ids, vcpus, online, "
+                    "hard, soft, effective, limit, node affinity, CPU time ordered)",
+                    a.host.pools.size(), a.domains.size()));
   std::size_t vcpus = 0;
   for (const DomainSnapshot& d : a.domains) vcpus += d.domain.max_vcpus;
   (void)batched.snapshot_all();
-  check(batched.last_call_count() == 3 + 1 + (vcpus + 127) / 128,
-        fmt::format("whole host ({} domains, {} vcpus) in {} hypercalls with multicall (expected 3 + 1 + {})",
+  check(batched.last_call_count() == 1 + 1 + (vcpus + 127) / 128,
+        fmt::format("whole host ({} domains, {} vcpus) in {} hypercalls with multicall (expected 1 + 1 + {})",
                     a.domains.size(), vcpus, batched.last_call_count(), (vcpus + 127) / 128));
   for (const DomainSnapshot& d : a.domains) {
     const std::size_t expect = 1 + (d.domain.max_vcpus + 127) / 128;
@@ -276,13 +278,203 @@ void benchmark() {
                 "(%.2fx)\n",
                 d.name.c_str(), d.max_vcpus, full_calls, full_us, full1_calls, full1_us, full1_us / full_us,
                 metrics_calls, metrics_us, metrics1_calls, metrics1_us, metrics1_us / metrics_us);
-    check(full_calls <= 1 + 2 * std::size_t{d.max_vcpus} && full1_calls == 1 + 2 * std::size_t{d.max_vcpus},
-          fmt::format("{}: whole matrix in {} (multicall) and {} (per call) <= 1 + 2V = {} hypercalls", d.name,
-                      full_calls, full1_calls, 1 + 2 * d.max_vcpus));
+    // per call: + 1 for the node affinity (xc_domain_node_getaffinity; the multicall carries it)
+    check(full_calls <= 1 + 2 * std::size_t{d.max_vcpus} && full1_calls == 2 + 2 * std::size_t{d.max_vcpus},
+          fmt::format("{}: whole matrix in {} (multicall) <= 1 + 2V and {} (per call) == 2 + 2V = {} hypercalls",
+                      d.name, full_calls, full1_calls, 2 + 2 * d.max_vcpus));
     check(metrics_calls <= 1 + std::size_t{d.max_vcpus} && metrics1_calls == 1 + std::size_t{d.max_vcpus},
           fmt::format("{}: metrics in {} (multicall) and {} (per call) <= 1 + V hypercalls", d.name, metrics_calls,
                       metrics1_calls));
   }
+}
+
+/// Waits up to `seconds` for `done()` (polled every 0.5 s).
+template <class F>
+bool wait_for(int seconds, F&& done) {
+  for (int i = 0; i < 2 * seconds; ++i) {
+    if (done()) return true;
+    usleep(500000);
+  }
+  return done();
+}
+
+/// `xl cpupool-list -c`: name -> CPU list ("0,1" as xl prints it).
+std::map<std::string, std::string> xl_pools() {
+  std::map<std::string, std::string> out;
+  std::istringstream in(run("xl cpupool-list -c 2>/dev/null"));
+  std::string line;
+  std::getline(in, line);  // header
+  while (std::getline(in, line)) {
+    const auto w = words(line);
+    if (!w.empty()) out[w[0]] = w.size() > 1 ? w[1] : "";
+  }
+  return out;
+}
+
+/// The proof on the real hypervisor: a second cpupool (CPUs 2-3 out of Pool-0, guest1
+/// moved into it), checked against xl cpupool-list, xl vcpu-list and where the vcpus run; a
+/// pin outside the pool refused before any hypercall, as xl's is refused by Xen; a guest vcpu
+/// taken offline and back through xenstore; node affinity, node memory and core ids against
+/// `xl list -n` and `xl info -n`. Everything is put back at the end.
+void pools_nodes_and_online(XenHypervisor& xen) {
+  const HostInfo before = xen.host_info();
+  if (before.cpu_universe() < 4 || !getenv("VCPUMAP_XEN_GUEST_DOMID")) {
+    check(false, "pools: the host needs 4 CPUs and guest1");
+    return;
+  }
+  const DomainId guest{static_cast<std::uint32_t>(std::stoul(getenv("VCPUMAP_XEN_GUEST_DOMID")))};
+  // Core ids and node memory against xl info -n ("cpu: core socket node", "node: memsize memfree").
+  {
+    std::istringstream in(run("xl info -n 2>/dev/null"));
+    std::size_t cores_same = 0, cores_seen = 0, nodes_same = 0, nodes_seen = 0;
+    std::string section;
+    for (std::string line; std::getline(in, line);) {
+      const auto w = words(line);
+      if (w.empty()) continue;
+      if (w[0] == "cpu_topology" || w[0] == "numa_info") section = w[0];
+      if (w.size() < 3 || w[0].back() != ':' || w[0].size() < 2 || !std::isdigit(static_cast<unsigned char>(w[0][0])))
+        continue;
+      const unsigned id = static_cast<unsigned>(std::stoul(w[0]));
+      if (section == "cpu_topology" && id < before.cpu_universe()) {
+        ++cores_seen;
+        cores_same += before.cpu_core[id] && std::to_string(*before.cpu_core[id]) == w[1];
+      } else if (section == "numa_info" && id < before.node_memory.size()) {
+        ++nodes_seen;
+        nodes_same += std::to_string(before.node_memory[id].size >> 20) == w[1];  // memfree moves
+      }
+    }
+    check(cores_seen == before.online.count() && cores_same == cores_seen,
+          fmt::format("core ids of {} of {} CPUs as xl info -n", cores_same, cores_seen));
+    check(nodes_seen == before.node_memory.size() && nodes_same == nodes_seen && nodes_seen > 0,
+          fmt::format("memory of {} of {} nodes (MiB) as xl info -n", nodes_same, nodes_seen));
+  }
+  // Node affinity against xl list -n ("NODE Affinity": "all" or a node list).
+  {
+    const DomainSnapshot s = xen.snapshot(guest);
+    const std::string xl_nodes = [&] {
+      std::istringstream in(run("xl list -n guest1 2>/dev/null"));
+      std::string line;
+      std::getline(in, line);
+      std::getline(in, line);
+      const auto w = words(line);
+      return w.empty() ? std::string("?") : w.back();
+    }();
+    const std::string ours = !s.node_affinity ? "none" : s.node_affinity->all() ? "all" : s.node_affinity->to_string();
+    check(ours == xl_nodes, fmt::format("guest1's node affinity {} (xl list -n: {})", ours, xl_nodes));
+  }
+
+  // The second pool.
+  std::FILE* cfg = std::fopen("/tmp/pool1.cfg", "w");
+  if (cfg != nullptr) {
+    std::fputs("name = \"pool1\"\nsched = \"credit2\"\ncpus = [\"2\", \"3\"]\n", cfg);
+    std::fclose(cfg);
+  }
+  const int made = std::system("xl cpupool-cpu-remove Pool-0 2,3 >/dev/null 2>&1 && "
+                               "xl cpupool-create /tmp/pool1.cfg >/dev/null 2>&1 && "
+                               "xl cpupool-migrate guest1 pool1 >/dev/null 2>&1");
+  check(made == 0, "xl cpupool-cpu-remove Pool-0 2,3; xl cpupool-create pool1 (2-3); xl cpupool-migrate guest1 pool1");
+  const HostInfo host = xen.host_info();
+  const std::size_t host_calls = xen.last_call_count();
+  const auto listed = xl_pools();
+  std::size_t same = 0;
+  for (const CpuPool& p : host.pools) {
+    auto it = listed.find(p.name);
+    if (it != listed.end() && it->second == fmt::format("{}", fmt::join(p.cpus, ","))) ++same;
+    std::printf("vcpumap-xen:   pool %u %s: CPUs %s, %s, %u domain(s)\n", p.id, escape_terminal(p.name).c_str(),
+                p.cpus.to_string().c_str(), p.scheduler.c_str(), p.domains);
+  }
+  check(same == listed.size() && same == 2 && host_calls == 1,
+        fmt::format("{} of {} pools as xl cpupool-list -c (names, CPUs); the host read in {} hypercall(s)", same,
+                    listed.size(), host_calls));
+  const CpuPool* pool1 = nullptr;
+  for (const CpuPool& p : host.pools)
+    if (p.name == "pool1") pool1 = &p;
+  if (pool1 == nullptr) return;
+
+  // guest1 in pool1: its limit and effective rows stay inside 2-3, and so does where it runs.
+  DomainSnapshot s = xen.snapshot(guest);
+  const std::size_t snap_calls = xen.last_call_count();
+  bool inside = s.domain.pool == pool1->id;
+  for (unsigned v = 0; v < s.vcpus.size(); ++v)
+    inside = inside && s.limit.row(v) == pool1->cpus && s.effective.row(v).is_subset_of(pool1->cpus) &&
+             !s.effective.row(v).empty();
+  check(inside && snap_calls == 1 + (s.vcpus.size() + 127) / 128,
+        fmt::format("guest1 in {}: limit and effective rows within {} ({} hypercalls, as before pools)",
+                    describe(*pool1), pool1->cpus, snap_calls));
+  usleep(1500000);  // let its vcpus be scheduled in the pool
+  std::size_t running_inside = 0, online = 0;
+  for (const XlVcpu& row : xl_vcpu_list("guest1")) {
+    if (row.cpu == "-") continue;
+    ++online;
+    running_inside += pool1->cpus.test(std::stoul(row.cpu));
+  }
+  s = xen.snapshot(guest);
+  std::size_t ours_inside = 0;
+  for (const VcpuMetrics& m : s.vcpus) ours_inside += m.cpu && pool1->cpus.test(*m.cpu);
+  check(online > 0 && running_inside == online && ours_inside == online,
+        fmt::format("guest1's {} online vcpus run on pool1's CPUs (xl vcpu-list: {}, vcpumap: {})", online,
+                    running_inside, ours_inside));
+
+  // A pin to CPU 0: Xen refuses it (xl: EINVAL); vcpumap refuses it first, naming the pool.
+  const std::string xl_says = run("xl vcpu-pin guest1 0 0 2>&1");
+  const bool xl_refused = xl_says.find("Invalid argument") != std::string::npos;
+  std::string ours_says;
+  try {
+    (void)xen.pin_vcpu(guest, 0, {.hard = host.parse("0")});
+  } catch (const Error& e) {
+    ours_says = fmt::format("{}: {}", to_string(e.code()), e.what());
+    check(e.code() == ErrorCode::invalid_argument && xen.last_call_count() == 1 &&
+              ours_says.find("cpupool " + std::to_string(pool1->id) + " (pool1)") != std::string::npos,
+          "a pin to CPU 0 refused before any hypercall but the domain's info, naming the pool");
+  }
+  check(xl_refused && !ours_says.empty(), fmt::format("the same reason as Xen's: xl says '{}'; vcpumap says '{}'",
+                                                      escape_terminal(xl_says.substr(0, xl_says.find('\n'))),
+                                                      ours_says));
+  // A pin partly inside is accepted, and Xen writes back hard ∩ the pool.
+  const PinResult r = xen.pin_vcpu(guest, 0, {.hard = host.parse("1-2")});
+  check(r.hard == host.parse("2") && xl_vcpu_list("guest1")[0].hard == "1-2",
+        fmt::format("pin 1-2 in pool1: effective {} (Xen's write-back), xl shows {}", r.hard,
+                    xl_vcpu_list("guest1")[0].hard));
+  (void)xen.pin_vcpu(guest, 0, {.hard = CpuMap::full(host.cpu_universe())});
+
+  // vcpu 1 offline and back through xenstore, acted on by the guest.
+  const auto state_of = [](unsigned vcpu) {
+    for (const XlVcpu& row : xl_vcpu_list("guest1"))
+      if (row.vcpu == vcpu) return row.state;
+    return std::string("?");
+  };
+  const auto availability = [&](unsigned vcpu) {
+    std::string v = run(fmt::format("xenstore-read /local/domain/{}/cpu/{}/availability 2>/dev/null",
+                                    to_integer(guest), vcpu));
+    while (!v.empty() && (v.back() == '\n' || v.back() == '\r')) v.pop_back();
+    return v;
+  };
+  expect_error(ErrorCode::invalid_argument, "no vcpu online refused", [&] { xen.set_online_vcpus(guest, VcpuSet(2)); });
+  expect_error(ErrorCode::invalid_argument, "vcpu beyond max_vcpus refused",
+               [&] { xen.set_online_vcpus(guest, VcpuSet::full(3)); });
+  xen.set_online_vcpus(guest, VcpuSet::full(1));
+  const bool went = wait_for(30, [&] { return state_of(1) == "--p"; });
+  check(availability(1) == "offline" && went && xen.snapshot(guest).vcpus[1].state == VcpuState::offline,
+        fmt::format("vcpu 1 offline: xenstore {}, xl vcpu-list {}", availability(1), state_of(1)));
+  xen.set_online_vcpus(guest, VcpuSet::full(2));
+  const bool back = wait_for(30, [&] { return state_of(1) != "--p"; });
+  check(availability(1) == "online" && back && xen.snapshot(guest).vcpus[1].state != VcpuState::offline,
+        fmt::format("vcpu 1 back online: xenstore {}, xl vcpu-list {} (the guest brings hot-plugged vcpus up, as "
+                    "udev would)",
+                    availability(1), state_of(1)));
+  if (access("/usr/bin/vcpu-set", X_OK) == 0) {
+    const int rc = std::system("vcpu-set --backend=xen guest1 1 >/dev/null 2>&1");
+    const bool off = wait_for(30, [&] { return state_of(1) == "--p"; });
+    const int rc2 = std::system("vcpu-set --backend=xen guest1 2 >/dev/null 2>&1");
+    const bool on = wait_for(30, [&] { return state_of(1) != "--p"; });
+    check(rc == 0 && rc2 == 0 && off && on, "vcpu-set guest1 1, then 2: seen by xl vcpu-list");
+  }
+
+  // Put the host back as it was.
+  const int undone = std::system("xl cpupool-migrate guest1 Pool-0 >/dev/null 2>&1 && "
+                                 "xl cpupool-destroy pool1 >/dev/null 2>&1 && "
+                                 "xl cpupool-cpu-add Pool-0 2,3 >/dev/null 2>&1");
+  check(undone == 0 && xen.host_info().pools.size() == 1, "pool1 removed, CPUs 2-3 back in Pool-0");
 }
 
 }  // namespace
@@ -471,6 +663,7 @@ int main() {
                         balanced.empty() ? "?" : balanced[0].hard, balanced.size() < 2 ? "?" : balanced[1].hard));
     }
     benchmark();
+    pools_nodes_and_online(xen);
   } catch (const std::exception& e) {
     check(false, std::string("unexpected exception: ") + e.what());
   }
