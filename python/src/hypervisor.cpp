@@ -287,12 +287,16 @@ void bind_hypervisor(py::module_& m) {
         h.hv.reset();
       },
       "Closes the backend (Xen: its privcmd handle); later calls raise InternalError. Idempotent.");
-  cls.def("__enter__", [](py::object self) { return self; });
-  cls.def("__exit__", [](PyHypervisor& h, py::args) {
-    py::gil_scoped_release nogil;
-    std::lock_guard lock(h.mu);
-    h.hv.reset();
-  });
+  cls.def(
+      "__enter__", [](py::object self) { return self; }, "with vcpumap.open(...) as hv: closed at the end.");
+  cls.def(
+      "__exit__",
+      [](PyHypervisor& h, py::args) {
+        py::gil_scoped_release nogil;
+        std::lock_guard lock(h.mu);
+        h.hv.reset();
+      },
+      "Closes the backend.");
   cls.def("__repr__", [](const PyHypervisor& h) { return fmt::format("<vcpumap.Hypervisor {}>", h.kind); });
 
   m.def(

@@ -122,10 +122,11 @@ void bind_matrix(py::module_& m) {
       py::arg("vcpu"), py::arg("cpus"), "A copy with one row replaced (a CpuMap, cpulist or iterable).");
   cls.def("__len__", &AffinityMatrix::rows, "The number of rows (vcpus).");
   cls.def(
-      "__getitem__", [](const AffinityMatrix& a, std::size_t v) { return a.row(v); }, py::arg("vcpu"));
+      "__getitem__", [](const AffinityMatrix& a, std::size_t v) { return a.row(v); }, py::arg("vcpu"),
+      "m[v]: row v, as row(v).");
   cls.def(
       "__getitem__", [](const AffinityMatrix& a, std::pair<std::size_t, std::size_t> vc) { return a.test(vc.first, vc.second); },
-      py::arg("vcpu_cpu"));
+      py::arg("vcpu_cpu"), "m[v, c]: True when CPU c is in row v, as test(v, c).");
   cls.def(
       "__iter__",
       [](const AffinityMatrix& a) {

@@ -148,9 +148,10 @@ std::size_t to_index(py::handle value, std::string_view what, std::size_t max) {
   const long long n = PyLong_AsLongLongAndOverflow(value.ptr(), &overflow);
   if (n == -1 && PyErr_Occurred()) throw py::error_already_set();
   if (overflow != 0 || n < 0 || static_cast<unsigned long long>(n) > max) {
-    // The number as Python prints it, cut: a hostile 10**100000 must not fill a message.
-    std::string digits = py::str(value);
-    if (digits.size() > 40) digits = digits.substr(0, 20) + "..." + digits.substr(digits.size() - 10);
+    // The number as Python prints it, unless it is huge: a hostile 10**100000 must not fill a
+    // message (and Python refuses to print ints of more than 4300 digits).
+    const auto bits = py::cast<std::size_t>(value.attr("bit_length")());
+    std::string digits = bits <= 128 ? std::string(py::str(value)) : fmt::format("(a number of {} bits)", bits);
     throw Error(ErrorCode::invalid_argument,
                 fmt::format("{} {} is {}", what, digits,
                             n < 0 || overflow < 0 ? std::string("negative") : fmt::format("beyond the limit of {}", max)));

@@ -35,6 +35,15 @@ from ._vcpumap import (  # noqa: F401
     __version__, backends, open,
 )
 
+# Classes print and pickle as vcpumap.X, where users find them.
+for _cls in (AffinityMatrix, Capabilities, CpuMap, DomainFlags, DomainInfo, DomainSnapshot, HostInfo, HostSnapshot,
+             Hypervisor, MatrixPinResult, PinPlan, PinResult, VcpuMetrics, VcpuSet, BusyError, Dialect, Error,
+             ErrorCode, Exclusion, InternalError, InvalidArgumentError, NotFoundError, ParseError,
+             PermissionDeniedError, PinError, SnapshotScope, TextForm, TransactionError, UnavailableError,
+             UnsupportedError, VcpuState):
+    _cls.__module__ = __name__
+del _cls
+
 __all__ = [
     "AffinityMatrix", "BusyError", "Capabilities", "CpuMap", "Dialect", "DomainFlags", "DomainInfo",
     "DomainSnapshot", "Error", "ErrorCode", "Exclusion", "HostInfo", "HostSnapshot", "Hypervisor",
