@@ -75,7 +75,9 @@ std::int64_t epoch_ns(std::chrono::system_clock::time_point t);
 
 // ---- numbers from Python ----
 
-/// A Python int as a size_t; InvalidArgumentError naming `what` when it is negative, above
+/// An int, or anything with __index__ (numpy's integers) as one; nothing for bool or others.
+std::optional<py::int_> as_int(py::handle value);
+/// A Python int (or __index__) as a size_t; InvalidArgumentError naming `what` when it is negative, above
 /// `max`, or too large for a size_t; TypeError when it is not an int.
 std::size_t to_index(py::handle value, std::string_view what, std::size_t max);
 

@@ -49,7 +49,7 @@ Set set_from(py::handle value, const ParseOptions& options) {
   std::vector<std::size_t> members;
   std::size_t top = 0;
   for (py::handle item : py::iter(value)) {
-    if (!PyLong_Check(item.ptr()) || PyBool_Check(item.ptr()))
+    if (!as_int(item))
       throw py::type_error(noun + " numbers must be ints, not " +
                            std::string(py::str(py::type::handle_of(item).attr("__name__"))));
     const std::size_t n = to_index(item, noun, std::numeric_limits<long long>::max());
@@ -151,10 +151,11 @@ void bind_set(py::module_& m, const char* name, const char* doc) {
   cls.def("__bool__", &Set::any, "True when the set has a member.");
   cls.def(
       "__contains__",
-      [](const Set& s, py::handle n) {
-        if (!PyLong_Check(n.ptr()) || PyBool_Check(n.ptr())) return false;
+      [](const Set& s, py::handle item) {
+        const std::optional<py::int_> n = as_int(item);
+        if (!n) return false;
         int overflow = 0;
-        const long long v = PyLong_AsLongLongAndOverflow(n.ptr(), &overflow);
+        const long long v = PyLong_AsLongLongAndOverflow(n->ptr(), &overflow);
         if (v == -1 && PyErr_Occurred()) throw py::error_already_set();
         return overflow == 0 && v >= 0 && s.test(static_cast<std::size_t>(v));
       },

@@ -42,7 +42,7 @@ DomainRef domain_ref(py::handle d) {
   if (py::isinstance<DomainSnapshot>(d)) return {d.cast<const DomainSnapshot&>().domain.id, {}};
   if (py::isinstance<py::str>(d)) return {std::nullopt, std::string(py::str(d))};
   if (py::isinstance<py::bytes>(d)) return {std::nullopt, std::string(py::reinterpret_borrow<py::bytes>(d))};
-  if (PyLong_Check(d.ptr()) && !PyBool_Check(d.ptr()))
+  if (as_int(d))
     return {DomainId{static_cast<std::uint32_t>(to_index(d, "domain id", std::numeric_limits<std::uint32_t>::max()))}, {}};
   throw py::type_error("a domain is an id (int), a name (str or bytes), a DomainInfo or a DomainSnapshot");
 }

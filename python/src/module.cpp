@@ -140,10 +140,21 @@ py::object utc_datetime(std::chrono::system_clock::time_point t) {
   return types().utc_epoch + timedelta(std::chrono::nanoseconds(epoch_ns(t)));
 }
 
-std::size_t to_index(py::handle value, std::string_view what, std::size_t max) {
-  if (!PyLong_Check(value.ptr()) || PyBool_Check(value.ptr()))
+std::optional<py::int_> as_int(py::handle value) {
+  if (PyBool_Check(value.ptr())) return std::nullopt;  // True is no CPU number
+  if (PyLong_Check(value.ptr())) return py::reinterpret_borrow<py::int_>(value);
+  if (!PyIndex_Check(value.ptr())) return std::nullopt;  // numpy's integers have __index__
+  PyObject* n = PyNumber_Index(value.ptr());
+  if (!n) throw py::error_already_set();
+  return py::reinterpret_steal<py::int_>(n);
+}
+
+std::size_t to_index(py::handle original, std::string_view what, std::size_t max) {
+  const std::optional<py::int_> as = as_int(original);
+  if (!as)
     throw py::type_error(std::string(what) + " must be an int, not " +
-                         std::string(py::str(py::type::handle_of(value).attr("__name__"))));
+                         std::string(py::str(py::type::handle_of(original).attr("__name__"))));
+  const py::handle value = *as;
   int overflow = 0;
   const long long n = PyLong_AsLongLongAndOverflow(value.ptr(), &overflow);
   if (n == -1 && PyErr_Occurred()) throw py::error_already_set();

@@ -152,6 +152,9 @@ def test_huge_and_negative_numbers_are_refused_not_allocated():
     with pytest.raises(TypeError):
         CpuMap(3)
     assert CpuMap([1 << 20], limit=1 << 21).last == 1 << 20
+    import numpy as np
+    assert CpuMap(np.flatnonzero([True, False, True])) == CpuMap("0,2")  # numpy ints: __index__
+    assert np.int64(2) in CpuMap("0,2") and True not in CpuMap("1")
     with pytest.raises(vcpumap.ParseError) as e:
         CpuMap.from_bytes(b"\x00\x80", 10)
     assert e.value.column == 2 and e.value.out_of_range
