@@ -12,8 +12,8 @@ the time within the two reads (xl rounds to 0.1 s). With --pin DOMAIN, vcpu 0 of
 name or id) is pinned through Python to its first allowed CPU, xl must show it, and it is put
 back. The numpy view is compared with row() when numpy is there.
 
-Needs: python3 (the version the module was built for), its stdlib modules re, subprocess, sys,
-enum, datetime, and xl. Prints "ok - ..." / "FAIL - ..." lines, then a count.
+Needs: python3 (the version the module was built for) with the stdlib modules of Debian's
+python3-minimal (re, subprocess, enum, datetime and what they import; numpy is optional), and xl. Prints "ok - ..." / "FAIL - ..." lines, then a count.
 Exit 0: everything agrees; 1: a difference, or xl or the module failed.
 
 xl's format (tests/xen/README.md, "Observed output"): a header line, then per vcpu
@@ -21,7 +21,6 @@ xl's format (tests/xen/README.md, "Observed output"): a header line, then per vc
 online vcpu, `"    -   --p "` for an offline one; `"%9.1f  "` seconds; `hard / soft` as "all",
 "none" or a cpulist.
 """
-import argparse
 import re
 import subprocess
 import sys
@@ -166,24 +165,37 @@ def pin_check(hv, xl, domain):
         R.check(True, f"a CPU beyond the host is refused: {e}")
 
 
+def parse_args(argv):
+    """--xl PATH, --pin DOMAIN, --mock FIXTURE (for this script's own test, tests/python/
+    test_xen_check.py: a mock host from FIXTURE in place of Xen, with a fake xl). Not argparse:
+    it needs gettext and shutil, beyond what a minimal dom0 python (python3-minimal) has."""
+    args = {"--xl": "xl", "--pin": None, "--mock": None}
+    i = 0
+    while i < len(argv):
+        if argv[i] in ("-h", "--help"):
+            print(__doc__)
+            sys.exit(0)
+        if argv[i] not in args or i + 1 >= len(argv):
+            print(f"xen_check.py: unknown option or missing value: {argv[i]!r} (see --help)", file=sys.stderr)
+            sys.exit(2)
+        args[argv[i]] = argv[i + 1]
+        i += 2
+    return args["--xl"], args["--pin"], args["--mock"]
+
+
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--xl", default="xl", help="the xl program (default: xl on PATH)")
-    ap.add_argument("--pin", metavar="DOMAIN", help="also pin vcpu 0 of DOMAIN through Python and check xl")
-    ap.add_argument("--mock", metavar="FIXTURE", help="for this script's own test (tests/python/test_xen_check.py): "
-                    "a mock host from FIXTURE in place of Xen, with a fake xl")
-    args = ap.parse_args()
+    xl, pin, mock = parse_args(sys.argv[1:])
     try:
         import vcpumap
-        if args.mock:
-            hv = vcpumap.open("mock", fixture=args.mock)
+        if mock:
+            hv = vcpumap.open("mock", fixture=mock)
         else:
             R.check("xen" in vcpumap.backends, f"the module has the Xen backend (backends {vcpumap.backends})")
             hv = vcpumap.open("xen")
             R.check(hv.kind == "xen", "vcpumap.open('xen') opens Xen")
-        compare(hv, args.xl)
-        if args.pin:
-            pin_check(hv, args.xl, args.pin)
+        compare(hv, xl)
+        if pin:
+            pin_check(hv, xl, pin)
         hv.close()
     except Exception as e:  # noqa: BLE001 (any failure is a FAIL line and exit 1)
         R.check(False, f"{type(e).__name__}: {e}")
