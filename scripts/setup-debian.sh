@@ -2,16 +2,18 @@
 # Installs what vcpumap needs on Debian 12, and only what is missing.
 # Usage: scripts/setup-debian.sh [--xen-test] [--linux-test]
 #   --xen-test    QEMU and friends for the real-Xen test
-#   --linux-test  QEMU and a libvirt daemon (no systemd) for the real QEMU/libvirt test
+#   --linux-test  QEMU and a libvirt daemon (no systemd) for the real QEMU/libvirt test, and
+#                 libvirt-python for the Python benchmark's comparison
 set -euo pipefail
 
 packages=(meson ninja-build g++ clang pkg-config libboost-dev libfmt-dev catch2
           libbenchmark-dev libhwloc-dev libxen-dev libvirt-dev libclang-rt-14-dev python3 librsvg2-bin
-          nlohmann-json3-dev)
+          nlohmann-json3-dev pybind11-dev python3-dev python3-numpy python3-pytest)
 for arg in "$@"; do
   case "$arg" in
     --xen-test) packages+=(qemu-system-x86 busybox-static cpio xz-utils kmod) ;;
-    --linux-test) packages+=(qemu-system-x86 libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients util-linux) ;;
+    --linux-test) packages+=(qemu-system-x86 libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients util-linux
+                             python3-libvirt) ;;
     *) echo "setup-debian.sh: unknown option '$arg'" >&2; exit 2 ;;
   esac
 done

@@ -11,6 +11,9 @@
 #
 #   run_consumers.sh SOURCE_DIR VERSION WITH_XEN(0|1) MESON CXX [WITH_LINUX(0|1)] [CONSUMER...]
 #
+# The Python module is not built here (-Dpython=disabled): these are C++ consumers, and the
+# python suite proves the module's install (tests/python/test_install.py).
+#
 # WITH_XEN and WITH_LINUX say whether the Xen backend (libvcpumap) and the Linux/KVM backend
 # (libvcpumap-linux) are built (-Dxen, -Dlinux enabled or disabled); WITH_LINUX may be left
 # out (0), so the older argument list still works.
@@ -60,7 +63,8 @@ xen_opt=disabled
 linux_opt=disabled
 [[ $with_linux == 1 ]] && linux_opt=enabled
 CXX=$cxx "$meson" setup "$work/build" "$src" --prefix="$prefix" --buildtype=plain \
-  -Dtests=false -Dexamples=true -Dbenchmarks=disabled -Dxen=$xen_opt -Dlinux=$linux_opt >"$work/setup.log" 2>&1 ||
+  -Dtests=false -Dexamples=true -Dbenchmarks=disabled -Dxen=$xen_opt -Dlinux=$linux_opt -Dpython=disabled \
+  >"$work/setup.log" 2>&1 ||
   { cat "$work/setup.log" >&2; fail "meson setup of the inner build"; }
 "$meson" compile -C "$work/build" -j "$jobs" >"$work/compile.log" 2>&1 ||
   { tail -n 50 "$work/compile.log" >&2; fail "building vcpumap"; }
@@ -260,7 +264,8 @@ consumer_meson() {
   [[ $with_linux == 1 ]] && linux_feature=enabled
   CXX=$cxx "$meson" setup "$parent/build" "$parent" --buildtype=plain \
     --force-fallback-for=vcpumap,vcpumap-xen,vcpumap-linux -Dexpected_version="$version" \
-    -Dexpect_xen=$xen_feature -Dvcpumap:xen=$xen_feature -Dexpect_linux=$linux_feature -Dvcpumap:linux=$linux_feature ||
+    -Dexpect_xen=$xen_feature -Dvcpumap:xen=$xen_feature -Dexpect_linux=$linux_feature -Dvcpumap:linux=$linux_feature \
+    -Dvcpumap:python=disabled ||
     fail "meson setup of the parent project (dependency('vcpumap') from subprojects/vcpumap)"
   "$meson" compile -C "$parent/build" -j "$jobs" || fail "building the meson parent project"
   "$meson" test -C "$parent/build" --print-errorlogs || fail "the meson subproject consumers"

@@ -13,9 +13,10 @@
 #      libvirt-daemon-driver-qemu libvirt-clients util-linux (never libvirt-daemon-system: it
 #      pulls in systemd);
 #   2. three paused TCG guests without disks: g1 (-smp 4, an IOThread), g2 (-smp 2,maxcpus=4),
-#      g3 (-smp 2, no debug-threads; its QMP socket only for the --qmp checks); check_linux.py plain;
+#      g3 (-smp 2, no debug-threads; its QMP socket only for the --qmp checks); check_linux.py plain,
+#      then check_python.py plain (the Python module, when built: VCPUMAP_PYTHONPATH);
 #   3. virtlogd + libvirtd (qemu:///system), guests lv1 (4 vcpus) and lv2 (2 vcpus) defined and
-#      started paused; check_linux.py libvirt;
+#      started paused; check_linux.py libvirt, check_python.py libvirt (against libvirt-python);
 #   4. teardown: everything stopped, qemu.conf and the libvirt folders as they were.
 # Exit status: 0 pass, 1 a check failed (or the tools have no linux backend), 2 usage error,
 # 77 skipped (not root, or the packages cannot be installed; the reason is printed).
@@ -74,6 +75,19 @@ checks() {   # check_linux.py PART GUEST-ARGS...; counts a failure, never stops 
     failed=1
   }
 }
+# The Python module's checks (check_python.py), when the build has the module: meson's test
+# sets VCPUMAP_PYTHONPATH (<build>/python) and VCPUMAP_PYTHON (the interpreter it was built for).
+pychecks() {   # check_python.py PART GUEST-ARGS...; counts a failure, never stops the run
+  local part=$1; shift
+  if [ "$env_only" = 1 ] || [ -z "${VCPUMAP_PYTHONPATH:-}" ]; then
+    echo "# python $part: not run (no Python module in this build, or --env-only)"
+    return 0
+  fi
+  PYTHONPATH=$VCPUMAP_PYTHONPATH "${VCPUMAP_PYTHON:-python3}" "$here/check_python.py" "$part" "$@" || {
+    log "check_python.py $part failed"
+    failed=1
+  }
+}
 # timed LABEL VAR COMMAND...: VAR=$(COMMAND...), adds "LABEL N s" to the timings.
 timed() {
   local label=$1 var=$2 t0 out
@@ -91,6 +105,7 @@ if timed "plain QEMU g1 (-smp 4) to vcpu threads:" g1 start_qemu g1 4 "$s/g1.qmp
    timed "plain QEMU g2 (-smp 2,maxcpus=4):" g2 start_qemu g2 2,maxcpus=4 "$s/g2.qmp" &&
    timed "plain QEMU g3 (no debug-threads):" g3 start_qemu --no-debug-threads g3 2 "$s/g3.qmp"; then
   checks plain --guest "g1=$g1,$s/g1.qmp" --guest "g2=$g2,$s/g2.qmp" --guest "g3=$g3,$s/g3.qmp"
+  pychecks plain --guest "g1=$g1" --guest "g2=$g2" --guest "g3=$g3"
 else
   echo "FAIL - the plain QEMU guests did not start"
   failed=1
@@ -104,6 +119,7 @@ if timed "libvirtd + virtlogd up (cold: includes libvirtd's QEMU capability prob
    timed "libvirt guest lv2 destroy:" ignored stop_libvirt_guest lv2 &&
    timed "libvirt guest lv2 start --paused again, warm:" lv2 start_libvirt_guest lv2 2; then
   checks libvirt --guest "lv1=$lv1"
+  pychecks libvirt --guest "lv1=$lv1"
   if [ "$failed" = 1 ]; then
     log "the end of lv1's QEMU log:"; tail -n 5 /var/log/libvirt/qemu/lv1.log >&2 || true
   fi
