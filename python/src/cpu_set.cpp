@@ -233,6 +233,9 @@ void bind_enums_and_sets(py::module_& m) {
   bind_set<VcpuSet>(m, "VcpuSet",
                     "A set of one domain's vcpus (vcpumap::VcpuSet): as CpuMap, for vcpu numbers. Does not "
                     "mix with CpuMap.");
+  bind_set<NodeSet>(m, "NodeSet",
+                    "A set of NUMA nodes (vcpumap::NodeSet): as CpuMap, for node ids (a domain's node "
+                    "affinity). Does not mix with CpuMap or VcpuSet.");
 }
 
 }  // namespace vcpumap::python

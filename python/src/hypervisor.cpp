@@ -219,6 +219,29 @@ void bind_hypervisor(py::module_& m) {
        map_args_doc)
           .c_str());
   cls.def(
+      "set_online_vcpus",
+      [](PyHypervisor& h, py::handle domain, py::handle vcpus) {
+        const DomainRef ref = domain_ref(domain);
+        if (py::isinstance<py::int_>(vcpus)) {  // a count, as xl vcpu-set
+          const auto n = static_cast<std::size_t>(to_index(vcpus, "vcpus", limits::max_vcpus));
+          locked(h, [&](AnyHypervisor& hv) { hv.set_online_vcpus(resolve(hv, ref), VcpuSet::full(n)); });
+          return;
+        }
+        const auto [id, max] = locked(h, [&](AnyHypervisor& hv) {
+          const DomainId id = resolve(hv, ref);
+          return std::pair(id, max_vcpus_of(hv, id));
+        });
+        ParseOptions v;
+        v.universe = max;
+        const VcpuSet set = vcpu_set_from(vcpus, v);
+        locked(h, [&](AnyHypervisor& hv) { hv.set_online_vcpus(id, set); });
+      },
+      py::arg("domain"), py::arg("vcpus"),
+      "Makes exactly these vcpus the domain's online ones, as xl vcpu-set: an int N (vcpus 0..N-1), a "
+      "VcpuSet, an iterable of numbers or a list ('0-1'). On Xen the guest acts on it (a later snapshot "
+      "shows it). InvalidArgumentError for none or a vcpu beyond max_vcpus; UnsupportedError where the "
+      "hypervisor cannot (Linux, an HVM guest).");
+  cls.def(
       "pin_matrix",
       [](PyHypervisor& h, py::handle domain, py::handle hard, py::handle soft, bool force, bool restore) {
         const MatrixArgs a = matrix_args(h, domain, hard, soft, force, restore);

@@ -21,6 +21,9 @@ py::object to_py(VcpuState v) { return enum_to_py(v); }
 py::object to_py(SnapshotScope v) { return enum_to_py(v); }
 py::object to_py(const CpuMap& v) { return py::cast(v); }
 py::object to_py(const VcpuSet& v) { return py::cast(v); }
+py::object to_py(const NodeSet& v) { return py::cast(v); }
+py::object to_py(const CpuPool& v) { return py::cast(v); }
+py::object to_py(const NodeMemory& v) { return py::cast(v); }
 py::object to_py(const DomainFlags& v) { return py::cast(v); }
 py::object to_py(const Capabilities& v) { return py::cast(v); }
 py::object to_py(const DomainInfo& v) { return py::cast(v); }
@@ -39,7 +42,24 @@ void bind_model(py::module_& m) {
       .field("soft_affinity", &Capabilities::soft_affinity,
              "A soft (preferred) affinity exists (Xen); False on Linux, where a soft map is refused.")
       .field("vcpu_limit", &Capabilities::vcpu_limit,
-             "What confines a vcpu beyond its pin ('cpuset' on Linux), '' when nothing does.")
+             "What confines a vcpu beyond its pin ('cpuset' on Linux, 'cpupool' on Xen), '' when nothing does.")
+      .field("set_online", &Capabilities::set_online,
+             "Which vcpus are online can be set (Hypervisor.set_online_vcpus; Xen through xenstore).")
+      .field("node_affinity", &Capabilities::node_affinity,
+             "Snapshots carry each domain's NUMA node affinity (DomainSnapshot.node_affinity).")
+      .finish();
+
+  Record<CpuPool>(m, "CpuPool", "A cpupool (Xen): CPUs with their own scheduler; every domain runs in one.")
+      .field("id", &CpuPool::id, "The pool id.")
+      .field("name", &CpuPool::name, "Its name (xenstore's; invalid UTF-8 replaced by U+FFFD), '' when unknown.")
+      .field("scheduler", &CpuPool::scheduler, "Its scheduler ('credit2', 'credit', 'rtds', 'arinc653', 'null').")
+      .field("cpus", &CpuPool::cpus, "Its CPUs (CpuMap).")
+      .field("domains", &CpuPool::domains, "How many domains run in it.")
+      .finish();
+
+  Record<NodeMemory>(m, "NodeMemory", "The memory of one NUMA node, in bytes.")
+      .field("size", &NodeMemory::size, "Bytes of memory.")
+      .field("free", &NodeMemory::free, "Bytes free.")
       .finish();
 
   Record<HostInfo>(m, "HostInfo",
@@ -53,6 +73,9 @@ void bind_model(py::module_& m) {
       .field("numa_nodes", &HostInfo::numa_nodes, "The CPUs of each NUMA node, by node id (a list of CpuMap).")
       .field("cpu_socket", &HostInfo::cpu_socket, "Each CPU's socket, by CPU id (None: not present or not said).")
       .field("cpu_node", &HostInfo::cpu_node, "Each CPU's NUMA node, by CPU id (None: not present or not said).")
+      .field("cpu_core", &HostInfo::cpu_core, "Each CPU's core id in its socket, by CPU id (None: not said).")
+      .field("node_memory", &HostInfo::node_memory, "Each node's memory (NodeMemory), by node id; [] if unknown.")
+      .field("pools", &HostInfo::pools, "The cpupools (CpuPool), ascending by id; [] where there are none.")
       .field("caps", &HostInfo::caps, "What this hypervisor has (Capabilities).")
       .field("system_cpus", &HostInfo::system_cpus,
              "Where the host's own processes run when the host OS is not a domain (Linux), else None.")
@@ -84,6 +107,7 @@ void bind_model(py::module_& m) {
       .field("uuid", &DomainInfo::uuid, "The UUID, lowercase canonical text; '' when the hypervisor gives none.")
       .field("vcpu_problem", &DomainInfo::vcpu_problem,
              "'' unless the backend cannot see this domain's vcpus; then why (its pins are refused).")
+      .field("pool", &DomainInfo::pool, "The id of the cpupool it runs in (Xen); None where there are no pools.")
       .finish();
 
   Record<VcpuMetrics>(m, "VcpuMetrics", "Runtime data of one vcpu (vcpumap::VcpuMetrics).")
@@ -108,7 +132,10 @@ void bind_model(py::module_& m) {
       .view("soft", &DomainSnapshot::soft, "The preferred CPUs (every CPU where there is no soft affinity).")
       .view("effective", &DomainSnapshot::effective,
             "Where each vcpu may run: hard & limit & online, & soft when that leaves a CPU.")
-      .view("limit", &DomainSnapshot::limit, "What confines each vcpu whatever its pin (Linux: its cpuset).")
+      .view("limit", &DomainSnapshot::limit,
+            "What confines each vcpu whatever its pin (Linux: its cpuset; Xen: its domain's cpupool).")
+      .field("node_affinity", &DomainSnapshot::node_affinity,
+             "The NUMA nodes its memory is placed on (NodeSet; Xen, scope FULL); else None.")
       .field("scope", &DomainSnapshot::scope, "What was read: a SnapshotScope.")
       .time_point("taken_at", &DomainSnapshot::taken_at, "When it was read (the mock's clock is virtual).")
       .finish();

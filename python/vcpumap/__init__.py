@@ -30,13 +30,13 @@ from ._types import (  # noqa: F401
     TransactionError, UnavailableError, UnsupportedError, VcpuState,
 )
 from ._vcpumap import (  # noqa: F401
-    AffinityMatrix, Capabilities, CpuMap, DomainFlags, DomainInfo, DomainSnapshot, HostInfo,
-    HostSnapshot, Hypervisor, MatrixPinResult, PinPlan, PinResult, VcpuMetrics, VcpuSet,
+    AffinityMatrix, Capabilities, CpuMap, CpuPool, DomainFlags, DomainInfo, DomainSnapshot, HostInfo,
+    HostSnapshot, Hypervisor, MatrixPinResult, NodeMemory, NodeSet, PinPlan, PinResult, VcpuMetrics, VcpuSet,
     __version__, backends, open,
 )
 
 # Classes print and pickle as vcpumap.X, where users find them.
-for _cls in (AffinityMatrix, Capabilities, CpuMap, DomainFlags, DomainInfo, DomainSnapshot, HostInfo, HostSnapshot,
+for _cls in (AffinityMatrix, Capabilities, CpuMap, CpuPool, NodeMemory, NodeSet, DomainFlags, DomainInfo, DomainSnapshot, HostInfo, HostSnapshot,
              Hypervisor, MatrixPinResult, PinPlan, PinResult, VcpuMetrics, VcpuSet, BusyError, Dialect, Error,
              ErrorCode, Exclusion, InternalError, InvalidArgumentError, NotFoundError, ParseError,
              PermissionDeniedError, PinError, SnapshotScope, TextForm, TransactionError, UnavailableError,
@@ -45,7 +45,7 @@ for _cls in (AffinityMatrix, Capabilities, CpuMap, DomainFlags, DomainInfo, Doma
 del _cls
 
 __all__ = [
-    "AffinityMatrix", "BusyError", "Capabilities", "CpuMap", "Dialect", "DomainFlags", "DomainInfo",
+    "AffinityMatrix", "BusyError", "Capabilities", "CpuMap", "CpuPool", "NodeMemory", "NodeSet", "Dialect", "DomainFlags", "DomainInfo",
     "DomainSnapshot", "Error", "ErrorCode", "Exclusion", "HostInfo", "HostSnapshot", "Hypervisor",
     "InternalError", "InvalidArgumentError", "MatrixPinResult", "NotFoundError", "ParseError",
     "PermissionDeniedError", "PinError", "PinPlan", "PinResult", "SnapshotScope", "TextForm",

@@ -77,6 +77,9 @@ class CpuMap(_BasicCpuSet):
 class VcpuSet(_BasicCpuSet):
     """A set of one domain's vcpus with a universe; immutable and hashable."""
 
+class NodeSet(_BasicCpuSet):
+    """A set of NUMA nodes with a universe (a domain's node affinity); immutable and hashable."""
+
 _MapArg = Union[CpuMap, _Text, Iterable[int]]
 
 class AffinityMatrix:
@@ -128,6 +131,19 @@ class DomainFlags(_Record):
 class Capabilities(_Record):
     soft_affinity: bool
     vcpu_limit: str
+    set_online: bool
+    node_affinity: bool
+
+class CpuPool(_Record):
+    id: int
+    name: str
+    scheduler: str
+    cpus: CpuMap
+    domains: int
+
+class NodeMemory(_Record):
+    size: int
+    free: int
 
 class HostInfo(_Record):
     possible: CpuMap
@@ -139,6 +155,9 @@ class HostInfo(_Record):
     numa_nodes: list[CpuMap]
     cpu_socket: list[Optional[int]]
     cpu_node: list[Optional[int]]
+    cpu_core: list[Optional[int]]
+    node_memory: list[NodeMemory]
+    pools: list[CpuPool]
     caps: Capabilities
     system_cpus: Optional[CpuMap]
     @property
@@ -156,6 +175,7 @@ class DomainInfo(_Record):
     cpu_time: datetime.timedelta
     uuid: str
     vcpu_problem: str
+    pool: Optional[int]
 
 class VcpuMetrics(_Record):
     vcpu: int
@@ -173,6 +193,7 @@ class DomainSnapshot(_Record):
     soft: AffinityMatrix
     effective: AffinityMatrix
     limit: AffinityMatrix
+    node_affinity: Optional[NodeSet]
     scope: SnapshotScope
     taken_at: datetime.datetime
     taken_at_ns: int
@@ -223,6 +244,7 @@ class Hypervisor:
                    force: bool = False, restore: bool = False) -> MatrixPinResult: ...
     def plan_matrix(self, domain: _Domain, *, hard: Optional[_MatrixArg] = None, soft: Optional[_MatrixArg] = None,
                     force: bool = False) -> PinPlan: ...
+    def set_online_vcpus(self, domain: _Domain, vcpus: Union[int, VcpuSet, _Text, Iterable[int]]) -> None: ...
     def plan_vcpus(self, domain: _Domain, vcpus: Union[VcpuSet, _Text, Iterable[int]], *,
                    hard: Optional[_MapArg] = None, soft: Optional[_MapArg] = None,
                    force: bool = False) -> PinPlan: ...
