@@ -889,26 +889,21 @@ XenHypervisor::XenHypervisor(XenOptions options) : impl_(std::make_unique<Impl>(
                               "run in dom0 as root with the xen-privcmd module loaded and xenfs mounted",
                               why));
     }
-    // Prime libxenctrl's CPU count cache now, before any thread can race on it.
-    const bool first = !max_cpus_cached.exchange(true);
-    if (first) ++op.calls.n;
-    errno = 0;
-    const int bytes = xc_get_cpumap_size(im.xch);
-    if (bytes <= 0) {
-      if (first) max_cpus_cached.store(false);
-      raise_host(errno, "sizing CPU maps (xc_get_cpumap_size)");
-    }
-    im.map_bytes = static_cast<std::size_t>(bytes);
-    // The same for the node count (node affinity maps): one more physinfo, once a process.
-    const bool first_nodes = !max_nodes_cached.exchange(true);
-    if (first_nodes) ++op.calls.n;
-    errno = 0;
-    const int node_bytes = xc_get_nodemap_size(im.xch);
-    if (node_bytes <= 0) {
-      if (first_nodes) max_nodes_cached.store(false);
-      raise_host(errno, "sizing node maps (xc_get_nodemap_size)");
-    }
-    im.node_map_bytes = static_cast<std::size_t>(node_bytes);
+    // Prime libxenctrl's CPU and node count caches now, before any thread can race on them:
+    // each costs one physinfo, the first time in a process.
+    auto map_size = [&](std::atomic<bool>& cached, int (*size)(xc_interface*), std::string_view what) {
+      const bool first = !cached.exchange(true);
+      if (first) ++op.calls.n;
+      errno = 0;
+      const int bytes = size(im.xch);
+      if (bytes <= 0) {
+        if (first) cached.store(false);
+        raise_host(errno, what);
+      }
+      return static_cast<std::size_t>(bytes);
+    };
+    im.map_bytes = map_size(max_cpus_cached, xc_get_cpumap_size, "sizing CPU maps (xc_get_cpumap_size)");
+    im.node_map_bytes = map_size(max_nodes_cached, xc_get_nodemap_size, "sizing node maps (xc_get_nodemap_size)");
     if (options.multicall) im.xcall = xc_interface_xcall_handle(im.xch);
     im.store_host(im.read_host(op.calls));
   }

@@ -100,6 +100,7 @@ def numpy_agrees(snapshot):
 
 
 def compare(hv, xl):
+    import vcpumap
     before = hv.snapshot_all()
     rows = xl_vcpu_list(xl)
     after = hv.snapshot_all()
@@ -130,12 +131,14 @@ def compare(hv, xl):
             if soft != frozenset(d.soft.row(v.vcpu)):
                 problems.append(f"soft xl {x['soft']} python {d.soft.row(v.vcpu)}")
             v2 = d2.vcpus[v.vcpu] if d2 and v.vcpu < len(d2.vcpus) else v
-            states = {v.state.value, v2.state.value}
-            if xl_state(x["state"]) not in states:
-                problems.append(f"state xl {x['state']} python {sorted(states)}")
+            # A running vcpu may change state and CPU between the three reads (dom0's run this
+            # very script): online or not must agree; a CPU xl shows must be an online one.
+            offline = {v.state == vcpumap.VcpuState.OFFLINE, v2.state == vcpumap.VcpuState.OFFLINE}
+            if (xl_state(x["state"]) == "offline") not in offline:
+                problems.append(f"state xl {x['state']} python {v.state.value}/{v2.state.value}")
             cpu = None if x["cpu"] == "-" else int(x["cpu"])
-            if cpu not in (v.cpu, v2.cpu):
-                problems.append(f"cpu xl {x['cpu']} python {v.cpu}/{v2.cpu}")
+            if (cpu is None) != (x["state"] == "--p") or (cpu is not None and cpu not in before.host.online):
+                problems.append(f"cpu xl {x['cpu']} python {v.cpu}/{v2.cpu} (online {before.host.online})")
             t = float(x["time"])
             if not (v.cpu_time_ns / 1e9 - 0.051 <= t <= v2.cpu_time_ns / 1e9 + 0.051):
                 problems.append(f"time xl {t} s python {v.cpu_time_ns / 1e9:.3f} .. {v2.cpu_time_ns / 1e9:.3f} s")

@@ -47,6 +47,8 @@ readonly WIDE_MEM_MB=96   # never runs: enough to load the kernel and initrd
 
 program=""
 extras=()
+python_package=""   # --python-package: a build's python/ folder (the vcpumap package)
+python_scripts=()
 workdir="${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/vcpumap-xen"
 timeout_s=240
 guest_vcpus=2
@@ -63,6 +65,9 @@ usage() {
 Options:
   --program PATH      test program to run inside dom0 (required; static or dynamic)
   --extra PATH        another program to put in dom0's /usr/bin (repeatable)
+  --python-package DIR  put Debian's python3 with its minimal standard library in dom0, and
+                      DIR/vcpumap (the package as built) in /usr/lib/vcpumap-python
+  --python-script PATH  a script to put beside it (repeatable; needs --python-package)
   --workdir DIR       cache + log folder (default: \${XDG_CACHE_HOME:-\$HOME/.cache}/vcpumap-xen)
   --timeout SECONDS   limit for one QEMU boot (default: $timeout_s); a boot that stalls before
                       dom0's /init starts is stopped after 90 s of silence and retried once
@@ -81,6 +86,8 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --program)     need_value "$@"; program=$2; shift 2 ;;
     --extra)       need_value "$@"; extras+=("$(readlink -f "$2")"); shift 2 ;;
+    --python-package) need_value "$@"; python_package=$(readlink -f "$2"); shift 2 ;;
+    --python-script) need_value "$@"; python_scripts+=("$(readlink -f "$2")"); shift 2 ;;
     --workdir)     need_value "$@"; workdir=$2; shift 2 ;;
     --timeout)     need_value "$@"; timeout_s=$2; shift 2 ;;
     --guest-vcpus) need_value "$@"; guest_vcpus=$2; shift 2 ;;
@@ -388,6 +395,31 @@ for extra in ${extras[@]+"${extras[@]}"}; do
   cp "$extra" "$stage/usr/bin/"
   elfs+=("$extra")
 done
+# Python for tests/python/xen_check.py: Debian's interpreter (its C modules are built in) with
+# the files of libpythonX.Y-minimal, and the package as built, its extension without debug info.
+if [ -n "$python_package" ]; then
+  [ -f "$python_package/vcpumap/__init__.py" ] || die "--python-package '$python_package' holds no vcpumap package"
+  py=$(readlink -f /usr/bin/python3) || die "no /usr/bin/python3"
+  pyver=$(basename "$py")
+  cp "$py" "$stage/usr/bin/$pyver"
+  ln -s "$pyver" "$stage/usr/bin/python3"
+  elfs+=("$py")
+  dpkg -L "lib$pyver-minimal" | while read -r f; do
+    if [ -f "$f" ] && [ "${f#/usr/lib/$pyver/}" != "$f" ]; then
+      mkdir -p "$stage$(dirname "$f")"
+      cp "$f" "$stage$f"
+    fi
+  done
+  mkdir -p "$stage/usr/lib/vcpumap-python/vcpumap"
+  for f in "$python_package"/vcpumap/*.py "$python_package"/vcpumap/*.so; do
+    [ -f "$f" ] || continue
+    case "$f" in
+      *.so) strip -g -o "$stage/usr/lib/vcpumap-python/vcpumap/$(basename "$f")" "$f"; elfs+=("$f") ;;
+      *) cp "$f" "$stage/usr/lib/vcpumap-python/vcpumap/" ;;
+    esac
+  done
+  for f in ${python_scripts[@]+"${python_scripts[@]}"}; do cp "$f" "$stage/usr/lib/vcpumap-python/"; done
+fi
 
 # Shared libraries, copied to the same absolute path as on the host. libgcc_s.so.1 is loaded by
 # glibc at run time (pthread_cancel; `xl create` aborts without it), so ldd does not list it.

@@ -662,6 +662,15 @@ int main() {
             fmt::format("vcpu-balance --apply gives each guest1 vcpu its own CPU: {} and {}",
                         balanced.empty() ? "?" : balanced[0].hard, balanced.size() < 2 ? "?" : balanced[1].hard));
     }
+    // The Python module in dom0 (tests/python/xen_check.py), when the harness put it there.
+    if (access("/usr/lib/vcpumap-python/xen_check.py", R_OK) == 0) {
+      const std::string out =
+          run("PYTHONPATH=/usr/lib/vcpumap-python python3 /usr/lib/vcpumap-python/xen_check.py --pin guest1 2>&1; "
+              "echo \"exit $?\"");
+      std::printf("%s", out.c_str());
+      check(out.find("\nexit 0\n") != std::string::npos || out.rfind("exit 0\n", 0) == 0,
+            "python: vcpumap.open(\"xen\") agrees with xl vcpu-list (tests/python/xen_check.py --pin guest1)");
+    }
     benchmark();
     pools_nodes_and_online(xen);
   } catch (const std::exception& e) {
