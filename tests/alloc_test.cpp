@@ -13,6 +13,20 @@
 
 #include <catch2/catch.hpp>
 
+// Under AddressSanitizer the runtime's own operator new serves some allocations (ours would
+// then free what it did not make): no replacement, and the counting tests are left out.
+#if defined(__SANITIZE_ADDRESS__)
+#define VCPUMAP_TEST_COUNTS_ALLOCATIONS 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define VCPUMAP_TEST_COUNTS_ALLOCATIONS 0
+#endif
+#endif
+#ifndef VCPUMAP_TEST_COUNTS_ALLOCATIONS
+#define VCPUMAP_TEST_COUNTS_ALLOCATIONS 1
+#endif
+
+#if VCPUMAP_TEST_COUNTS_ALLOCATIONS
 namespace {
 thread_local std::size_t allocations = 0;
 }  // namespace
@@ -32,17 +46,23 @@ void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
+#endif
 
 using namespace vcpumap;
 
 namespace {
 
-/// The operator new calls `fn` makes.
+/// The operator new calls `fn` makes (0 when they are not counted: see above).
 template <class Fn>
 std::size_t allocations_of(Fn fn) {
+#if VCPUMAP_TEST_COUNTS_ALLOCATIONS
   const std::size_t before = allocations;
   fn();
   return allocations - before;
+#else
+  fn();
+  return 0;
+#endif
 }
 
 std::string every_other(std::size_t universe) {
@@ -57,6 +77,10 @@ std::string every_other(std::size_t universe) {
 }  // namespace
 
 TEST_CASE("parse: one allocation, no slack", "[alloc]") {
+  if (!VCPUMAP_TEST_COUNTS_ALLOCATIONS) {
+    WARN("allocations are not counted under AddressSanitizer");
+    return;
+  }
   for (std::size_t universe : {8, 64, 65, 4096, 16384}) {
     const std::string text = every_other(universe);
     INFO(universe << " CPUs");
@@ -96,17 +120,7 @@ TEST_CASE("a large matrix made again reuses the storage of one freed", "[alloc]"
     m.set(63, 65535);
     CHECK(m.test(63, 65535));
   });
-#if defined(__SANITIZE_ADDRESS__)
-  CHECK(n == 1);  // the cache is off under AddressSanitizer
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-  CHECK(n == 1);
-#else
-  CHECK(n == 0);
-#endif
-#else
-  CHECK(n == 0);
-#endif
+  CHECK(n == 0);  // reused (and under AddressSanitizer, where the cache is off, not counted)
   // The storage reused is cleared like new.
   AffinityMatrix again(rows, cols);
   CHECK(!again.test(63, 65535));
