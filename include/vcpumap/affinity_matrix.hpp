@@ -33,6 +33,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
+#include <new>
 #include <span>
 #include <string>
 #include <vector>
@@ -55,6 +57,118 @@ std::size_t checked_mul(std::size_t a, std::size_t b, std::size_t max, What what
     throw Error(ErrorCode::invalid_argument, std::string(what()) + " does not fit in memory");
   return a * b;
 }
+
+/// Where the storage of large matrices goes when they die: a few blocks per thread, kept
+/// for the next matrix of the same size. A matrix of 64 vcpus x 65,536 CPUs is 512 KiB,
+/// above glibc's mmap threshold: without this, each fresh DomainSnapshot (four such
+/// matrices) maps them, faults in every page, and unmaps them when it is freed, which costs
+/// 8x the copying it holds. With it, a fresh snapshot costs what one reused costs, plus a
+/// lookup per matrix. Bounded: blocks of at least min_bytes, at most max_blocks of them and
+/// max_bytes in all per thread; freed at thread exit. Off under AddressSanitizer, so that
+/// a use after free of a matrix is still caught.
+class MatrixStorageCache {
+ public:
+  static constexpr std::size_t min_bytes = std::size_t{64} << 10;
+  static constexpr std::size_t max_blocks = 8;
+  static constexpr std::size_t max_bytes = std::size_t{16} << 20;
+
+  /// A block of exactly `bytes` kept earlier, or null.
+  static void* take(std::size_t bytes) noexcept {
+    if (!enabled || bytes < min_bytes) return nullptr;
+    Blocks& c = blocks();
+    for (std::size_t i = c.count; i-- > 0;) {
+      if (c.bytes[i] != bytes) continue;
+      void* p = c.ptr[i];
+      --c.count;
+      c.ptr[i] = c.ptr[c.count];
+      c.bytes[i] = c.bytes[c.count];
+      c.total -= bytes;
+      return p;
+    }
+    return nullptr;
+  }
+  /// Keeps a block of `bytes` (from operator new) for later; false when it is not kept (too
+  /// small, the cache full, the thread exiting): the caller frees it.
+  static bool give(void* p, std::size_t bytes) noexcept {
+    if (!enabled || bytes < min_bytes || bytes > max_bytes) return false;
+    Blocks& c = blocks();
+    if (c.closed) return false;
+    if (!c.armed) {  // the first block kept: free them all when the thread exits
+      static thread_local Releaser releaser;
+      (void)releaser;
+      c.armed = true;
+    }
+    while (c.count != 0 && (c.count == max_blocks || c.total + bytes > max_bytes)) {  // oldest out
+      ::operator delete(c.ptr[0]);
+      c.total -= c.bytes[0];
+      --c.count;
+      for (std::size_t i = 0; i < c.count; ++i) {
+        c.ptr[i] = c.ptr[i + 1];
+        c.bytes[i] = c.bytes[i + 1];
+      }
+    }
+    c.ptr[c.count] = p;
+    c.bytes[c.count] = bytes;
+    ++c.count;
+    c.total += bytes;
+    return true;
+  }
+
+ private:
+#if defined(__SANITIZE_ADDRESS__)
+  static constexpr bool enabled = false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+  static constexpr bool enabled = false;
+#else
+  static constexpr bool enabled = true;
+#endif
+#else
+  static constexpr bool enabled = true;
+#endif
+  // Trivially destructible, so still usable while other thread-local and static objects
+  // (matrices among them) are destroyed after the releaser has run.
+  struct Blocks {
+    void* ptr[max_blocks];
+    std::size_t bytes[max_blocks];
+    std::size_t count, total;
+    bool armed, closed;
+  };
+  static Blocks& blocks() noexcept {
+    static thread_local Blocks c{};
+    return c;
+  }
+  struct Releaser {
+    Releaser() = default;
+    Releaser(const Releaser&) = delete;
+    Releaser& operator=(const Releaser&) = delete;
+    ~Releaser() {
+      Blocks& c = blocks();
+      for (std::size_t i = 0; i < c.count; ++i) ::operator delete(c.ptr[i]);
+      c.count = c.total = 0;
+      c.closed = true;
+    }
+  };
+};
+
+/// The allocator of AffinityMatrix's words: operator new and delete, through
+/// MatrixStorageCache for large blocks.
+template <class T>
+struct MatrixAllocator {
+  using value_type = T;
+  MatrixAllocator() = default;
+  template <class U>
+  constexpr MatrixAllocator(const MatrixAllocator<U>&) noexcept {}
+  T* allocate(std::size_t n) {
+    if (n > std::size_t(-1) / sizeof(T)) throw std::bad_array_new_length();
+    if (void* p = MatrixStorageCache::take(n * sizeof(T))) return static_cast<T*>(p);
+    return static_cast<T*>(::operator new(n * sizeof(T)));
+  }
+  void deallocate(T* p, std::size_t n) noexcept {
+    if (!MatrixStorageCache::give(p, n * sizeof(T))) ::operator delete(p);
+  }
+  friend bool operator==(const MatrixAllocator&, const MatrixAllocator&) noexcept { return true; }
+};
 
 }  // namespace detail
 
@@ -223,7 +337,7 @@ class AffinityMatrix {
   static constexpr std::size_t map_bytes(std::size_t cols) noexcept { return cols / 8 + (cols % 8 != 0); }
   /// rows x row_words() of cols, the words of the storage; throws when it cannot be addressed.
   static std::size_t storage_words(std::size_t rows, std::size_t cols) {
-    return detail::checked_mul(rows, detail::blocks_for(cols), std::vector<detail::Block>().max_size(), [&] {
+    return detail::checked_mul(rows, detail::blocks_for(cols), decltype(words_)().max_size(), [&] {
       return "affinity matrix of " + std::to_string(rows) + " x " + std::to_string(cols);
     });
   }
@@ -274,7 +388,7 @@ class AffinityMatrix {
   std::size_t rows_ = 0;
   std::size_t cols_ = 0;
   std::size_t stride_ = 0;
-  std::vector<detail::Block> words_;
+  std::vector<detail::Block, detail::MatrixAllocator<detail::Block>> words_;
 };
 
 }  // namespace vcpumap

@@ -190,9 +190,8 @@ class BasicCpuSet {
 
   /// The number of members (what iteration yields), at most universe().
   size_type count() const noexcept {
-    size_type n = 0;
-    for (detail::Block w : words()) n += detail::popcount(w);
-    return n;
+    const auto w = words();
+    return detail::count_words(w.data(), w.size());  // popcnt when the CPU has it
   }
   bool empty() const noexcept {
     for (detail::Block w : words())

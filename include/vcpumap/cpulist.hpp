@@ -49,9 +49,11 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <charconv>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <span>
 #include <string>
@@ -102,8 +104,18 @@ class CpulistReader {
     return fail(0, "unknown text form");
   }
 
+  /// The result, its storage exactly the words it needs: a list read by the fast path into
+  /// the reader's own buffer is copied into the one allocation of the result; words grown
+  /// on the heap are trimmed (dynamic_bitset's resize keeps the capacity doubling left).
   Bits take() && {
+    if (gathered_words_ != 0) {
+      Bits bits(named_);
+      const std::span<Block> w = blocks(bits);  // blocks_for(named_) <= gathered_words_
+      std::memcpy(w.data(), gathered_.data(), w.size() * sizeof(Block));
+      return bits;
+    }
     if (!opt_.universe && out_.size() != named_) out_.resize(named_);  // a call costs ~100 instructions
+    if (out_.capacity() > out_.size() + block_bits - 1) out_.shrink_to_fit();
     return std::move(out_);
   }
 
@@ -204,24 +216,44 @@ class CpulistReader {
   /// any other text: the general reader then reads it (and reports its errors with their
   /// columns).
   bool read_plain_list(std::size_t begin) {
-    const char* p = text_.data() + begin;
-    const char* const end = text_.data() + text_.size();
+    const char* const text = text_.data();
+    const std::size_t size = text_.size();
     const std::size_t limit = bound();
-    auto number = [&](std::size_t& value) {
-      const char* const start = p;
-      std::size_t v = 0;
-      while (p != end && static_cast<unsigned char>(*p - '0') < 10) v = v * 10 + static_cast<std::size_t>(*p++ - '0');
-      value = v;
-      return p != start && p - start <= 18 && v < limit;
-    };
     auto give_up = [&] {
       for (Block& w : blocks(out_)) w = 0;
       named_ = 0;
       return false;
     };
+    // The commas are found 8 bytes at a time ahead of the items (`mask`: bit 8k+7 for a comma
+    // at chunk_pos + k), so where an item ends is known without reading its digits and the
+    // items do not wait for each other: reading one is not a chain of loads through the last.
+    std::size_t chunk_pos = begin;
+    std::uint64_t mask = comma_mask(text, size, chunk_pos);
+    auto next_comma = [&]() -> std::size_t {  // the position of the next comma, or size
+      while (mask == 0) {
+        chunk_pos += 8;
+        if (chunk_pos >= size) return size;
+        mask = comma_mask(text, size, chunk_pos);
+      }
+      const std::size_t q = chunk_pos + static_cast<std::size_t>(std::countr_zero(mask)) / 8;
+      mask &= mask - 1;
+      return q;
+    };
+    // Decimal digits from `i` up to `stop`, at most 18 of them, the value below the limit.
+    auto number = [&](std::size_t& i, std::size_t stop, std::size_t& value) {
+      const std::size_t start = i;
+      std::size_t v = 0;
+      while (i < stop && static_cast<unsigned char>(text[i] - '0') < 10) v = v * 10 + static_cast<std::size_t>(text[i++] - '0');
+      value = v;
+      return i != start && i - start <= 18 && v < limit;
+    };
     std::size_t top = 0;
-    std::span<Block> words = blocks(out_);
-    std::size_t nbits = out_.size();  // a local: stores through `words` could alias the member
+    // Without a universe the result's width is known only at the end: the words gather in
+    // gathered_ (zeroed as the items reach them), and take() allocates the result once, at
+    // its exact size. A list naming a CPU beyond gathered_ moves to out_ on the heap.
+    bool gathering = !opt_.universe;
+    std::span<Block> words = gathering ? std::span<Block>(gathered_.data(), 0) : blocks(out_);
+    std::size_t nbits = words.size() * block_bits;  // a local: stores through `words` could alias the member
     // Single CPUs gather in a register and are stored when one lands in another word: an
     // or-into-memory per item makes each item wait for the previous item's store.
     Block pending = 0;
@@ -230,27 +262,49 @@ class CpulistReader {
       if (pending != 0) words[pending_word] |= pending;
       pending = 0;
     };
-    for (bool first = true;; first = false) {
-      bool exclude = false;
-      if (p != end && *p == '^') {
-        // "^N" after an item clears N from what the items before set. A leading one (all
-        // CPUs but N) and exclusions applied after every inclusion are the general reader's.
-        if (first || opt_.exclusion != Exclusion::in_order) return give_up();
-        exclude = true;
-        ++p;
-      }
+    for (std::size_t pos = begin, first = 1;; first = 0) {
+      const std::size_t stop = next_comma();  // the item is text[pos, stop)
       std::size_t lo = 0, hi = 0;
-      if (!number(lo)) return give_up();
-      hi = lo;
-      if (p != end && *p == '-') {
-        ++p;
-        if (!number(hi) || hi < lo) return give_up();
+      bool exclude = false;
+      std::uint64_t chunk = 0;
+      if constexpr (std::endian::native == std::endian::little) {
+        if (pos + 8 <= size) std::memcpy(&chunk, text + pos, 8);
+      }
+      if (chunk != 0 && stop - pos - 1 < 7 && swar_digit_count(chunk) == stop - pos) {
+        // The common item: one CPU of 1 to 7 digits, read 8 bytes at once.
+        lo = hi = swar_value(chunk, static_cast<unsigned>(stop - pos));
+        if (lo >= limit) return give_up();
+      } else {
+        std::size_t i = pos;
+        if (i < stop && text[i] == '^') {
+          // "^N" after an item clears N from what the items before set. A leading one (all
+          // CPUs but N) and exclusions applied after every inclusion are the general reader's.
+          if (first || opt_.exclusion != Exclusion::in_order) return give_up();
+          exclude = true;
+          ++i;
+        }
+        if (!number(i, stop, lo)) return give_up();
+        hi = lo;
+        if (i < stop && text[i] == '-') {
+          ++i;
+          if (!number(i, stop, hi) || hi < lo) return give_up();
+        }
+        if (i != stop) return give_up();
       }
       if (hi >= nbits) {  // only without a universe: bound() kept hi below it
         store_pending();
-        out_.resize(std::max(hi + 1, 2 * nbits));
-        words = blocks(out_);
-        nbits = out_.size();
+        const std::size_t need = blocks_for(hi + 1);
+        if (gathering && need <= gathered_.size()) {
+          std::fill(gathered_.data() + words.size(), gathered_.data() + need, Block{0});
+          words = std::span<Block>(gathered_.data(), need);
+          nbits = need * block_bits;
+        } else {
+          out_.resize(std::max(hi + 1, 2 * nbits));
+          if (gathering) std::copy(words.begin(), words.end(), blocks(out_).begin());
+          gathering = false;
+          words = blocks(out_);
+          nbits = out_.size();
+        }
       }
       if (exclude) {
         store_pending();  // the CPUs set before it, first
@@ -265,13 +319,47 @@ class CpulistReader {
         set_range(words, lo, hi);
       }
       top = std::max(top, hi + 1);
-      if (p == end) break;
-      if (*p != ',') return give_up();
-      ++p;
+      if (stop == size) break;
+      pos = stop + 1;
     }
     store_pending();
     named_ = top;
+    if (gathering) gathered_words_ = words.size();
     return true;
+  }
+
+  /// The commas among the 8 characters at text[pos] (fewer at the end of the text): bit 8k+7
+  /// set when text[pos + k] is ','. Exact per byte: (x & 0x7f) + 0x7f never carries out.
+  static std::uint64_t comma_mask(const char* text, std::size_t size, std::size_t pos) noexcept {
+    constexpr std::uint64_t ones = 0x0101010101010101ULL;
+    if (std::endian::native == std::endian::little && pos + 8 <= size) {
+      std::uint64_t chunk;
+      std::memcpy(&chunk, text + pos, 8);
+      const std::uint64_t x = chunk ^ (ones * ',');
+      return ~(((x & (0x7f * ones)) + 0x7f * ones) | x) & (0x80 * ones);
+    }
+    std::uint64_t m = 0;
+    for (std::size_t k = 0; k < 8 && pos + k < size; ++k)
+      if (text[pos + k] == ',') m |= std::uint64_t{0x80} << (8 * k);
+    return m;
+  }
+
+  /// How many of the 8 characters in `chunk` (the first in its lowest byte) are decimal
+  /// digits before the first that is not; 8 when all are. A byte is a non-digit when it is
+  /// 0x3a or above (+0x46 sets its top bit), below 0x30 (-0x30 borrows into its top bit)
+  /// or not ASCII; carries and borrows move only from a non-digit upwards, past the first.
+  static unsigned swar_digit_count(std::uint64_t chunk) noexcept {
+    constexpr std::uint64_t ones = 0x0101010101010101ULL;
+    const std::uint64_t non_digit = ((chunk + 0x46 * ones) | (chunk - 0x30 * ones) | chunk) & (0x80 * ones);
+    return non_digit == 0 ? 8 : static_cast<unsigned>(std::countr_zero(non_digit)) / 8;
+  }
+  /// The value of the first `digits` (1..7) characters of `chunk`, all decimal digits: moved
+  /// to the top bytes (the zeros below read as leading zeros), then combined pairwise.
+  static std::size_t swar_value(std::uint64_t chunk, unsigned digits) noexcept {
+    std::uint64_t v = chunk << (8 * (8 - digits));
+    v = ((v & 0x0F0F0F0F0F0F0F0FULL) * 2561) >> 8;              // 10 * 2^8 + 1: pairs
+    v = ((v & 0x00FF00FF00FF00FFULL) * 6553601) >> 16;          // 100 * 2^16 + 1: quads
+    return static_cast<std::size_t>(((v & 0x0000FFFF0000FFFFULL) * 42949672960001ULL) >> 32);  // 10^4 * 2^32 + 1
   }
 
   void skip_spaces() noexcept {
@@ -558,6 +646,10 @@ class CpulistReader {
   const ParseOptions& opt_;
   bool physical_;
   Bits out_;
+  // The fast path's words without a universe (see read_plain_list): 16384 CPUs, 2 KiB of
+  // stack, left uninitialised; gathered_words_ of them are in use (0: the result is out_).
+  std::array<Block, 256> gathered_;
+  std::size_t gathered_words_ = 0;
   Bits excluded_;          // Exclusion::after_inclusions only
   std::size_t named_ = 0;  // highest CPU named + 1 (list) or the text's width (masks)
   std::size_t pos_ = 0;
@@ -569,39 +661,81 @@ class CpulistReader {
 
 // ---- writers ----
 
-/// Appends the decimal digits of n.
-inline void append_number(std::string& out, std::size_t n) {
-  char buf[24];
-  auto r = std::to_chars(buf, buf + sizeof buf, n);
-  out.append(buf, r.ptr);
+/// Decimal digits of n (n >= 0).
+constexpr std::size_t decimal_digits(std::size_t n) noexcept {
+  std::size_t d = 1;
+  for (; n >= 10; n /= 10) ++d;
+  return d;
 }
 
-/// Position of the first set (want = 1) or clear (want = 0) bit at or after pos, or nbits.
-inline std::size_t find_bit(std::span<const Block> w, std::size_t nbits, std::size_t pos, bool want) noexcept {
-  std::size_t i = pos / block_bits;
-  if (i >= w.size()) return nbits;
-  Block word = (want ? w[i] : ~w[i]) & (~Block{0} << (pos % block_bits));
-  while (word == 0) {
-    if (++i == w.size()) return nbits;
-    word = want ? w[i] : ~w[i];
+/// An upper bound of what the canonical list of these words writes, each number at most
+/// `digits` long, each run preceded by a comma (the first run's is spare): a run writes its
+/// first CPU, a run of two or more also '-' and its last CPU. One pass over the words,
+/// counting run starts (a member whose lower neighbour is absent; bit 0 of the first word
+/// always counts) and, of those, the starts of longer runs (whose upper neighbour is a
+/// member).
+inline std::size_t list_length_bound(std::span<const Block> w, std::size_t digits) noexcept {
+  std::size_t starts = 0, long_starts = 0;
+  Block carry = 0;  // bit 63 of the previous word, moved to bit 0
+  for (std::size_t i = 0; i < w.size(); ++i) {
+    const Block x = w[i];
+    const Block start = x & ~((x << 1) | carry);
+    const Block next = (x >> 1) | (i + 1 < w.size() ? w[i + 1] << 63 : 0);  // upper neighbours
+    starts += popcount(start);
+    long_starts += popcount(start & next);
+    carry = x >> 63;
   }
-  return std::min(nbits, i * block_bits + static_cast<std::size_t>(std::countr_zero(word)));
+  return (starts + long_starts) * (digits + 1);
 }
 
+/// The canonical list: one pass a word at a time (countr_zero finds where each run starts
+/// and ends), digits written by std::to_chars. The text goes first to a buffer on the stack;
+/// a list that fits (most do) becomes a string of exactly its length, one allocation. A
+/// longer one moves to a string sized by list_length_bound over the words still to write,
+/// once, and keeps at most that bound's slack.
 inline std::string write_list(std::span<const Block> w, std::size_t nbits) {
+  const std::size_t digits = decimal_digits(nbits == 0 ? 0 : nbits - 1);
+  const std::size_t most = 2 * digits + 2;  // what one run writes at most
+  char local[1024];
   std::string out;
-  out.reserve(64);
-  std::size_t pos = 0;
-  while ((pos = find_bit(w, nbits, pos, true)) < nbits) {
-    const std::size_t stop = find_bit(w, nbits, pos, false);  // first absent CPU after the run
-    if (!out.empty()) out += ',';
-    append_number(out, pos);
-    if (stop - pos > 1) {
-      out += '-';
-      append_number(out, stop - 1);
+  char* begin = local;
+  char* p = local;
+  char* end = local + sizeof local;
+  bool on_heap = false;
+  const std::size_t n = w.size();
+  std::size_t i = 0;
+  Block word = n != 0 ? w[0] : 0;
+  for (;;) {
+    while (word == 0 && ++i < n) word = w[i];
+    if (word == 0) break;
+    if (!on_heap && static_cast<std::size_t>(end - p) < most) {
+      const std::size_t written = static_cast<std::size_t>(p - begin);
+      out.resize(written + list_length_bound(w.subspan(i), digits));
+      std::memcpy(out.data(), local, written);
+      begin = out.data();
+      p = begin + written;
+      end = begin + out.size();
+      on_heap = true;
     }
-    pos = stop;
+    const std::size_t lo = i * block_bits + static_cast<std::size_t>(std::countr_zero(word));
+    // The run's end: the first clear bit above lo, in this word or a later one.
+    Block rest = ~word & (~Block{0} << (lo % block_bits));
+    while (rest == 0) {
+      if (++i >= n) break;
+      rest = ~w[i];
+    }
+    const std::size_t stop = i >= n ? nbits : i * block_bits + static_cast<std::size_t>(std::countr_zero(rest));
+    if (p != begin) *p++ = ',';
+    p = std::to_chars(p, end, lo).ptr;
+    if (stop - lo > 1) {
+      *p++ = '-';
+      p = std::to_chars(p, end, stop - 1).ptr;
+    }
+    if (i >= n) break;
+    word = w[i] & (~Block{0} << (stop % block_bits));  // the members above the run
   }
+  if (!on_heap) return std::string(local, p);
+  out.resize(static_cast<std::size_t>(p - begin));
   return out;
 }
 

@@ -355,6 +355,73 @@ void effective_rows_pairs(const Block* __restrict h, const Block* __restrict s, 
     for (std::size_t j = 0; j < pairs; ++j) std::memcpy(e + 2 * j, &x[j], sizeof x[j]);
   }
 }
+
+#if VCPUMAP_X86_DISPATCH
+/// The rule on rows of any width (n words, the first k meeting the online map), four words
+/// at a time with AVX2, for CPUs that have it (see detail::usable_isa); `l`, the limit
+/// matrix, may be null (no limit). The same rule, the same result as effective_rows and
+/// effective_affinity's limited loop. No lambdas: they would not inherit the target.
+template <bool Limited>
+__attribute__((target("avx2"))) inline void effective_rows_avx2(const Block* __restrict h, const Block* __restrict s,
+                                                                const Block* __restrict l, const Block* __restrict m,
+                                                                Block* __restrict e, std::size_t rows, std::size_t n,
+                                                                std::size_t k) {
+  using Quad = Block __attribute__((vector_size(4 * sizeof(Block))));
+  const std::size_t quads = k / 4;
+  for (std::size_t v = 0; v < rows; ++v, h += n, s += n, e += n) {
+    Quad any_q = {0, 0, 0, 0};
+    Block any = 0;
+    for (std::size_t j = 0; j < quads; ++j) {
+      Quad a, b, c;
+      __builtin_memcpy(&a, h + 4 * j, sizeof a);
+      __builtin_memcpy(&b, s + 4 * j, sizeof b);
+      __builtin_memcpy(&c, m + 4 * j, sizeof c);
+      Quad x = a & b & c;
+      if constexpr (Limited) {
+        Quad d;
+        __builtin_memcpy(&d, l + 4 * j, sizeof d);
+        x &= d;
+      }
+      __builtin_memcpy(e + 4 * j, &x, sizeof x);
+      any_q |= x;
+    }
+    for (std::size_t i = 4 * quads; i < k; ++i) {
+      Block x = h[i] & s[i] & m[i];
+      if constexpr (Limited) x &= l[i];
+      e[i] = x;
+      any |= x;
+    }
+    for (std::size_t i = k; i < n; ++i) e[i] = 0;
+    if ((any | any_q[0] | any_q[1] | any_q[2] | any_q[3]) == 0) {
+      for (std::size_t j = 0; j < quads; ++j) {
+        Quad a, c;
+        __builtin_memcpy(&a, h + 4 * j, sizeof a);
+        __builtin_memcpy(&c, m + 4 * j, sizeof c);
+        Quad x = a & c;
+        if constexpr (Limited) {
+          Quad d;
+          __builtin_memcpy(&d, l + 4 * j, sizeof d);
+          x &= d;
+        }
+        __builtin_memcpy(e + 4 * j, &x, sizeof x);
+      }
+      for (std::size_t i = 4 * quads; i < k; ++i) e[i] = h[i] & m[i] & (Limited ? l[i] : ~Block{0});
+    }
+    if constexpr (Limited) l += n;
+  }
+}
+#endif
+
+/// Whether effective_affinity takes the AVX2 loop: rows of at least 4 words (narrower ones
+/// have their own unrolled loops), on a CPU with AVX2.
+inline bool effective_rows_use_avx2(std::size_t k) noexcept {
+#if VCPUMAP_X86_DISPATCH
+  return k >= 4 && usable_isa().avx2;
+#else
+  (void)k;
+  return false;
+#endif
+}
 }  // namespace detail
 
 /// Xen's effective affinity of every vcpu (see DomainSnapshot), written into `into`, whose
@@ -374,6 +441,9 @@ inline void effective_affinity(const AffinityMatrix& hard, const AffinityMatrix&
   const detail::Block* h = hard.words().data();
   const detail::Block* s = soft.words().data();
   detail::Block* e = into.mutable_words().data();
+#if VCPUMAP_X86_DISPATCH
+  if (detail::effective_rows_use_avx2(k)) return detail::effective_rows_avx2<false>(h, s, nullptr, on.data(), e, rows, n, k);
+#endif
   if (k == n) {  // the online map covers every column: rows of a width the compiler knows
     switch (n) {
       case 1: return detail::effective_rows<1>(h, s, on.data(), e, rows, n, k);
@@ -404,6 +474,10 @@ inline void effective_affinity(const AffinityMatrix& hard, const AffinityMatrix&
   const detail::Block* s = soft.words().data();
   const detail::Block* l = limit.words().data();
   detail::Block* e = into.mutable_words().data();
+#if VCPUMAP_X86_DISPATCH
+  if (const std::size_t k = std::min(n, on.size()); detail::effective_rows_use_avx2(k))
+    return detail::effective_rows_avx2<true>(h, s, l, on.data(), e, hard.rows(), n, k);
+#endif
   for (std::size_t v = 0; v < hard.rows(); ++v, h += n, s += n, l += n, e += n) {
     detail::Block any = 0;
     for (std::size_t i = 0; i < n; ++i) {
