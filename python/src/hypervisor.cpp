@@ -227,14 +227,14 @@ void bind_hypervisor(py::module_& m) {
           locked(h, [&](AnyHypervisor& hv) { hv.set_online_vcpus(resolve(hv, ref), VcpuSet::full(n)); });
           return;
         }
-        const auto [id, max] = locked(h, [&](AnyHypervisor& hv) {
+        const std::pair<DomainId, std::size_t> found = locked(h, [&](AnyHypervisor& hv) {
           const DomainId id = resolve(hv, ref);
           return std::pair(id, max_vcpus_of(hv, id));
         });
         ParseOptions v;
-        v.universe = max;
+        v.universe = found.second;
         const VcpuSet set = vcpu_set_from(vcpus, v);
-        locked(h, [&](AnyHypervisor& hv) { hv.set_online_vcpus(id, set); });
+        locked(h, [&](AnyHypervisor& hv) { hv.set_online_vcpus(found.first, set); });
       },
       py::arg("domain"), py::arg("vcpus"),
       "Makes exactly these vcpus the domain's online ones, as xl vcpu-set: an int N (vcpus 0..N-1), a "
