@@ -13,40 +13,9 @@
 
 #include <catch2/catch.hpp>
 
-// Under AddressSanitizer the runtime's own operator new serves some allocations (ours would
-// then free what it did not make): no replacement, and the counting tests are left out.
-#if defined(__SANITIZE_ADDRESS__)
-#define VCPUMAP_TEST_COUNTS_ALLOCATIONS 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define VCPUMAP_TEST_COUNTS_ALLOCATIONS 0
-#endif
-#endif
-#ifndef VCPUMAP_TEST_COUNTS_ALLOCATIONS
-#define VCPUMAP_TEST_COUNTS_ALLOCATIONS 1
-#endif
+#include "counting_new.hpp"
 
-#if VCPUMAP_TEST_COUNTS_ALLOCATIONS
-namespace {
-thread_local std::size_t allocations = 0;
-}  // namespace
-
-void* operator new(std::size_t n) {
-  ++allocations;
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-  throw std::bad_alloc();
-}
-// GCC sees free() of what operator new returned; here operator new is malloc.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-#endif
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
-#endif
+using vcpumap_test::allocations;
 
 using namespace vcpumap;
 

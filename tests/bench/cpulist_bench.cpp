@@ -65,26 +65,9 @@
 #define VCPUMAP_BENCH_BUILD "unknown build (not configured by meson)"
 #endif
 
-// Every allocation through operator new in this program is counted (one add, no lock: the
-// benchmarks run on one thread). hwloc allocates with malloc and is not counted.
-namespace {
-std::size_t g_allocations = 0;
-}  // namespace
-void* operator new(std::size_t n) {
-  ++g_allocations;
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-  throw std::bad_alloc();
-}
-// GCC sees free() of what operator new returned; here operator new is malloc.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-#endif
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+// Every allocation through operator new in this program is counted (tests/counting_new.hpp;
+// the benchmarks run on one thread). hwloc allocates with malloc and is not counted.
+#include "../counting_new.hpp"
 
 namespace {
 
@@ -565,9 +548,9 @@ struct ParseCost {
   std::size_t allocations = 0, capacity_words = 0, needed_words = 0;
 };
 ParseCost parse_cost(const std::string& text) {
-  const std::size_t before = g_allocations;
+  const std::size_t before = vcpumap_test::allocations;
   const CpuMap m = CpuMap::parse(text);
-  return {g_allocations - before, m.bits().capacity() / 64, m.words().size()};
+  return {vcpumap_test::allocations - before, m.bits().capacity() / 64, m.words().size()};
 }
 
 /// The build this program was compiled in, and what vcpumap's run-time dispatch may use here.
