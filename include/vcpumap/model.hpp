@@ -216,6 +216,17 @@ struct HostInfo {
       if (at(cpu_core, c) == core && at(cpu_socket, c) == socket) out.set(c);
     return out;
   }
+  /// Whether a hard affinity row is an explicit pin: it leaves out a present CPU (what `xl`
+  /// shows as hard affinity other than "all"). A vcpu confined only by its cpupool keeps hard
+  /// "all" on Xen and is not pinned; on Linux a cpuset narrower than the host narrows the
+  /// thread's affinity too, so a vcpu in such a cpuset counts as pinned. An empty row (a
+  /// vcpu whose affinity is unknown) is not a pin.
+  bool is_pinned(const CpuMap& hard) const {
+    if (hard.empty()) return false;
+    for (std::size_t cpu : present)
+      if (!hard.test(cpu)) return true;
+    return false;
+  }
   /// The CPUs of a set of NUMA nodes (nodes beyond the host's are ignored).
   CpuMap cpus_of(const NodeSet& nodes) const {
     CpuMap out(cpu_universe());

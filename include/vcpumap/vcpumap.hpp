@@ -13,5 +13,6 @@
 #include "limits.hpp"
 #include "mock.hpp"
 #include "model.hpp"
+#include "prometheus.hpp"
 #include "text.hpp"
 #include "version.hpp"
