@@ -5,13 +5,17 @@
 //   Domain-0                             0     0    0   -b-     636.8  all / all
 //
 // The whole host is read in one library call (snapshot_all), then filtered and printed.
+#include <csignal>
+#include <ctime>
+
 #include <chrono>
 #include <map>
 #include <optional>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
+
+#include <vcpumap/prometheus.hpp>
 
 #include "backend.hpp"
 
@@ -21,6 +25,7 @@ using namespace vcpumap;
 
 constexpr std::string_view usage =
     "usage: vcpu-list [--xm | --json] [--threads] [--watch SECONDS [--count N]] [backend options] [DOMAIN...]\n"
+    "       vcpu-list --prometheus [--output FILE] [--watch SECONDS [--count N]] [backend options] [DOMAIN...]\n"
     "       vcpu-list --pools [--json] [backend options]\n"
     "       vcpu-list --host [--json] [backend options]\n"
     "Lists the vcpus of every domain, or of each DOMAIN (a name or an id): the CPU each is on,\n"
@@ -47,9 +52,44 @@ constexpr std::string_view usage =
     "                  unknown; cpu_topology gives each present CPU's socket, core and node)\n"
     "  --watch SECONDS reprint every SECONDS with each vcpu's CPU use since the previous sample\n"
     "                  (CPU% column, JSON \"util\"); on the mock, running vcpus accrue real time\n"
-    "  --count N       with --watch: stop after N samples\n";
+    "  --count N       with --watch: stop after N samples. SIGTERM or SIGINT ends a --watch after\n"
+    "                  the sample in hand (exit 0): a file is never left half written\n"
+    "  --prometheus    the Prometheus text exposition format (0.0.4): per vcpu CPU seconds, state,\n"
+    "                  last CPU, whether it is pinned, its affinity maps' sizes and one info series\n"
+    "                  with the canonical cpulists; per domain whether it is pinned; per host CPU\n"
+    "                  how many pinned vcpus and domains may run there (see vcpumap/prometheus.hpp)\n"
+    "  --output FILE   with --prometheus: replace FILE atomically (temporary file + rename) instead\n"
+    "                  of printing, as node_exporter's textfile collector needs (name it *.prom);\n"
+    "                  with --watch, at every sample\n";
 
-enum class Layout { xl, xm, json };
+enum class Layout { xl, xm, json, prometheus };
+
+/// Set by SIGTERM and SIGINT during --watch: stop after the sample in hand.
+volatile std::sig_atomic_t stop_requested = 0;
+extern "C" void request_stop(int) { stop_requested = 1; }
+
+/// --watch stops cleanly on SIGTERM (a service manager, `kill PID`) and SIGINT (Ctrl-C).
+void stop_on_signals() {
+  struct sigaction action {};
+  action.sa_handler = request_stop;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = 0;  // no SA_RESTART: the pause between samples ends at once
+  sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGINT, &action, nullptr);
+}
+
+/// Waits `seconds` between samples; false when a signal asked to stop.
+bool pause_between_samples(double seconds) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (!stop_requested) {
+    const auto left = until - std::chrono::steady_clock::now();
+    if (left <= std::chrono::nanoseconds::zero()) return true;
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
+    timespec ts{static_cast<std::time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
+    ::nanosleep(&ts, nullptr);  // EINTR when the signal came: the loop sees the flag
+  }
+  return false;
+}
 
 /// What xl prints for the time: it converts the nanoseconds to a float first.
 double xl_seconds(std::chrono::nanoseconds t) { return static_cast<double>(static_cast<float>(t.count())) / 1e9; }
@@ -331,13 +371,18 @@ int list(int argc, char** argv, examples::Backend& backend) {
   std::optional<double> watch;
   std::optional<unsigned> count;
   std::vector<std::string> filter;
+  std::optional<std::string> output;
   bool threads = false, pools = false, host_info = false;
   while (args.next()) {
     if (backend.parse(args)) continue;
-    if (args.is("--xm") || args.is("--json")) {
-      const Layout chosen = args.is("--xm") ? Layout::xm : Layout::json;
-      if (layout != Layout::xl && layout != chosen) throw examples::Usage("--xm and --json exclude each other");
+    if (args.is("--xm") || args.is("--json") || args.is("--prometheus")) {
+      const Layout chosen = args.is("--xm") ? Layout::xm : args.is("--json") ? Layout::json : Layout::prometheus;
+      if (layout != Layout::xl && layout != chosen)
+        throw examples::Usage("--xm, --json and --prometheus exclude each other");
       layout = chosen;
+    } else if (auto file = args.value("--output")) {
+      if (file->empty()) throw examples::Usage("--output needs a file name");
+      output = *file;
     } else if (args.is("--threads")) {
       threads = true;
     } else if (args.is("--pools")) {
@@ -356,10 +401,13 @@ int list(int argc, char** argv, examples::Backend& backend) {
     }
   }
   if (count && !watch) throw examples::Usage("--count goes with --watch");
+  if (output && layout != Layout::prometheus) throw examples::Usage("--output goes with --prometheus");
+  if (layout == Layout::prometheus && threads) throw examples::Usage("--prometheus takes no --threads");
   if (pools || host_info) {
     const std::string_view option = pools ? "--pools" : "--host";
     if (pools && host_info) throw examples::Usage("--pools and --host exclude each other");
-    if (layout == Layout::xm) throw examples::Usage(fmt::format("{} takes --json, not --xm", option));
+    if (layout == Layout::xm || layout == Layout::prometheus)
+      throw examples::Usage(fmt::format("{} takes --json, not {}", option, layout == Layout::xm ? "--xm" : "--prometheus"));
     if (threads || watch) throw examples::Usage(fmt::format("{} takes neither --threads nor --watch", option));
     if (!filter.empty()) throw examples::Usage(fmt::format("{} takes no DOMAIN", option));
     AnyHypervisor& hv = backend.open("vcpu-list", examples::Access::read);
@@ -373,13 +421,16 @@ int list(int argc, char** argv, examples::Backend& backend) {
 
   AnyHypervisor& hv = backend.open("vcpu-list", examples::Access::read, watch.has_value());
   if (threads) examples::require_helper_threads(hv, "--threads");
+  if (watch) stop_on_signals();
   Sample previous;
   for (unsigned n = 0; !count || n < *count; ++n) {
     if (n > 0) {
-      std::this_thread::sleep_for(std::chrono::duration<double>(*watch));
-      fmt::print("\n");
+      if (!pause_between_samples(*watch)) break;
+      if (!output) fmt::print("\n");
     }
+    const auto read_start = std::chrono::steady_clock::now();
     HostSnapshot host = hv.snapshot_all();
+    const auto read_time = std::chrono::steady_clock::now() - read_start;
     std::vector<const DomainSnapshot*> shown;
     for (const DomainSnapshot& d : host.domains) shown.push_back(&d);
     if (!filter.empty()) {
@@ -387,6 +438,18 @@ int list(int argc, char** argv, examples::Backend& backend) {
       for (const std::string& which : filter)
         shown.push_back(&host.domains[examples::find_domain(
             host.domains, which, [](const DomainSnapshot& d) -> const DomainInfo& { return d.domain; })]);
+    }
+    if (layout == Layout::prometheus) {
+      ExpositionStats stats;
+      stats.read_duration = std::chrono::duration_cast<std::chrono::nanoseconds>(read_time);
+      stats.read_calls = hv.call_count();
+      stats.read_at = host.taken_at;
+      const std::string text = to_prometheus(host.host, shown, stats);
+      if (output) write_file_atomically(*output, text);
+      else fmt::print("{}", text);
+      std::fflush(stdout);
+      if (!watch || stop_requested) break;
+      continue;
     }
     std::size_t printed = 0;
     Sample current;
@@ -416,7 +479,7 @@ int list(int argc, char** argv, examples::Backend& backend) {
     if (layout == Layout::json) fmt::print("{}]\n", printed == 0 ? "" : "\n");
     std::fflush(stdout);
     previous = std::move(current);
-    if (!watch) break;
+    if (!watch || stop_requested) break;
   }
   return 0;
 }

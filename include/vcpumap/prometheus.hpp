@@ -198,9 +198,9 @@ inline std::string to_prometheus(const HostInfo& host, std::span<const DomainSna
   each_vcpu([&](const DomainSnapshot& d, const VcpuMetrics& m) {
     const unsigned v = m.vcpu;
     e.sample("vcpumap_vcpu_affinity_info",
-             fmt::format("{},hard=\"{}\"{},effective=\"{}\",limit=\"{}\"", vcpu_labels(d, m), d.hard.row(v),
-                         host.caps.soft_affinity ? fmt::format(",soft=\"{}\"", d.soft.row(v)) : std::string(),
-                         d.effective.row(v), d.limit.row(v)),
+             fmt::format("{},hard=\"{}\"{},effective=\"{}\",limit=\"{}\"", vcpu_labels(d, m), d.hard.row(v).to_string(),
+                         host.caps.soft_affinity ? fmt::format(",soft=\"{}\"", d.soft.row(v).to_string()) : std::string(),
+                         d.effective.row(v).to_string(), d.limit.row(v).to_string()),
              "1");
   });
 

@@ -234,7 +234,7 @@ def list_watch():
 ERRORS = [
     # (tool, args, exit code, what the one line on stderr must contain)
     ("list", ["--bogus"], 2, "unknown option '--bogus'"),
-    ("list", ["--xm", "--json"], 2, "--xm and --json"),
+    ("list", ["--xm", "--json"], 2, "--xm, --json and --prometheus exclude each other"),
     ("list", ["--count", "2"], 2, "--count goes with --watch"),
     ("list", ["--watch", "soon"], 2, "--watch needs a number"),
     ("list", ["--watch"], 2, "--watch needs a value"),
@@ -289,6 +289,11 @@ ERRORS = [
     ("list", ["--backend=mock", "--pools", "--xm"], 2, "--pools takes --json, not --xm"),
     ("list", ["--backend=mock", "--host", "xperf2"], 2, "--host takes no DOMAIN"),
     ("list", ["--backend=mock", "--pools", "--watch", "1"], 2, "--pools takes neither --threads nor --watch"),
+    ("list", ["--backend=mock", "--prometheus", "--json"], 2, "--xm, --json and --prometheus exclude each other"),
+    ("list", ["--backend=mock", "--output", "x.prom"], 2, "--output goes with --prometheus"),
+    ("list", ["--backend=mock", "--prometheus", "--output="], 2, "--output needs a file name"),
+    ("list", ["--backend=mock", "--prometheus", "--threads"], 2, "--prometheus takes no --threads"),
+    ("list", ["--backend=mock", "--pools", "--prometheus"], 2, "--pools takes --json, not --prometheus"),
     ("balance", ["--backend=mock", "--any-nodes"], 2, "unknown option '--any-nodes'"),
     ("set", ["--backend=mock"], 2, "needs DOMAIN COUNT"),
     ("set", ["--backend=mock", "xperf2"], 2, "needs DOMAIN COUNT"),
@@ -971,6 +976,121 @@ def svg_huge():
     rows = [r for r in out.splitlines() if r.startswith("vcpu ")]
     check(len(rows) == 512 and "(32 CPUs per column)" in out.splitlines()[0], out.splitlines()[0])
     check(all(len(r.split("  ")[0]) < 200 for r in rows), "grid lines stay short")
+
+
+# ---- --prometheus ----
+
+def prometheus_stable(text):
+    """An exposition with the values that change from run to run (read time, duration) as X."""
+    return re.sub(r"^(vcpumap_read_(?:duration|timestamp)_seconds) \S+$", r"\1 X", text, flags=re.M)
+
+
+def prometheus_samples(text):
+    """{(name, frozenset(labels)): value} of an exposition (the writer's own simple form)."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = re.fullmatch(r'([a-z_]+)(?:\{(.*)\})? (\S+)', line)
+        check(m, f"not a sample line: {line!r}")
+        labels = frozenset(re.findall(r'([a-z_]+)="((?:[^"\\]|\\.)*)"', m.group(2) or ""))
+        out[(m.group(1), labels)] = float(m.group(3))
+    return out
+
+
+@test
+def prometheus_golden():
+    """The demo host and the Xen fixture (pools, node affinity, pins) as Prometheus reads them."""
+    for name, args in (("prometheus-demo.txt", MOCK), ("prometheus-xen.txt", ["--fixture", XEN])):
+        out, err = run("list", "--prometheus", *args)
+        check(err == "", err)
+        golden(name, prometheus_stable(out))
+    promtool = shutil.which("promtool")
+    if promtool:  # the real parser, when Debian's prometheus package is installed (suite prometheus needs it)
+        for args in (MOCK, ["--fixture", XEN], ["--fixture", BIG], ["--fixture", hostile_fixture()]):
+            out, _ = run("list", "--prometheus", *args)
+            p = subprocess.run([promtool, "check", "metrics"], input=out, capture_output=True, text=True)
+            check(p.returncode == 0 and p.stdout == "" and p.stderr == "",
+                  f"promtool check metrics {args}: {p.returncode} {p.stdout} {p.stderr}")
+
+
+@test
+def prometheus_values():
+    """Each vcpu's series agree with vcpu-list --json; a DOMAIN filter narrows them."""
+    for args in (MOCK, ["--fixture", BIG], ["--fixture", XEN]):
+        samples = prometheus_samples(run("list", "--prometheus", *args)[0])
+        vcpus = json.loads(run("list", "--json", *args)[0])
+        for v in vcpus:
+            if "problem" in v:
+                continue
+            key = {("domain_id", str(v["id"])), ("vcpu", str(v["vcpu"]))}
+            def one(name, extra=()):
+                found = [val for (n, labels), val in samples.items() if n == name and key | set(extra) <= labels]
+                check(len(found) == 1, f"{name} {key}: {found}")
+                return found[0]
+            check(abs(one("vcpumap_vcpu_cpu_seconds_total") - v["time_ns"] / 1e9) < 1e-9, f"time of {key}")
+            check(one("vcpumap_vcpu_state", [("state", v["state"])]) == 1, f"state of {key}")
+            info = [labels for (n, labels), _ in samples.items() if n == "vcpumap_vcpu_affinity_info" and key <= labels]
+            check(len(info) == 1 and ("hard", v["hard"]) in info[0] and ("effective", v["effective"]) in info[0],
+                  f"affinity of {key}: {info} vs {v}")
+            if v["cpu"] is not None and v["state"] != "offline":
+                check(one("vcpumap_vcpu_last_cpu") == v["cpu"], f"last cpu of {key}")
+        shown = prometheus_samples(run("list", "--prometheus", *args, vcpus[-1]["domain"])[0])
+        doms = {dict(labels)["domain_id"] for (n, labels) in shown if n == "vcpumap_domain_vcpus"}
+        check(doms == {str(vcpus[-1]["id"])}, f"filter: {doms}")
+
+
+@test
+def prometheus_output():
+    """--output replaces the file atomically, once or at every --watch sample; SIGTERM ends the
+    watch after the sample in hand, with no temporary file left; a failed write is an error."""
+    import signal
+    import time
+    d = tempfile.mkdtemp(prefix="vcpumap-prom-")
+    path = os.path.join(d, "vcpumap.prom")
+    with open(path, "w") as f:
+        f.write("old\n")
+    out, err = run("list", "--prometheus", "--output", path, *MOCK)
+    check(out == "" and err == "", f"--output prints nothing: {out!r} {err!r}")
+    check(prometheus_stable(read(path)) == prometheus_stable(run("list", "--prometheus", *MOCK)[0]), "file = stdout")
+    check(os.listdir(d) == ["vcpumap.prom"], f"left behind: {os.listdir(d)}")
+    # --watch: the file is replaced at each sample; the mock's running vcpus accrue time.
+    os.remove(path)
+    run("list", "--prometheus", "--output", path, "--watch", "0.05", "--count", "3", *MOCK)
+    check(os.listdir(d) == ["vcpumap.prom"], f"left behind: {os.listdir(d)}")
+    p = subprocess.Popen([TOOLS["list"], "--prometheus", "--output", path, "--watch", "0.1", *MOCK],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        text = read(path)
+        stamp = re.search(r"^vcpumap_read_timestamp_seconds (\S+)$", text, re.M)
+        check(stamp and text.endswith("\n"), f"a half-written file: {text[-200:]!r}")  # never partial
+        if first is None:
+            first = stamp.group(1)
+        elif stamp.group(1) != first:
+            break
+        time.sleep(0.02)
+    check(first is not None and stamp.group(1) != first, "--watch did not refresh the file")
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=30)
+    check(p.returncode == 0 and out == "" and err == "", f"SIGTERM: exit {p.returncode} {out!r} {err!r}")
+    check(os.listdir(d) == ["vcpumap.prom"], f"left behind: {os.listdir(d)}")
+    check(prometheus_samples(read(path)), "the last file is whole")
+    # A folder that cannot be written: exit 1 naming the file, the old file untouched.
+    if os.geteuid() != 0:
+        os.chmod(d, 0o555)
+        code, out, err = run_code("list", "--prometheus", "--output", path, *MOCK)
+        os.chmod(d, 0o755)
+        check(code == 1 and path in err, f"read-only folder: {code} {err!r}")
+    code, out, err = run_code("list", "--prometheus", "--output", os.path.join(d, "missing", "x.prom"), *MOCK)
+    check(code == 1 and "missing/x.prom" in err and len(err.splitlines()) == 1, f"missing folder: {code} {err!r}")
+    check(os.listdir(d) == ["vcpumap.prom"], f"left behind: {os.listdir(d)}")
+    # Hostile names: every line of the exposition stays one valid line.
+    out, _ = run("list", "--prometheus", "--fixture", hostile_fixture())
+    check_inert("vcpu-list --prometheus", out)
+    check('domain="osc\\\\x1b]0;pwned\\\\x07"' in out, "escaped name in a label")
+
 
 
 def main():
