@@ -2,10 +2,11 @@
 # The whole test suite, from a fresh Debian 12 machine: installs what is missing, then
 #   1. g++ 12, warnings as errors: unit tests, example tests, the Python module (suite python,
 #      pytest), install + consumer builds (suite consumers), the real-Xen test (suite xen), real
-#      QEMU guests and a real libvirt daemon (suite linux, serial);
+#      QEMU guests and a real libvirt daemon (suite linux, serial), vcpu-list --prometheus against
+#      real node_exporter and Prometheus servers on 127.0.0.1 (suite prometheus, serial);
 #   2. clang 14 with ASan+UBSan (any report fails): the unit and example tests;
 #   3. clang libFuzzer targets (cpulist, fixture, procfs) sharing fuzz_seconds, with the round-trip checks.
-# Usage: scripts/test.sh [--quick]   (--quick skips the fuzzers, the real-Xen boot and the real guests)
+# Usage: scripts/test.sh [--quick]   (--quick skips the fuzzers, the real-Xen boot, the real guests and servers)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +18,7 @@ for arg in "$@"; do
   esac
 done
 
-if [ "$quick" = 1 ]; then scripts/setup-debian.sh; else scripts/setup-debian.sh --xen-test --linux-test; fi
+if [ "$quick" = 1 ]; then scripts/setup-debian.sh; else scripts/setup-debian.sh --xen-test --linux-test --prometheus-test; fi
 
 # configure DIR [meson options...]: set up once, reconfigure after.
 configure() {
@@ -31,7 +32,7 @@ step "g++ build, warnings as errors"
 CXX=g++ configure _build/gcc -Dwerror=true
 ninja -C _build/gcc
 suites=(--no-suite fuzz)
-[ "$quick" = 1 ] && suites+=(--no-suite xen --no-suite linux)
+[ "$quick" = 1 ] && suites+=(--no-suite xen --no-suite linux --no-suite prometheus)
 meson test -C _build/gcc --print-errorlogs "${suites[@]}"
 
 step "clang build with AddressSanitizer + UndefinedBehaviorSanitizer"
@@ -42,7 +43,7 @@ ninja -C _build/clang-asan
 # ASan-instrumented extension needs libasan preloaded into python3, whose own allocations then
 # flood LeakSanitizer; the g++ step runs the suite.
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  meson test -C _build/clang-asan --print-errorlogs --no-suite fuzz --no-suite xen --no-suite consumers --no-suite linux \
+  meson test -C _build/clang-asan --print-errorlogs --no-suite fuzz --no-suite xen --no-suite consumers --no-suite linux --no-suite prometheus \
   --no-suite python
 
 if [ "$quick" = 0 ]; then

@@ -7,6 +7,7 @@
 #   pid=$(start_qemu g1 4 "$GUESTS_STATE/g1.qmp")          # paused TCG guest, 4 vcpu threads
 #   start_libvirt                                         # virtlogd + libvirtd, qemu:///system
 #   pid=$(define_libvirt_guest lv1 4)                     # defined + started paused
+#   guests_track exporter "$pid" node-exporter             # any other process teardown must stop
 #   teardown                                              # everything back as it was
 #
 # Every process started here, every file and account made, is recorded in the state dir
@@ -125,6 +126,15 @@ guests_vcpu_threads() {
   echo "$n"
 }
 guests_threads() { local t n=0; for t in /proc/"$1"/task/*; do [ -e "$t" ] && n=$((n + 1)); done; echo "$n"; }
+
+# guests_track NAME PID CMDLINE_WORD: teardown stops PID (a server or watcher a test started:
+# exporters, Prometheus, a tool in --watch) before the guests and daemons, while its command line
+# still contains CMDLINE_WORD.
+guests_track() {
+  local state
+  state=$(guests_state) || return 1
+  printf '%s %s\n' "$2" "$3" >"$state/pids/proc-$1"
+}
 
 # ---------------------------------------------------------------------------------------------
 # Plain QEMU
@@ -351,6 +361,11 @@ teardown() {
 guests_teardown_in() {
   local state=$1 rc=0 name f pid lvd="" kind what
   [ -f "$state/pids/libvirtd" ] && lvd=$(cat "$state/pids/libvirtd")
+  for f in "$state"/pids/proc-*; do   # guests_track: exporters and watchers first (some talk to libvirtd)
+    [ -f "$f" ] || continue
+    read -r pid what <"$f"
+    guests_stop_pid "$pid" "${f##*/proc-}" "$what" || rc=1
+  done
   if [ -f "$state/libvirt-guests" ]; then
     while read -r name; do
       if [ -n "$lvd" ] && guests_alive "$lvd"; then
