@@ -155,7 +155,13 @@ void bind_model(py::module_& m) {
           "into this snapshot (they keep it alive).",
           /*listed=*/true)
       .time_point("taken_at", &HostSnapshot::taken_at, "When it was read.")
-      .finish();
+      .finish()
+      .def(
+          "to_prometheus", [](const HostSnapshot& s) { return to_prometheus(s); },
+          "The snapshot in Prometheus' text exposition format, as `vcpu-list --prometheus` prints it "
+          "(vcpumap/prometheus.hpp): per vcpu CPU seconds, state, last CPU, pinned, affinity sizes and "
+          "cpulists; per domain; per host CPU the pinned vcpus and domains that may run there. Domain "
+          "names are escaped as the tools print them; always valid UTF-8.");
 
   Record<PinResult>(m, "PinResult", "What the hypervisor made of a pin of one vcpu: the effective maps.")
       .field("hard", &PinResult::hard, "The hard map as in force (Xen: hard & the cpupool's online CPUs).")

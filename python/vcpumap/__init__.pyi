@@ -203,6 +203,7 @@ class HostSnapshot(_Record):
     domains: list[DomainSnapshot]
     taken_at: datetime.datetime
     taken_at_ns: int
+    def to_prometheus(self) -> str: ...
 
 class PinResult(_Record):
     hard: CpuMap
