@@ -127,6 +127,9 @@ GOLDEN_RUNS = {
     "matrix-xen-smt": ("matrix", ["--fixture", XEN, "--hard", "db"]),
     "balance-xen": ("balance", ["--fixture", XEN]),
     "balance-xen-any-node": ("balance", ["--fixture", XEN, "--any-node"]),
+    "pin-list-demo": ("pin", MOCK + ["xperf2"]),
+    "pin-list-big": ("pin", ["--fixture", BIG, "db"]),
+    "pin-list-xen": ("pin", ["--fixture", XEN, "web"]),
     "set-dry-run-xen": ("set", ["--fixture", XEN, "--dry-run", "db", "--vcpus", "0,3"]),
 }
 
@@ -255,8 +258,13 @@ ERRORS = [
     ("pin", ["--backend=mock", "xperf2", "0", "0x18"], 1, "hard affinity 0x18 names a CPU beyond the host's 4 CPUs"),
     ("pin", ["--backend=mock", "xperf2", "99999999999999999999", "1"], 1,
      "domain 3 (xperf2): vcpu 99999999999999999999 is beyond its 4 vcpus"),
-    ("pin", ["--backend=mock"], 2, "needs DOMAIN VCPUS HARD"),
-    ("pin", ["--backend=mock", "xperf2", "0"], 2, "needs DOMAIN VCPUS HARD"),
+    ("pin", ["--backend=mock"], 2, "needs DOMAIN [VCPUS [HARD [SOFT]]]"),
+    ("pin", ["--backend=mock", "--dry-run", "xperf2", "0"], 2, "-f and --dry-run go with a pin"),
+    ("pin", ["--backend=mock", "-f", "xperf2"], 2, "-f and --dry-run go with a pin"),
+    ("pin", ["--backend=mock", "--json", "xperf2", "0", "1"], 2, "--json goes with the listing"),
+    ("pin", ["--backend=mock", "xperf2", "7"], 1, "domain 3 (xperf2): vcpu 7 is beyond its 4 vcpus"),
+    ("pin", ["--backend=mock", "xperf2", "0-x"], 2, "vcpus: cpulist \"0-x\""),
+    ("pin", ["--backend=mock", "nosuch"], 1, "no such domain 'nosuch'"),
     ("pin", ["--backend=mock", "xperf2", "0", "1", "2", "3"], 2, "unexpected argument '3'"),
     ("pin", ["--backend=mock", "--bogus", "xperf2", "0", "1"], 2, "unknown option '--bogus'"),
     ("pin", ["--backend=mock", "nosuch", "0", "1"], 1, "no such domain 'nosuch'"),
@@ -623,7 +631,7 @@ def changing_tools_need_a_real_backend():
         code, out, err = run_code(tool, *args)
         check(code == 1 and out == "" and len(err.splitlines()) == 1 and "nothing changed" in err
               and "--backend=mock" in err, f"{tool} {args}: exit {code}, stdout {out!r}, stderr {err!r}")
-    for tool, args in (("pin", ["--dry-run", "xperf2", "0", "1"]), ("balance", []), ("list", [])):
+    for tool, args in (("pin", ["--dry-run", "xperf2", "0", "1"]), ("pin", ["xperf2"]), ("balance", []), ("list", [])):
         _, err = run(tool, *args)
         check("using the built-in demo host" in err, f"{tool} {args}: {err!r}")
     run("pin", "--backend=mock", "xperf2", "0", "1")  # explicitly the mock: fine
@@ -888,6 +896,83 @@ def hostile_pool_names():
     code, out, err = run_code("set", "--fixture", names, "3", "9")
     check(code == 1 and "domain 3 (csi\\x1b[2J" in err and "but it has 2 vcpus" in err, err)
     check_inert("vcpu-set error", out + err)
+
+
+# ---- vcpu-pin lists pins; warns as xl does ----
+
+@test
+def pin_lists_pins():
+    """vcpu-pin DOMAIN [VCPUS] lists the pins (virsh vcpupin): hard / soft / effective, as vcpu-list reads them."""
+    out, err = run("pin", "--backend=mock", "xperf2", "1")
+    check(err == "" and out == "domain 3 (xperf2): affinity (hard / soft / effective):\nvcpu 1: all / all / 0-3\n", out)
+    out, _ = run("pin", "--fixture", BIG, "db", "1-2")
+    check(out.splitlines()[1:] == ["vcpu 1: 11 / all / 11", "vcpu 2: 12 / 12-13 / 12"], out)
+    for fixture, domain in ((BIG, "web"), (BIG, "analytics-batch-worker-with-a-long-name"), (XEN, "db"), (XEN, "web")):
+        pins = json.loads(run("pin", "--fixture", fixture, "--json", domain)[0])
+        listed = [v for v in json.loads(run("list", "--fixture", fixture, "--json", domain)[0])]
+        check([{k: v[k] for k in ("domain", "id", "vcpu", "state", "hard", "soft", "limit", "effective")} for v in listed]
+              == pins, f"{domain}: vcpu-pin --json {pins} vs vcpu-list --json {listed}")
+    check(json.loads(run("pin", "--fixture", BIG, "--json", "empty")[0]) == [], "no vcpus: an empty array")
+    out, _ = run("pin", "--fixture", BIG, "empty")
+    check(out == "domain 30 (empty): no vcpus\n", out)
+    # Names chosen by guest owners: escaped on the terminal, valid JSON.
+    names = hostile_fixture()
+    for dom in HOSTILE_NAMES:
+        out, err = run("pin", "--fixture", names, str(dom))
+        check_inert(f"vcpu-pin {dom}", out + err)
+        out, err = run("pin", "--fixture", names, "--json", str(dom))
+        check_inert(f"vcpu-pin --json {dom}", out + err)
+        check(json.loads(out)[1]["hard"] == "0-7", out)
+    # Listing changes nothing.
+    host = scratch_fixture()
+    before = read(host)
+    run("pin", "--fixture", host, "--persist", "web")
+    check(read(host) == before, "listing rewrote the fixture")
+
+
+@test
+def pin_lists_pins_without_soft_affinity():
+    """Linux: hard / effective, the cpuset where it narrows the hard affinity; a domain whose
+    vcpus cannot be seen is a clear error."""
+    host = fixture_file(LINUX_LIKE)
+    out, _ = run("pin", "--fixture", host, "web")
+    check(out == "domain 4101 (web): affinity (hard [cpuset] / effective):\n"
+                 "vcpu 0: all [cpuset 2-3] / 2-3\nvcpu 1: 2-3 / 2-3\nvcpu 2: all / 0-3 (offline)\n", out)
+    pins = json.loads(run("pin", "--fixture", host, "--json", "web", "0")[0])
+    check(pins == [{"domain": "web", "id": 4101, "vcpu": 0, "state": "running", "hard": "0-3", "soft": None,
+                    "limit": "2-3", "effective": "2-3"}], pins)
+    for args in ([], ["0"], ["--json"]):
+        code, out, err = run_code("pin", "--fixture", host, "odd (name)", *args)
+        check(code == 1 and out == "" and err == "vcpu-pin: domain 4200 (odd (name)): its vcpus cannot be seen: "
+              "its vcpu threads are not named\n", f"{args}: exit {code}, {out!r}, {err!r}")
+
+
+@test
+def pin_warns_of_unreachable_soft():
+    """A soft map with no CPU of the resulting hard map: exit 0, xl's warning on stderr naming
+    domain, vcpus, soft and hard; for --dry-run too; never for a soft map that overlaps."""
+    host = scratch_fixture()
+    want = ("vcpu-pin: warning: domain 4 (web): vcpus 0-1: soft affinity 8-9 has no CPU in hard affinity 2-3: all CPUs "
+            "in its soft affinity are unreachable, only the hard affinity will be considered for scheduling\n")
+    for extra in (["--dry-run"], []):
+        out, err = run("pin", "--fixture", host, "--persist", *extra, "web", "0-1", "2-3", "8-9")
+        check(err == want, f"{extra}: {err!r}")
+    check(run("list", "--fixture", host, "web")[0].splitlines()[1].endswith("2-3 / 8-9"), "the pin was applied")
+    # Judged on the resulting hard map: db's vcpu 0 keeps hard 10; one vcpu: "vcpu 0".
+    _, err = run("pin", "--fixture", host, "db", "0", "-", "12-13")
+    check(err.startswith("vcpu-pin: warning: domain 7 (db): vcpu 0: soft affinity 12-13 has no CPU in hard affinity 10:"),
+          err)
+    # Vcpus of different hard maps: a line each.
+    _, err = run("pin", "--fixture", host, "--dry-run", "0", "all", "-", "4-5")
+    check([l.split(": soft")[0] for l in err.splitlines()] == [
+        "vcpu-pin: warning: domain 0 (Domain-0): vcpu 0", "vcpu-pin: warning: domain 0 (Domain-0): vcpu 1",
+        "vcpu-pin: warning: domain 0 (Domain-0): vcpu 2", "vcpu-pin: warning: domain 0 (Domain-0): vcpu 3"], err)
+    for args in (["web", "0-1", "2-3", "3-4"], ["web", "2", "8-9"], ["web", "3", "-", "all"], ["db", "1", "11", "-"]):
+        _, err = run("pin", "--fixture", host, *args)
+        check(err == "", f"{args}: {err!r}")
+    _, err = run("pin", "--fixture", hostile_fixture(), "--dry-run", "2", "0", "1", "2")
+    check("domain 2 (osc\\x1b]0;pwned\\x07)" in err, err)
+    check_inert("the warning", err)
 
 
 # ---- pictures ----
