@@ -127,6 +127,7 @@ GOLDEN_RUNS = {
     "matrix-xen-smt": ("matrix", ["--fixture", XEN, "--hard", "db"]),
     "balance-xen": ("balance", ["--fixture", XEN]),
     "balance-xen-any-node": ("balance", ["--fixture", XEN, "--any-node"]),
+    "balance-big-include-pinned": ("balance", ["--fixture", BIG, "--include-pinned"]),
     "pin-list-demo": ("pin", MOCK + ["xperf2"]),
     "pin-list-big": ("pin", ["--fixture", BIG, "db"]),
     "pin-list-xen": ("pin", ["--fixture", XEN, "web"]),
@@ -293,6 +294,7 @@ ERRORS = [
     ("cpulist", ["--universe", "4000000000", "0"], 2, "--universe needs a whole number from 0 to 16777216"),
     ("cpulist", ["0-3,x"], 1, "cpulist \"0-3,x\": column 5"),
     ("cpulist", [], 2, "no TEXT given"),
+    ("balance", ["--backend=mock", "--include-pinned=yes"], 2, "unknown option '--include-pinned=yes'"),
     ("list", ["--backend=mock", "--pools", "--host"], 2, "--pools and --host exclude each other"),
     ("list", ["--backend=mock", "--pools", "--xm"], 2, "--pools takes --json, not --xm"),
     ("list", ["--backend=mock", "--host", "xperf2"], 2, "--host takes no DOMAIN"),
@@ -412,17 +414,20 @@ def pin_all_or_nothing():
 
 @test
 def balance_all_or_nothing():
-    every_failure_point("balance", ["--apply"],
+    every_failure_point("balance", ["--apply", "--include-pinned"],
                         r"domain 7 \(db\): pin failed at vcpu \d: .*; domains 0,4 restored")
 
 
 @test
 def balance_apply():
     host = scratch_fixture(BIG)
-    out, _ = run("balance", "--fixture", host, "--persist", "--apply")
+    out, _ = run("balance", "--fixture", host, "--persist", "--apply", "--include-pinned")
     check("applying" in out and "effective hard affinity by vcpu" in out, out)
-    out, _ = run("balance", "--fixture", host)
+    out, _ = run("balance", "--fixture", host, "--include-pinned")
     check(out.rstrip().endswith("0 vcpus to re-pin in 4 domains; nothing applied (use --apply)"), out)
+    out, _ = run("balance", "--fixture", host)
+    check(out.rstrip().endswith("0 vcpus to re-pin in 4 domains (17 pinned vcpus left alone); nothing applied "
+                                "(use --apply)"), out)
     listing, _ = run("list", "--fixture", host, "--json")
     for name in ("Domain-0", "web", "db", "analytics-batch-worker-with-a-long-name"):
         hard = [v["hard"] for v in json.loads(listing) if v["domain"] == name]
@@ -664,7 +669,7 @@ def pins_leave_other_vcpus_alone():
 @test
 def balance_names_each_domain_once():
     out, _ = run("balance", "--fixture", BIG, "web", "4", "web")
-    check(out.count("domain 4 (web)") == 1 and "in 1 domain;" in out, out)
+    check(out.count("domain 4 (web)") == 1 and "in 1 domain " in out, out)
 
 
 @test
@@ -820,8 +825,8 @@ def balance_keeps_pools_and_nodes():
     check(cpus == {"10"}, f"web stays in pool fast's online CPUs: {cpus}")
     check("within its cpupool 1 (fast): online CPUs 10" in head and "node affinity (node 0) ignored" in head, head)
     head, cpus = targets(out, "db")
-    check(head.startswith("domain 2 (db): 4 vcpus on node 0 (within its cpupool 0 (Pool-0): online CPUs 0-9; on its node "
-                          "affinity: node 0)"), head)
+    check(head == "domain 2 (db): 4 vcpus on node 0, the least loaded it may use (within its cpupool 0 (Pool-0): online "
+                  "CPUs 0-9; on its node affinity: node 0)", head)
     check(cpus <= {str(c) for c in range(6)}, f"db on node 0: {cpus}")
     out, _ = run("balance", "--fixture", XEN, "--any-node")
     head, cpus = targets(out, "db")
@@ -973,6 +978,37 @@ def pin_warns_of_unreachable_soft():
     _, err = run("pin", "--fixture", hostile_fixture(), "--dry-run", "2", "0", "1", "2")
     check("domain 2 (osc\\x1b]0;pwned\\x07)" in err, err)
     check_inert("the warning", err)
+
+
+# ---- vcpu-balance leaves pinned vcpus alone ----
+
+@test
+def balance_leaves_pinned_vcpus():
+    """A domain pinned 1:1 on node 1 stays there; --include-pinned moves it; a domain with
+    some pinned vcpus has the others balanced around them, and each domain's line says why."""
+    out, _ = run("balance", "--fixture", BIG)
+    lines = out.splitlines()
+    check("domain 7 (db): stays: vcpus 0-3 pinned, left as they are (--include-pinned moves them)" in lines, out)
+    moves = [l for l in lines if l.startswith("  vcpu ") and "->" in l]
+    check(len(moves) == 1 and moves[0].startswith("  vcpu 2: hard all -> "), out)
+    head = next(l for l in lines if "(analytics" in l)
+    check(re.fullmatch(r"domain 12 \(analytics-batch-worker-with-a-long-name\): 1 vcpu on node \d, the least loaded it "
+                       r"may use; vcpus 0-1 pinned, left as they are \(--include-pinned moves them\)", head), head)
+    out, _ = run("balance", "--fixture", BIG, "--include-pinned", "db")
+    check(out.splitlines()[0] == "domain 7 (db): 4 vcpus on node 0, the least loaded it may use; pins of vcpus 0-3 "
+                                 "overridden: --include-pinned", out)
+    # Applied: db stays 1:1 on node 1 (and is not even re-pinned); --include-pinned moves it.
+    host = scratch_fixture(BIG)
+    out, _ = run("balance", "--fixture", host, "--persist", "--apply")
+    check([l.split(":")[0] for l in out.splitlines() if "effective hard affinity" in l]
+          == ["domain 12 (analytics-batch-worker-with-a-long-name)"], out)
+    hard = lambda: [v["hard"] for v in json.loads(run("list", "--fixture", host, "--json", "db")[0])]
+    check(hard() == ["10", "11", "12", "13"], hard())
+    run("balance", "--fixture", host, "--persist", "--apply", "--include-pinned", "db")
+    check(all(int(h) < 8 for h in hard()), f"moved to node 0: {hard()}")
+    # Unpinned means: the hard affinity holds every online CPU the vcpu may use (a cpupool's).
+    out, _ = run("balance", "--fixture", XEN, "web")
+    check("pinned" not in out and "hard 8-11 -> 10" in out, out)
 
 
 # ---- pictures ----
