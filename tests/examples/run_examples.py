@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Tests of the example tools (vcpu-list, vcpu-pin, vcpu-matrix, vcpu-balance, vcpu-set).
+"""Tests of the example tools (vcpu-list, vcpu-pin, vcpu-matrix, vcpu-balance, vcpu-set, cpulist).
 
     run_examples.py --list                          the test names, one a line (for meson)
     run_examples.py NAME LIST PIN MATRIX BALANCE CPULIST SET   run test NAME with the tools' paths
@@ -294,6 +294,14 @@ ERRORS = [
     ("cpulist", ["--universe", "4000000000", "0"], 2, "--universe needs a whole number from 0 to 16777216"),
     ("cpulist", ["0-3,x"], 1, "cpulist \"0-3,x\": column 5"),
     ("cpulist", [], 2, "no TEXT given"),
+    ("cpulist", ["--universe", "8"], 2, "no TEXT given"),
+    ("cpulist", ["0-3", "--bogus"], 2, "unknown option '--bogus'"),
+    ("cpulist", ["0-3", "--universe"], 2, "--universe needs a value"),
+    ("cpulist", ["node:1"], 1, "node"),
+    ("cpulist", ["--fixture", BIG, "--universe", "8", "0"], 2, "--universe and a host (--host or backend options) exclude each other"),
+    ("cpulist", ["--fixture", BIG, "node:2"], 1, "node"),
+    ("cpulist", ["--fixture", BIG, "16"], 1, "16"),
+    ("cpulist", ["--backend=kvm", "0"], 2, "--backend is auto, xen, linux or mock"),
     ("balance", ["--backend=mock", "--include-pinned=yes"], 2, "unknown option '--include-pinned=yes'"),
     ("list", ["--backend=mock", "--pools", "--host"], 2, "--pools and --host exclude each other"),
     ("list", ["--backend=mock", "--pools", "--xm"], 2, "--pools takes --json, not --xm"),
@@ -353,7 +361,7 @@ def bad_fixture():
 @test
 def help():
     for tool, name in (("list", "vcpu-list"), ("pin", "vcpu-pin"), ("matrix", "vcpu-matrix"), ("balance", "vcpu-balance"),
-                       ("set", "vcpu-set")):
+                       ("set", "vcpu-set"), ("cpulist", "cpulist")):
         for flag in ("--help", "-h"):
             out, err = run(tool, "--backend=mock", flag)
             check(out.startswith(f"usage: {name} ") and "--backend=auto|xen|linux|mock" in out and err == "", f"{name} {flag}")
@@ -1009,6 +1017,38 @@ def balance_leaves_pinned_vcpus():
     # Unpinned means: the hard affinity holds every online CPU the vcpu may use (a cpupool's).
     out, _ = run("balance", "--fixture", XEN, "web")
     check("pinned" not in out and "hard 8-11 -> 10" in out, out)
+
+
+# ---- cpulist: options anywhere, a host on demand ----
+
+@test
+def cpulist_options_anywhere():
+    """Options after a TEXT apply to every TEXT (they were silently ignored); '--' ends them."""
+    out, _ = run("cpulist", "0-3", "--universe", "8")
+    check("count  4 of 8" in out and "yn     yyyy----" in out, out)
+    out, _ = run("cpulist", "all", "^0", "--universe", "4", "--compat")
+    check(out.count("count  ") == 2 and "list   0-3\n" in out and "list   1-3\n" in out, out)
+    out, _ = run("cpulist", "--universe", "8", "--", "1")
+    check("count  1 of 8" in out, out)
+    out, _ = run("cpulist", "ff", "--from", "hex")
+    check("list   0-7" in out, out)
+    code, _, err = run_code("cpulist", "--", "--universe")
+    check(code == 1 and "cpulist \"--universe\"" in err, f"after '--' a TEXT: {err!r}")
+
+
+@test
+def cpulist_on_a_host():
+    """Backend options make cpulist read the sets for that host: its nodes and CPU count."""
+    out, err = run("cpulist", "--fixture", BIG, "node:1,^9", "all")
+    check(err == "" and out.splitlines()[0] == "list   8,10-15" and "count  7 of 16" in out and "count  16 of 16" in out,
+          out)
+    out, _ = run("cpulist", "node:0", "--backend=mock", "--host")
+    check("count  4 of 4" in out, out)
+    out, _ = run("cpulist", "--from", "sysfs_mask", "ff00", "--fixture", BIG)
+    check("list   8-15" in out, out)
+    # Offline (no backend option): no host, as before.
+    out, _ = run("cpulist", "0-3")
+    check("count  4 of 4" in out, out)
 
 
 # ---- pictures ----
