@@ -26,6 +26,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 GOLDEN = os.path.join(HERE, "golden")
 BIG = os.path.join(HERE, "big-host.txt")
 XEN = os.path.join(HERE, "xen-host.txt")  # cpupools, SMT, node memory and affinity, vcpu_set=yes
+HOST_8192 = os.path.join(HERE, "host-8192.txt")  # 16 sockets, 32 NUMA nodes: vcpu-matrix's folded grid
 XM_2006 = "xm-vcpu-list-2006.txt"  # verbatim from the libvir-list thread: never regenerated
 TESTS = {}
 TOOLS = {}
@@ -131,6 +132,7 @@ GOLDEN_RUNS = {
     "pin-list-demo": ("pin", MOCK + ["xperf2"]),
     "pin-list-big": ("pin", ["--fixture", BIG, "db"]),
     "pin-list-xen": ("pin", ["--fixture", XEN, "web"]),
+    "matrix-8192-hard": ("matrix", ["--fixture", HOST_8192, "--hard", "db"]),
     "set-dry-run-xen": ("set", ["--fixture", XEN, "--dry-run", "db", "--vcpus", "0,3"]),
 }
 
@@ -1049,6 +1051,42 @@ def cpulist_on_a_host():
     # Offline (no backend option): no host, as before.
     out, _ = run("cpulist", "0-3")
     check("count  4 of 4" in out, out)
+
+
+# ---- vcpu-matrix at 8,192 CPUs ----
+
+@test
+def matrix_8192_labels():
+    """A folded grid names each heading line on the left and gives every group of columns its
+    node, socket and first CPU, each label whole and apart from the next."""
+    for domain in ("db", "web", "0"):
+        out, _ = run("matrix", "--fixture", HOST_8192, "--hard", domain)
+        lines = out.splitlines()
+        check("x 8192 CPUs (64 CPUs per column)" in lines[0], lines[0])
+        heads = {l.split()[0]: l for l in lines[1:4]}
+        heads["first CPU"] = heads.pop("first")
+        check(set(heads) == {"node", "socket", "first CPU"}, lines[:5])
+        # The groups' first columns, from the grid: runs of cells separated by one space.
+        row = next(l for l in lines if l.startswith("vcpu "))
+        start = len(re.match(r"vcpu \d+ +", row).group(0))
+        cells = row[start:].split(" ")[:32]
+        firsts, col = [], start
+        for c in cells:
+            firsts.append(col)
+            col += len(c) + 1
+        check(len(firsts) == 32 and all(len(c) == 4 for c in cells), f"32 groups of 4 columns: {cells}")
+        for name, expected in (("node", [str(n) for n in range(32)]), ("socket", [str(n // 2) if n % 2 == 0 else None
+                                                                                 for n in range(32)]),
+                               ("first CPU", [str(256 * n) for n in range(32)])):
+            line = heads[name]
+            check(line.startswith(name), line)
+            labels = [(m.start(), m.group(0)) for m in re.finditer(r"\S+", line[start:])]
+            labels = [(start + at, text) for at, text in labels]
+            want = [(firsts[i], e) for i, e in enumerate(expected) if e is not None]
+            check(labels == want, f"{name}: {labels} != {want}")
+            for (a, t), (b, _) in zip(labels, labels[1:]):
+                check(a + len(t) < b, f"{name}: labels {t!r} and the next touch")
+        check(all(len(l) < 200 for l in lines), "lines stay short")
 
 
 # ---- pictures ----
