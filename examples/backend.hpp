@@ -274,8 +274,11 @@ class Backend {
     } else {
       return false;
     }
+    given_ = true;
     return true;
   }
+  /// Whether a backend option was given (a tool that can work without a host opens one then).
+  bool given() const noexcept { return given_; }
 
   /// Opens the chosen backend, once. follow_real_time: a mock's running vcpus accrue real
   /// time. A tool that only reads may fall back to the demo host when auto finds no usable
@@ -331,6 +334,7 @@ class Backend {
   std::string fixture_;
   std::vector<std::string> qmp_;
   bool persist_ = false;
+  bool given_ = false;
   std::optional<FixtureFile> file_;
   std::optional<AnyHypervisor> hv_;
 };

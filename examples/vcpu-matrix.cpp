@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -28,7 +30,10 @@ constexpr std::string_view usage =
     "  --svg FILE   write the picture as SVG to FILE instead (a heat map when cells get small)\n"
     "Grid: '#' allowed, '.' not, 'x' allowed but the CPU is offline, ' ' offline; 'R' where the\n"
     "vcpu runs, 'o' where it last ran (blocked or waiting). Above 128 CPUs a column stands for\n"
-    "several CPUs: '#' all allowed, '+' some. Last line: vcpus allowed on each CPU ('*' = 10+).\n";
+    "several CPUs (the first line says how many): '#' all allowed, '+' some; the lines above the\n"
+    "grid then give each group of columns its node, socket and first CPU by number, under a\n"
+    "'node', 'socket' and 'first CPU' label on the left (a number that has no room is left out,\n"
+    "never cut). Last line: vcpus allowed on each CPU ('*' = 10+).\n";
 
 char count_glyph(std::size_t n) { return n == 0 ? '.' : n < 10 ? static_cast<char>('0' + n) : '*'; }
 
@@ -37,46 +42,67 @@ void print_grid(const examples::MatrixPicture& p) {
   const std::size_t per_column = ncpu <= 128 ? 1 : examples::pow2_at_least(static_cast<double>(ncpu) / 128);
   const auto groups = examples::column_groups(p.host, per_column);
   const auto share = examples::vcpus_per_cpu(p.map);
-  const std::string label_pad(fmt::format("vcpu {}", rows ? rows - 1 : 0).size() + 2, ' ');
+  const bool folded = per_column > 1;  // then the headings name their line on the left
+  const std::string label_pad(
+      std::max<std::size_t>(fmt::format("vcpu {}", rows ? rows - 1 : 0).size() + 2, folded ? 10 : 0), ' ');
 
   fmt::print("{}: {} affinity, {} vcpus x {} CPUs{}\n", describe(p.domain.domain), p.kind, rows, ncpu,
              per_column > 1 ? fmt::format(" ({} CPUs per column)", per_column) : "");
   // One line per heading: each group's text starts over its first column and may run on
-  // until the next group that has a text.
-  auto heading = [&](auto text_of) {
-    std::vector<std::pair<std::size_t, std::string>> texts;  // (column, text)
+  // until a space before the next group that has a text. When a text has no room (or the
+  // grid is folded), every text of the line gives way to its short form, a number, and
+  // `margin` names the line on the left; a number that has no room either is left out,
+  // never cut.
+  auto heading = [&](std::string_view margin, auto text_of) {
+    std::vector<std::tuple<std::size_t, std::string, std::string>> texts;  // (column, text, short form)
     std::size_t column = label_pad.size();
     for (std::size_t i = 0; i < groups.size(); column += groups[i].columns.size() + 1, ++i)
-      if (std::string text = text_of(groups[i], i); !text.empty()) texts.emplace_back(column, std::move(text));
-    std::string line = label_pad;
+      if (auto [text, brief] = text_of(groups[i], i); !text.empty())
+        texts.emplace_back(column, std::move(text), std::move(brief));
+    auto room = [&](std::size_t t) {
+      return t + 1 < texts.size() ? std::get<0>(texts[t + 1]) - 1 - std::get<0>(texts[t]) : std::string::npos;
+    };
+    bool brief = folded;
+    for (std::size_t t = 0; t < texts.size(); ++t) brief = brief || std::get<1>(texts[t]).size() > room(t);
+    std::string line = fmt::format("{:<{}}", brief ? margin : "", label_pad.size());
     for (std::size_t t = 0; t < texts.size(); ++t) {
-      const std::size_t end = t + 1 < texts.size() ? texts[t + 1].first - 1 : std::string::npos;
-      line.resize(texts[t].first, ' ');
-      line += texts[t].second.substr(0, end - texts[t].first);
+      const std::string& text = brief ? std::get<2>(texts[t]) : std::get<1>(texts[t]);
+      if (text.size() > room(t)) continue;
+      line.resize(std::get<0>(texts[t]), ' ');
+      line += text;
     }
-    if (line.size() > label_pad.size()) fmt::print("{}\n", line);
+    if (!texts.empty()) fmt::print("{}\n", line);
   };
-  heading([&](const examples::ColumnGroup& g, std::size_t i) -> std::string {
-    if (!g.node) return "absent";
-    return i == 0 || groups[i - 1].node != g.node ? fmt::format("node {}", *g.node) : "";
+  using Texts = std::pair<std::string, std::string>;  // a heading's text and its short form
+  auto number = [&](std::string_view word, std::optional<unsigned> n) -> Texts {
+    if (!n) return {"absent", "-"};
+    const std::string brief = std::to_string(*n);
+    return {folded ? brief : fmt::format("{} {}", word, *n), brief};
+  };
+  heading("node", [&](const examples::ColumnGroup& g, std::size_t i) -> Texts {
+    return !g.node || i == 0 || groups[i - 1].node != g.node ? number("node", g.node) : Texts{};
   });
   if (p.host.sockets > 1)
-    heading([](const examples::ColumnGroup& g, std::size_t) {
-      return g.socket ? fmt::format("socket {}", *g.socket) : std::string();
+    heading("socket", [&](const examples::ColumnGroup& g, std::size_t i) -> Texts {
+      if (!g.socket) return {};
+      return !folded || i == 0 || groups[i - 1].socket != g.socket ? number("socket", g.socket) : Texts{};
     });
-  if (per_column == 1) {
+  if (!folded) {
     const std::size_t digits = std::to_string(ncpu ? ncpu - 1 : 0).size();
     for (std::size_t d = 0; d < digits; ++d)
-      heading([&](const examples::ColumnGroup& g, std::size_t) {
+      heading("", [&](const examples::ColumnGroup& g, std::size_t) {
         std::string text;
         for (const auto& column : g.columns) {
-          const std::string number = fmt::format("{:>{}}", column.front(), digits);
-          text += number[d];
+          const std::string digit = fmt::format("{:>{}}", column.front(), digits);
+          text += digit[d];
         }
-        return text;
+        return Texts{text, text};
       });
   } else {
-    heading([](const examples::ColumnGroup& g, std::size_t) { return fmt::format("{}", g.columns.front().front()); });
+    heading("first CPU", [](const examples::ColumnGroup& g, std::size_t) {
+      const std::string first = std::to_string(g.columns.front().front());
+      return Texts{first, first};
+    });
   }
   if (per_column == 1 && p.host.threads_per_core > 1) {  // SMT siblings: [] over the threads of each core
     std::string line = fmt::format("{:<{}}", "cores", label_pad.size());

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Tests of the example tools (vcpu-list, vcpu-pin, vcpu-matrix, vcpu-balance, vcpu-set).
+"""Tests of the example tools (vcpu-list, vcpu-pin, vcpu-matrix, vcpu-balance, vcpu-set, cpulist).
 
     run_examples.py --list                          the test names, one a line (for meson)
     run_examples.py NAME LIST PIN MATRIX BALANCE CPULIST SET   run test NAME with the tools' paths
@@ -26,6 +26,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 GOLDEN = os.path.join(HERE, "golden")
 BIG = os.path.join(HERE, "big-host.txt")
 XEN = os.path.join(HERE, "xen-host.txt")  # cpupools, SMT, node memory and affinity, vcpu_set=yes
+HOST_8192 = os.path.join(HERE, "host-8192.txt")  # 16 sockets, 32 NUMA nodes: vcpu-matrix's folded grid
 XM_2006 = "xm-vcpu-list-2006.txt"  # verbatim from the libvir-list thread: never regenerated
 TESTS = {}
 TOOLS = {}
@@ -127,6 +128,11 @@ GOLDEN_RUNS = {
     "matrix-xen-smt": ("matrix", ["--fixture", XEN, "--hard", "db"]),
     "balance-xen": ("balance", ["--fixture", XEN]),
     "balance-xen-any-node": ("balance", ["--fixture", XEN, "--any-node"]),
+    "balance-big-include-pinned": ("balance", ["--fixture", BIG, "--include-pinned"]),
+    "pin-list-demo": ("pin", MOCK + ["xperf2"]),
+    "pin-list-big": ("pin", ["--fixture", BIG, "db"]),
+    "pin-list-xen": ("pin", ["--fixture", XEN, "web"]),
+    "matrix-8192-hard": ("matrix", ["--fixture", HOST_8192, "--hard", "db"]),
     "set-dry-run-xen": ("set", ["--fixture", XEN, "--dry-run", "db", "--vcpus", "0,3"]),
 }
 
@@ -255,8 +261,13 @@ ERRORS = [
     ("pin", ["--backend=mock", "xperf2", "0", "0x18"], 1, "hard affinity 0x18 names a CPU beyond the host's 4 CPUs"),
     ("pin", ["--backend=mock", "xperf2", "99999999999999999999", "1"], 1,
      "domain 3 (xperf2): vcpu 99999999999999999999 is beyond its 4 vcpus"),
-    ("pin", ["--backend=mock"], 2, "needs DOMAIN VCPUS HARD"),
-    ("pin", ["--backend=mock", "xperf2", "0"], 2, "needs DOMAIN VCPUS HARD"),
+    ("pin", ["--backend=mock"], 2, "needs DOMAIN [VCPUS [HARD [SOFT]]]"),
+    ("pin", ["--backend=mock", "--dry-run", "xperf2", "0"], 2, "-f and --dry-run go with a pin"),
+    ("pin", ["--backend=mock", "-f", "xperf2"], 2, "-f and --dry-run go with a pin"),
+    ("pin", ["--backend=mock", "--json", "xperf2", "0", "1"], 2, "--json goes with the listing"),
+    ("pin", ["--backend=mock", "xperf2", "7"], 1, "domain 3 (xperf2): vcpu 7 is beyond its 4 vcpus"),
+    ("pin", ["--backend=mock", "xperf2", "0-x"], 2, "vcpus: cpulist \"0-x\""),
+    ("pin", ["--backend=mock", "nosuch"], 1, "no such domain 'nosuch'"),
     ("pin", ["--backend=mock", "xperf2", "0", "1", "2", "3"], 2, "unexpected argument '3'"),
     ("pin", ["--backend=mock", "--bogus", "xperf2", "0", "1"], 2, "unknown option '--bogus'"),
     ("pin", ["--backend=mock", "nosuch", "0", "1"], 1, "no such domain 'nosuch'"),
@@ -285,6 +296,15 @@ ERRORS = [
     ("cpulist", ["--universe", "4000000000", "0"], 2, "--universe needs a whole number from 0 to 16777216"),
     ("cpulist", ["0-3,x"], 1, "cpulist \"0-3,x\": column 5"),
     ("cpulist", [], 2, "no TEXT given"),
+    ("cpulist", ["--universe", "8"], 2, "no TEXT given"),
+    ("cpulist", ["0-3", "--bogus"], 2, "unknown option '--bogus'"),
+    ("cpulist", ["0-3", "--universe"], 2, "--universe needs a value"),
+    ("cpulist", ["node:1"], 1, "node"),
+    ("cpulist", ["--fixture", BIG, "--universe", "8", "0"], 2, "--universe and a host (--host or backend options) exclude each other"),
+    ("cpulist", ["--fixture", BIG, "node:2"], 1, "node"),
+    ("cpulist", ["--fixture", BIG, "16"], 1, "16"),
+    ("cpulist", ["--backend=kvm", "0"], 2, "--backend is auto, xen, linux or mock"),
+    ("balance", ["--backend=mock", "--include-pinned=yes"], 2, "unknown option '--include-pinned=yes'"),
     ("list", ["--backend=mock", "--pools", "--host"], 2, "--pools and --host exclude each other"),
     ("list", ["--backend=mock", "--pools", "--xm"], 2, "--pools takes --json, not --xm"),
     ("list", ["--backend=mock", "--host", "xperf2"], 2, "--host takes no DOMAIN"),
@@ -348,7 +368,7 @@ def bad_fixture():
 @test
 def help():
     for tool, name in (("list", "vcpu-list"), ("pin", "vcpu-pin"), ("matrix", "vcpu-matrix"), ("balance", "vcpu-balance"),
-                       ("set", "vcpu-set")):
+                       ("set", "vcpu-set"), ("cpulist", "cpulist")):
         for flag in ("--help", "-h"):
             out, err = run(tool, "--backend=mock", flag)
             check(out.startswith(f"usage: {name} ") and "--backend=auto|xen|linux|mock" in out and err == "", f"{name} {flag}")
@@ -409,17 +429,20 @@ def pin_all_or_nothing():
 
 @test
 def balance_all_or_nothing():
-    every_failure_point("balance", ["--apply"],
+    every_failure_point("balance", ["--apply", "--include-pinned"],
                         r"domain 7 \(db\): pin failed at vcpu \d: .*; domains 0,4 restored")
 
 
 @test
 def balance_apply():
     host = scratch_fixture(BIG)
-    out, _ = run("balance", "--fixture", host, "--persist", "--apply")
+    out, _ = run("balance", "--fixture", host, "--persist", "--apply", "--include-pinned")
     check("applying" in out and "effective hard affinity by vcpu" in out, out)
-    out, _ = run("balance", "--fixture", host)
+    out, _ = run("balance", "--fixture", host, "--include-pinned")
     check(out.rstrip().endswith("0 vcpus to re-pin in 4 domains; nothing applied (use --apply)"), out)
+    out, _ = run("balance", "--fixture", host)
+    check(out.rstrip().endswith("0 vcpus to re-pin in 4 domains (17 pinned vcpus left alone); nothing applied "
+                                "(use --apply)"), out)
     listing, _ = run("list", "--fixture", host, "--json")
     for name in ("Domain-0", "web", "db", "analytics-batch-worker-with-a-long-name"):
         hard = [v["hard"] for v in json.loads(listing) if v["domain"] == name]
@@ -628,7 +651,7 @@ def changing_tools_need_a_real_backend():
         code, out, err = run_code(tool, *args)
         check(code == 1 and out == "" and len(err.splitlines()) == 1 and "nothing changed" in err
               and "--backend=mock" in err, f"{tool} {args}: exit {code}, stdout {out!r}, stderr {err!r}")
-    for tool, args in (("pin", ["--dry-run", "xperf2", "0", "1"]), ("balance", []), ("list", [])):
+    for tool, args in (("pin", ["--dry-run", "xperf2", "0", "1"]), ("pin", ["xperf2"]), ("balance", []), ("list", [])):
         _, err = run(tool, *args)
         check("using the built-in demo host" in err, f"{tool} {args}: {err!r}")
     run("pin", "--backend=mock", "xperf2", "0", "1")  # explicitly the mock: fine
@@ -661,7 +684,7 @@ def pins_leave_other_vcpus_alone():
 @test
 def balance_names_each_domain_once():
     out, _ = run("balance", "--fixture", BIG, "web", "4", "web")
-    check(out.count("domain 4 (web)") == 1 and "in 1 domain;" in out, out)
+    check(out.count("domain 4 (web)") == 1 and "in 1 domain " in out, out)
 
 
 @test
@@ -817,8 +840,8 @@ def balance_keeps_pools_and_nodes():
     check(cpus == {"10"}, f"web stays in pool fast's online CPUs: {cpus}")
     check("within its cpupool 1 (fast): online CPUs 10" in head and "node affinity (node 0) ignored" in head, head)
     head, cpus = targets(out, "db")
-    check(head.startswith("domain 2 (db): 4 vcpus on node 0 (within its cpupool 0 (Pool-0): online CPUs 0-9; on its node "
-                          "affinity: node 0)"), head)
+    check(head == "domain 2 (db): 4 vcpus on node 0, the least loaded it may use (within its cpupool 0 (Pool-0): online "
+                  "CPUs 0-9; on its node affinity: node 0)", head)
     check(cpus <= {str(c) for c in range(6)}, f"db on node 0: {cpus}")
     out, _ = run("balance", "--fixture", XEN, "--any-node")
     head, cpus = targets(out, "db")
@@ -893,6 +916,182 @@ def hostile_pool_names():
     code, out, err = run_code("set", "--fixture", names, "3", "9")
     check(code == 1 and "domain 3 (csi\\x1b[2J" in err and "but it has 2 vcpus" in err, err)
     check_inert("vcpu-set error", out + err)
+
+
+# ---- vcpu-pin lists pins; warns as xl does ----
+
+@test
+def pin_lists_pins():
+    """vcpu-pin DOMAIN [VCPUS] lists the pins (virsh vcpupin): hard / soft / effective, as vcpu-list reads them."""
+    out, err = run("pin", "--backend=mock", "xperf2", "1")
+    check(err == "" and out == "domain 3 (xperf2): affinity (hard / soft / effective):\nvcpu 1: all / all / 0-3\n", out)
+    out, _ = run("pin", "--fixture", BIG, "db", "1-2")
+    check(out.splitlines()[1:] == ["vcpu 1: 11 / all / 11", "vcpu 2: 12 / 12-13 / 12"], out)
+    for fixture, domain in ((BIG, "web"), (BIG, "analytics-batch-worker-with-a-long-name"), (XEN, "db"), (XEN, "web")):
+        pins = json.loads(run("pin", "--fixture", fixture, "--json", domain)[0])
+        listed = [v for v in json.loads(run("list", "--fixture", fixture, "--json", domain)[0])]
+        check([{k: v[k] for k in ("domain", "id", "vcpu", "state", "hard", "soft", "limit", "effective")} for v in listed]
+              == pins, f"{domain}: vcpu-pin --json {pins} vs vcpu-list --json {listed}")
+    check(json.loads(run("pin", "--fixture", BIG, "--json", "empty")[0]) == [], "no vcpus: an empty array")
+    out, _ = run("pin", "--fixture", BIG, "empty")
+    check(out == "domain 30 (empty): no vcpus\n", out)
+    # Names chosen by guest owners: escaped on the terminal, valid JSON.
+    names = hostile_fixture()
+    for dom in HOSTILE_NAMES:
+        out, err = run("pin", "--fixture", names, str(dom))
+        check_inert(f"vcpu-pin {dom}", out + err)
+        out, err = run("pin", "--fixture", names, "--json", str(dom))
+        check_inert(f"vcpu-pin --json {dom}", out + err)
+        check(json.loads(out)[1]["hard"] == "0-7", out)
+    # Listing changes nothing.
+    host = scratch_fixture()
+    before = read(host)
+    run("pin", "--fixture", host, "--persist", "web")
+    check(read(host) == before, "listing rewrote the fixture")
+
+
+@test
+def pin_lists_pins_without_soft_affinity():
+    """Linux: hard / effective, the cpuset where it narrows the hard affinity; a domain whose
+    vcpus cannot be seen is a clear error."""
+    host = fixture_file(LINUX_LIKE)
+    out, _ = run("pin", "--fixture", host, "web")
+    check(out == "domain 4101 (web): affinity (hard [cpuset] / effective):\n"
+                 "vcpu 0: all [cpuset 2-3] / 2-3\nvcpu 1: 2-3 / 2-3\nvcpu 2: all / 0-3 (offline)\n", out)
+    pins = json.loads(run("pin", "--fixture", host, "--json", "web", "0")[0])
+    check(pins == [{"domain": "web", "id": 4101, "vcpu": 0, "state": "running", "hard": "0-3", "soft": None,
+                    "limit": "2-3", "effective": "2-3"}], pins)
+    for args in ([], ["0"], ["--json"]):
+        code, out, err = run_code("pin", "--fixture", host, "odd (name)", *args)
+        check(code == 1 and out == "" and err == "vcpu-pin: domain 4200 (odd (name)): its vcpus cannot be seen: "
+              "its vcpu threads are not named\n", f"{args}: exit {code}, {out!r}, {err!r}")
+
+
+@test
+def pin_warns_of_unreachable_soft():
+    """A soft map with no CPU of the resulting hard map: exit 0, xl's warning on stderr naming
+    domain, vcpus, soft and hard; for --dry-run too; never for a soft map that overlaps."""
+    host = scratch_fixture()
+    want = ("vcpu-pin: warning: domain 4 (web): vcpus 0-1: soft affinity 8-9 has no CPU in hard affinity 2-3: all CPUs "
+            "in its soft affinity are unreachable, only the hard affinity will be considered for scheduling\n")
+    for extra in (["--dry-run"], []):
+        out, err = run("pin", "--fixture", host, "--persist", *extra, "web", "0-1", "2-3", "8-9")
+        check(err == want, f"{extra}: {err!r}")
+    check(run("list", "--fixture", host, "web")[0].splitlines()[1].endswith("2-3 / 8-9"), "the pin was applied")
+    # Judged on the resulting hard map: db's vcpu 0 keeps hard 10; one vcpu: "vcpu 0".
+    _, err = run("pin", "--fixture", host, "db", "0", "-", "12-13")
+    check(err.startswith("vcpu-pin: warning: domain 7 (db): vcpu 0: soft affinity 12-13 has no CPU in hard affinity 10:"),
+          err)
+    # Vcpus of different hard maps: a line each.
+    _, err = run("pin", "--fixture", host, "--dry-run", "0", "all", "-", "4-5")
+    check([l.split(": soft")[0] for l in err.splitlines()] == [
+        "vcpu-pin: warning: domain 0 (Domain-0): vcpu 0", "vcpu-pin: warning: domain 0 (Domain-0): vcpu 1",
+        "vcpu-pin: warning: domain 0 (Domain-0): vcpu 2", "vcpu-pin: warning: domain 0 (Domain-0): vcpu 3"], err)
+    for args in (["web", "0-1", "2-3", "3-4"], ["web", "2", "8-9"], ["web", "3", "-", "all"], ["db", "1", "11", "-"]):
+        _, err = run("pin", "--fixture", host, *args)
+        check(err == "", f"{args}: {err!r}")
+    _, err = run("pin", "--fixture", hostile_fixture(), "--dry-run", "2", "0", "1", "2")
+    check("domain 2 (osc\\x1b]0;pwned\\x07)" in err, err)
+    check_inert("the warning", err)
+
+
+# ---- vcpu-balance leaves pinned vcpus alone ----
+
+@test
+def balance_leaves_pinned_vcpus():
+    """A domain pinned 1:1 on node 1 stays there; --include-pinned moves it; a domain with
+    some pinned vcpus has the others balanced around them, and each domain's line says why."""
+    out, _ = run("balance", "--fixture", BIG)
+    lines = out.splitlines()
+    check("domain 7 (db): stays: vcpus 0-3 pinned, left as they are (--include-pinned moves them)" in lines, out)
+    moves = [l for l in lines if l.startswith("  vcpu ") and "->" in l]
+    check(len(moves) == 1 and moves[0].startswith("  vcpu 2: hard all -> "), out)
+    head = next(l for l in lines if "(analytics" in l)
+    check(re.fullmatch(r"domain 12 \(analytics-batch-worker-with-a-long-name\): 1 vcpu on node \d, the least loaded it "
+                       r"may use; vcpus 0-1 pinned, left as they are \(--include-pinned moves them\)", head), head)
+    out, _ = run("balance", "--fixture", BIG, "--include-pinned", "db")
+    check(out.splitlines()[0] == "domain 7 (db): 4 vcpus on node 0, the least loaded it may use; pins of vcpus 0-3 "
+                                 "overridden: --include-pinned", out)
+    # Applied: db stays 1:1 on node 1 (and is not even re-pinned); --include-pinned moves it.
+    host = scratch_fixture(BIG)
+    out, _ = run("balance", "--fixture", host, "--persist", "--apply")
+    check([l.split(":")[0] for l in out.splitlines() if "effective hard affinity" in l]
+          == ["domain 12 (analytics-batch-worker-with-a-long-name)"], out)
+    hard = lambda: [v["hard"] for v in json.loads(run("list", "--fixture", host, "--json", "db")[0])]
+    check(hard() == ["10", "11", "12", "13"], hard())
+    run("balance", "--fixture", host, "--persist", "--apply", "--include-pinned", "db")
+    check(all(int(h) < 8 for h in hard()), f"moved to node 0: {hard()}")
+    # Unpinned means: the hard affinity holds every online CPU the vcpu may use (a cpupool's).
+    out, _ = run("balance", "--fixture", XEN, "web")
+    check("pinned" not in out and "hard 8-11 -> 10" in out, out)
+
+
+# ---- cpulist: options anywhere, a host on demand ----
+
+@test
+def cpulist_options_anywhere():
+    """Options after a TEXT apply to every TEXT (they were silently ignored); '--' ends them."""
+    out, _ = run("cpulist", "0-3", "--universe", "8")
+    check("count  4 of 8" in out and "yn     yyyy----" in out, out)
+    out, _ = run("cpulist", "all", "^0", "--universe", "4", "--compat")
+    check(out.count("count  ") == 2 and "list   0-3\n" in out and "list   1-3\n" in out, out)
+    out, _ = run("cpulist", "--universe", "8", "--", "1")
+    check("count  1 of 8" in out, out)
+    out, _ = run("cpulist", "ff", "--from", "hex")
+    check("list   0-7" in out, out)
+    code, _, err = run_code("cpulist", "--", "--universe")
+    check(code == 1 and "cpulist \"--universe\"" in err, f"after '--' a TEXT: {err!r}")
+
+
+@test
+def cpulist_on_a_host():
+    """Backend options make cpulist read the sets for that host: its nodes and CPU count."""
+    out, err = run("cpulist", "--fixture", BIG, "node:1,^9", "all")
+    check(err == "" and out.splitlines()[0] == "list   8,10-15" and "count  7 of 16" in out and "count  16 of 16" in out,
+          out)
+    out, _ = run("cpulist", "node:0", "--backend=mock", "--host")
+    check("count  4 of 4" in out, out)
+    out, _ = run("cpulist", "--from", "sysfs_mask", "ff00", "--fixture", BIG)
+    check("list   8-15" in out, out)
+    # Offline (no backend option): no host, as before.
+    out, _ = run("cpulist", "0-3")
+    check("count  4 of 4" in out, out)
+
+
+# ---- vcpu-matrix at 8,192 CPUs ----
+
+@test
+def matrix_8192_labels():
+    """A folded grid names each heading line on the left and gives every group of columns its
+    node, socket and first CPU, each label whole and apart from the next."""
+    for domain in ("db", "web", "0"):
+        out, _ = run("matrix", "--fixture", HOST_8192, "--hard", domain)
+        lines = out.splitlines()
+        check("x 8192 CPUs (64 CPUs per column)" in lines[0], lines[0])
+        heads = {l.split()[0]: l for l in lines[1:4]}
+        heads["first CPU"] = heads.pop("first")
+        check(set(heads) == {"node", "socket", "first CPU"}, lines[:5])
+        # The groups' first columns, from the grid: runs of cells separated by one space.
+        row = next(l for l in lines if l.startswith("vcpu "))
+        start = len(re.match(r"vcpu \d+ +", row).group(0))
+        cells = row[start:].split(" ")[:32]
+        firsts, col = [], start
+        for c in cells:
+            firsts.append(col)
+            col += len(c) + 1
+        check(len(firsts) == 32 and all(len(c) == 4 for c in cells), f"32 groups of 4 columns: {cells}")
+        for name, expected in (("node", [str(n) for n in range(32)]), ("socket", [str(n // 2) if n % 2 == 0 else None
+                                                                                 for n in range(32)]),
+                               ("first CPU", [str(256 * n) for n in range(32)])):
+            line = heads[name]
+            check(line.startswith(name), line)
+            labels = [(m.start(), m.group(0)) for m in re.finditer(r"\S+", line[start:])]
+            labels = [(start + at, text) for at, text in labels]
+            want = [(firsts[i], e) for i, e in enumerate(expected) if e is not None]
+            check(labels == want, f"{name}: {labels} != {want}")
+            for (a, t), (b, _) in zip(labels, labels[1:]):
+                check(a + len(t) < b, f"{name}: labels {t!r} and the next touch")
+        check(all(len(l) < 200 for l in lines), "lines stay short")
 
 
 # ---- pictures ----
