@@ -33,8 +33,9 @@ constexpr std::string_view usage =
     "the domain's cpupool are used; where a domain's memory is on some NUMA nodes only (its node\n"
     "affinity, Xen), only CPUs of those nodes, unless --any-node. Each domain's line says what\n"
     "kept it there. A domain whose vcpus cannot be seen is skipped, with the reason.\n"
-    "A vcpu that carries an explicit pin (its hard affinity leaves out an online CPU it may use:\n"
-    "one of its cpuset or cpupool) stays as it is, and its CPU counts as taken: pinned vcpus are\n"
+    "A vcpu that carries an explicit pin (its hard affinity leaves out a present CPU: xl shows it\n"
+    "as other than 'all'; a vcpu confined only by its cpupool is not pinned, one whose cpuset\n"
+    "narrows its thread's affinity is) stays as it is, and its CPU counts as taken: pinned vcpus are\n"
     "left alone and the other vcpus of their domain balanced; a domain whose vcpus are all pinned\n"
     "stays. Each domain's line says which vcpus move, where and why, and which stay.\n"
     "  --apply     pin the plan, all or nothing across domains; print the effective affinity\n"
@@ -48,11 +49,9 @@ struct DomainPlan {
   std::vector<std::string> reasons;  // what kept the domain where it is
 };
 
-/// Whether vcpu v carries an explicit pin: its hard affinity leaves out an online CPU of its
-/// limit (cpuset, cpupool), so someone narrowed it on purpose.
-bool pinned(const HostInfo& host, const DomainSnapshot& d, unsigned v) {
-  return !(host.online & d.limit.row(v)).is_subset_of(d.hard.row(v));
-}
+/// Whether vcpu v carries an explicit pin (HostInfo::is_pinned: its hard affinity leaves out a
+/// present CPU, xl's hard affinity other than "all"), the same rule as vcpu-list --prometheus.
+bool pinned(const HostInfo& host, const DomainSnapshot& d, unsigned v) { return host.is_pinned(d.hard.row(v)); }
 
 /// "node 1", "nodes 0-1", "no node".
 std::string nodes_text(const NodeSet& nodes) {

@@ -127,7 +127,7 @@ GOLDEN_RUNS = {
     "list-host-big": ("list", ["--fixture", BIG, "--host"]),
     "matrix-xen-smt": ("matrix", ["--fixture", XEN, "--hard", "db"]),
     "balance-xen": ("balance", ["--fixture", XEN]),
-    "balance-xen-any-node": ("balance", ["--fixture", XEN, "--any-node"]),
+    "balance-xen-any-node": ("balance", ["--fixture", XEN, "--any-node", "--include-pinned"]),
     "balance-big-include-pinned": ("balance", ["--fixture", BIG, "--include-pinned"]),
     "pin-list-demo": ("pin", MOCK + ["xperf2"]),
     "pin-list-big": ("pin", ["--fixture", BIG, "db"]),
@@ -836,6 +836,9 @@ def balance_keeps_pools_and_nodes():
         return lines[start], cpus
 
     out, _ = run("balance", "--fixture", XEN)
+    head, cpus = targets(out, "web")  # hard 10-11 and 8-11: pinned (not "all"), so web stays
+    check(head == "domain 1 (web): stays: vcpus 0-1 pinned, left as they are (--include-pinned moves them)", head)
+    out, _ = run("balance", "--fixture", XEN, "--include-pinned")
     head, cpus = targets(out, "web")
     check(cpus == {"10"}, f"web stays in pool fast's online CPUs: {cpus}")
     check("within its cpupool 1 (fast): online CPUs 10" in head and "node affinity (node 0) ignored" in head, head)
@@ -843,14 +846,14 @@ def balance_keeps_pools_and_nodes():
     check(head == "domain 2 (db): 4 vcpus on node 0, the least loaded it may use (within its cpupool 0 (Pool-0): online "
                   "CPUs 0-9; on its node affinity: node 0)", head)
     check(cpus <= {str(c) for c in range(6)}, f"db on node 0: {cpus}")
-    out, _ = run("balance", "--fixture", XEN, "--any-node")
+    out, _ = run("balance", "--fixture", XEN, "--any-node", "--include-pinned")
     head, cpus = targets(out, "db")
     check("on node 1" in head and "node affinity (node 0) ignored: --any-node" in head, head)
     check(cpus <= {"6", "7", "8", "9"}, f"db within Pool-0 on node 1: {cpus}")
     check(targets(out, "web")[1] == {"10"}, "--any-node keeps the pool")
     # Applied, the pins hold.
     host = scratch_fixture(XEN)
-    run("balance", "--fixture", host, "--persist", "--apply")
+    run("balance", "--fixture", host, "--persist", "--apply", "--include-pinned")
     vcpus = json.loads(run("list", "--fixture", host, "--json")[0])
     check([v["hard"] for v in vcpus if v["domain"] == "web"] == ["10", "10"], vcpus)
     check(all(int(v["hard"]) < 6 for v in vcpus if v["domain"] == "db"), vcpus)
@@ -1021,9 +1024,13 @@ def balance_leaves_pinned_vcpus():
     check(hard() == ["10", "11", "12", "13"], hard())
     run("balance", "--fixture", host, "--persist", "--apply", "--include-pinned", "db")
     check(all(int(h) < 8 for h in hard()), f"moved to node 0: {hard()}")
-    # Unpinned means: the hard affinity holds every online CPU the vcpu may use (a cpupool's).
+    # Pinned means xl's "hard is not all" (HostInfo::is_pinned, as vcpu-list --prometheus says):
+    # a vcpu confined only by its cpupool is not pinned (db, hard all in Pool-0); web's hard
+    # 10-11, its pool's CPUs, is (xl shows 10-11).
+    out, _ = run("balance", "--fixture", XEN, "db")
+    check("pinned" not in out and "hard all -> 3" in out, out)
     out, _ = run("balance", "--fixture", XEN, "web")
-    check("pinned" not in out and "hard 8-11 -> 10" in out, out)
+    check("stays: vcpus 0-1 pinned" in out, out)
 
 
 # ---- cpulist: options anywhere, a host on demand ----
