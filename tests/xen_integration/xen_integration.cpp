@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -160,15 +161,34 @@ void compare_with_xl(XenHypervisor& xen, const std::string& when) {
       ++same;
       continue;
     }
-    std::printf("vcpumap-xen:   %s: %s vcpu %u: xl '%s %s %s / %s' vcpumap '%s %s %s / %s'\n", when.c_str(),
+    std::printf("vcpumap-xen:   %s: %s vcpu %u: xl '%s %s %s / %s' vcpumap '%s: %s %s %s / %s'\n", when.c_str(),
                 row.name.c_str(), row.vcpu, row.cpu.c_str(), row.state.c_str(), row.hard.c_str(), row.soft.c_str(),
-                m.cpu ? std::to_string(*m.cpu).c_str() : "-", std::string(to_string(m.state)).c_str(),
-                ours_hard.c_str(), ours_soft.c_str());
+                escape_terminal(d->domain.name).c_str(), m.cpu ? std::to_string(*m.cpu).c_str() : "-",
+                std::string(to_string(m.state)).c_str(), ours_hard.c_str(), ours_soft.c_str());
   }
   for (const auto& [name, counts] : agree)
     check(counts.first == counts.second,
           fmt::format("{}: {}: {} of {} vcpus agree with xl vcpu-list (online, CPU shown, hard, soft)", when, name,
                       counts.second, counts.first));
+
+  // The Prometheus exposition of the same snapshot (vcpu-list --prometheus) has one affinity
+  // series per xl row, whose hard and soft cpulists are xl's maps.
+  const std::string text = to_prometheus(host);
+  const std::regex info(
+      R"re(^vcpumap_vcpu_affinity_info\{domain="[^"]*",domain_id="(\d+)",vcpu="(\d+)",hard="([^"]*)",soft="([^"]*)",)re");
+  std::map<std::pair<unsigned, unsigned>, std::pair<std::string, std::string>> exposed;
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);)
+    if (std::smatch m; std::regex_search(line, m, info))
+      exposed[{static_cast<unsigned>(std::stoul(m[1])), static_cast<unsigned>(std::stoul(m[2]))}] = {
+          xl_form(host.host.parse(m[3].str())), xl_form(host.host.parse(m[4].str()))};
+  std::size_t same = 0;
+  for (const XlVcpu& row : rows)
+    if (auto it = exposed.find({row.id, row.vcpu}); it != exposed.end() && it->second == std::pair{row.hard, row.soft})
+      ++same;
+  check(exposed.size() == rows.size() && same == rows.size(),
+        fmt::format("{}: to_prometheus has {} vcpu affinity series, {} of xl's {} rows with its hard and soft maps",
+                    when, exposed.size(), same, rows.size()));
 }
 
 /// Runs f `reps` times; returns the mean time of a run in µs and the hypercalls of one run.
