@@ -675,11 +675,17 @@ int main() {
       check(run("vcpu-matrix --backend=xen --hard guest1 2>&1").find("vcpu 1") != std::string::npos,
             "vcpu-matrix shows guest1's vcpus");
     if (access("/usr/bin/vcpu-balance", X_OK) == 0) {
-      const int rc = std::system("vcpu-balance --backend=xen --apply guest1 >/dev/null 2>&1");
+      // guest1's vcpus carry vcpu-pin's 0-1 (xl: not "all"): balance leaves them unless asked.
+      const std::string kept = run("vcpu-balance --backend=xen --apply guest1 2>&1");
+      const auto pinned = xl_vcpu_list("guest1");
+      check(kept.find("stays: vcpus 0-1 pinned") != std::string::npos && pinned.size() == 2 &&
+                pinned[0].hard == "0-1" && pinned[1].hard == "0-1",
+            "vcpu-balance --apply leaves guest1's pinned vcpus as xl shows them (0-1), saying why");
+      const int rc = std::system("vcpu-balance --backend=xen --apply --include-pinned guest1 >/dev/null 2>&1");
       const auto balanced = xl_vcpu_list("guest1");
       check(rc == 0 && balanced.size() == 2 && balanced[0].hard != balanced[1].hard &&
                 balanced[0].hard.find_first_of(",-") == std::string::npos,
-            fmt::format("vcpu-balance --apply gives each guest1 vcpu its own CPU: {} and {}",
+            fmt::format("vcpu-balance --apply --include-pinned gives each guest1 vcpu its own CPU: {} and {}",
                         balanced.empty() ? "?" : balanced[0].hard, balanced.size() < 2 ? "?" : balanced[1].hard));
     }
     // The Python module in dom0 (tests/python/xen_check.py), when the harness put it there.
