@@ -108,7 +108,9 @@ if grep -rlE '#[[:space:]]*include[[:space:]]*[<"]nlohmann' "$prefix/include" >&
   fail "an installed header includes nlohmann_json"
 fi
 grep -q "\"$version\"" "$prefix/include/vcpumap/version.hpp" || fail "the installed version.hpp is not version $version"
+# The tools find the installed libvcpumap by themselves (an RPATH to a prefix of their own).
 "$prefix/bin/cpulist" '0-3,^2' >/dev/null || fail "the installed cpulist does not run"
+"$prefix/bin/vcpu-list" --backend=mock >/dev/null || fail "the installed vcpu-list does not run"
 
 ran=0
 skipped=()
