@@ -303,25 +303,27 @@ struct XenHypervisor::Impl {
 
   void read_topology_per_call(Calls& calls, HostReplies& r) {
     const std::size_t universe = std::min<std::size_t>(std::size_t{r.phys.max_cpu_id} + 1, max_cpu_ids);
-    r.topo.assign(universe, xc_cputopo_t{});
-    unsigned count = static_cast<unsigned>(universe);
-    ++calls.n;
-    errno = 0;
-    if (xc_cputopoinfo(xch, &count, r.topo.data()) != 0)
-      raise_host(errno, "reading the CPU topology (xc_cputopoinfo)");
-    r.topo.resize(std::min<std::size_t>(count, universe));
+    read_array_per_call(calls, r.topo, universe, "reading the CPU topology (xc_cputopoinfo)",
+                        [&](unsigned* count, xc_cputopo_t* out) { return xc_cputopoinfo(xch, count, out); });
   }
 
   void read_nodes_per_call(Calls& calls, HostReplies& r) {
     // The nodes with memory (memsize XEN_INVALID_MEM_SZ: no such node); no distance matrix.
     const std::size_t slots = std::min<std::size_t>(std::size_t{r.phys.max_node_id} + 1, max_numa_nodes);
-    r.mem.assign(slots, xc_meminfo_t{});
+    read_array_per_call(calls, r.mem, slots, "reading the NUMA nodes (xc_numainfo)",
+                        [&](unsigned* count, xc_meminfo_t* out) { return xc_numainfo(xch, count, out, nullptr); });
+  }
+
+  /// One libxc call that fills up to `slots` entries and says how many it wrote: `out` keeps
+  /// those (never more than asked for); a failure raises with `doing`.
+  template <class T, class Call>
+  void read_array_per_call(Calls& calls, std::vector<T>& out, std::size_t slots, const char* doing, Call call) {
+    out.assign(slots, T{});
     unsigned count = static_cast<unsigned>(slots);
     ++calls.n;
     errno = 0;
-    if (xc_numainfo(xch, &count, r.mem.data(), nullptr) != 0)
-      raise_host(errno, "reading the NUMA nodes (xc_numainfo)");
-    r.mem.resize(std::min<std::size_t>(count, slots));
+    if (call(&count, out.data()) != 0) raise_host(errno, doing);
+    out.resize(std::min<std::size_t>(count, slots));
   }
 
   /// xc_cpupool_getinfo from id `from` on, one call a pool and one that finds none.
