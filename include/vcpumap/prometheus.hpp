@@ -43,6 +43,7 @@
 // print.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdint>
@@ -132,58 +133,63 @@ inline std::string to_prometheus(const HostInfo& host, std::span<const DomainSna
   using detail::prometheus_label_value;
   using detail::prometheus_seconds;
   detail::Exposition e;
-  const auto domain_labels = [](const DomainSnapshot& d) {
-    return fmt::format("domain=\"{}\",domain_id=\"{}\"", prometheus_label_value(d.domain.name),
-                       to_integer(d.domain.id));
+  // Each domain's labels and each seen vcpu's labels and pin, worked out once for all families.
+  struct Vcpu {
+    const DomainSnapshot& d;
+    const VcpuMetrics& m;
+    std::string labels;
+    bool pinned;
   };
-  const auto vcpu_labels = [&](const DomainSnapshot& d, const VcpuMetrics& m) {
-    return fmt::format("{},vcpu=\"{}\"", domain_labels(d), m.vcpu);
+  struct Domain {
+    const DomainSnapshot& d;
+    std::string labels;
+    std::size_t first, last;  // its vcpus in `vcpus` (none when they cannot be seen)
+    bool pinned;
   };
-  const auto seen = [](const DomainSnapshot& d) { return d.domain.vcpu_problem.empty(); };
-  // Every vcpu that is seen, in order: fn(domain, metrics).
-  const auto each_vcpu = [&](auto&& fn) {
-    for (const DomainSnapshot* d : domains)
-      if (seen(*d))
-        for (const VcpuMetrics& m : d->vcpus) fn(*d, m);
-  };
+  std::vector<Vcpu> vcpus;
+  std::vector<Domain> doms;
+  doms.reserve(domains.size());
+  for (const DomainSnapshot* d : domains) {
+    Domain dom{*d,
+               fmt::format("domain=\"{}\",domain_id=\"{}\"", prometheus_label_value(d->domain.name),
+                           to_integer(d->domain.id)),
+               vcpus.size(), vcpus.size(), false};
+    if (d->domain.vcpu_problem.empty())
+      for (const VcpuMetrics& m : d->vcpus) {
+        const bool pinned = host.is_pinned(d->hard.row(m.vcpu));
+        dom.pinned = dom.pinned || pinned;
+        vcpus.push_back({*d, m, fmt::format("{},vcpu=\"{}\"", dom.labels, m.vcpu), pinned});
+      }
+    dom.last = vcpus.size();
+    doms.push_back(std::move(dom));
+  }
   const auto flag = [](bool b) { return std::string_view(b ? "1" : "0"); };
 
   // Per vcpu.
   e.family("vcpumap_vcpu_cpu_seconds_total", "counter", "CPU time the vcpu has run, in seconds.");
-  each_vcpu([&](const DomainSnapshot& d, const VcpuMetrics& m) {
-    e.sample("vcpumap_vcpu_cpu_seconds_total", vcpu_labels(d, m), prometheus_seconds(m.cpu_time));
-  });
-  bool waits = false;
-  each_vcpu([&](const DomainSnapshot&, const VcpuMetrics& m) { waits = waits || m.wait_time.has_value(); });
-  if (waits) {
+  for (const Vcpu& v : vcpus)
+    e.sample("vcpumap_vcpu_cpu_seconds_total", v.labels, prometheus_seconds(v.m.cpu_time));
+  if (std::any_of(vcpus.begin(), vcpus.end(), [](const Vcpu& v) { return v.m.wait_time.has_value(); })) {
     e.family("vcpumap_vcpu_wait_seconds_total", "counter",
              "Time the vcpu was ready to run but waited for a CPU (steal), in seconds.");
-    each_vcpu([&](const DomainSnapshot& d, const VcpuMetrics& m) {
-      if (m.wait_time) e.sample("vcpumap_vcpu_wait_seconds_total", vcpu_labels(d, m), prometheus_seconds(*m.wait_time));
-    });
+    for (const Vcpu& v : vcpus)
+      if (v.m.wait_time) e.sample("vcpumap_vcpu_wait_seconds_total", v.labels, prometheus_seconds(*v.m.wait_time));
   }
   constexpr std::array states{VcpuState::offline, VcpuState::running, VcpuState::blocked, VcpuState::runnable,
                               VcpuState::unknown};
   e.family("vcpumap_vcpu_state", "gauge", "1 for the state the vcpu is in, 0 for the others.");
-  each_vcpu([&](const DomainSnapshot& d, const VcpuMetrics& m) {
+  for (const Vcpu& v : vcpus)
     for (VcpuState s : states)
-      e.sample("vcpumap_vcpu_state", fmt::format("{},state=\"{}\"", vcpu_labels(d, m), to_string(s)),
-               flag(m.state == s));
-  });
+      e.sample("vcpumap_vcpu_state", fmt::format("{},state=\"{}\"", v.labels, to_string(s)), flag(v.m.state == s));
   e.family("vcpumap_vcpu_last_cpu", "gauge", "The physical CPU the vcpu last ran on (online vcpus only).");
-  each_vcpu([&](const DomainSnapshot& d, const VcpuMetrics& m) {
-    if (m.cpu && m.state != VcpuState::offline) e.sample("vcpumap_vcpu_last_cpu", vcpu_labels(d, m), *m.cpu);
-  });
+  for (const Vcpu& v : vcpus)
+    if (v.m.cpu && v.m.state != VcpuState::offline) e.sample("vcpumap_vcpu_last_cpu", v.labels, *v.m.cpu);
   e.family("vcpumap_vcpu_pinned", "gauge",
            "1 when the vcpu's hard affinity is an explicit pin (it leaves out a present CPU).");
-  each_vcpu([&](const DomainSnapshot& d, const VcpuMetrics& m) {
-    e.sample("vcpumap_vcpu_pinned", vcpu_labels(d, m), flag(host.is_pinned(d.hard.row(m.vcpu))));
-  });
+  for (const Vcpu& v : vcpus) e.sample("vcpumap_vcpu_pinned", v.labels, flag(v.pinned));
   const auto count_family = [&](std::string_view name, std::string_view help, const AffinityMatrix DomainSnapshot::*map) {
     e.family(name, "gauge", help);
-    each_vcpu([&](const DomainSnapshot& d, const VcpuMetrics& m) {
-      e.sample(name, vcpu_labels(d, m), (d.*map).row(m.vcpu).count());
-    });
+    for (const Vcpu& v : vcpus) e.sample(name, v.labels, (v.d.*map).row(v.m.vcpu).count());
   };
   count_family("vcpumap_vcpu_hard_affinity_cpus", "How many CPUs the vcpu's hard affinity names.",
                &DomainSnapshot::hard);
@@ -195,57 +201,50 @@ inline std::string to_prometheus(const HostInfo& host, std::span<const DomainSna
                &DomainSnapshot::effective);
   e.family("vcpumap_vcpu_affinity_info", "gauge",
            "The vcpu's affinity maps as canonical cpulists (hard, soft, effective, limit: its cpupool or cpuset).");
-  each_vcpu([&](const DomainSnapshot& d, const VcpuMetrics& m) {
-    const unsigned v = m.vcpu;
+  for (const Vcpu& v : vcpus) {
+    const DomainSnapshot& d = v.d;
+    const unsigned i = v.m.vcpu;
     e.sample("vcpumap_vcpu_affinity_info",
-             fmt::format("{},hard=\"{}\"{},effective=\"{}\",limit=\"{}\"", vcpu_labels(d, m), d.hard.row(v).to_string(),
-                         host.caps.soft_affinity ? fmt::format(",soft=\"{}\"", d.soft.row(v).to_string()) : std::string(),
-                         d.effective.row(v).to_string(), d.limit.row(v).to_string()),
+             fmt::format("{},hard=\"{}\"{},effective=\"{}\",limit=\"{}\"", v.labels, d.hard.row(i).to_string(),
+                         host.caps.soft_affinity ? fmt::format(",soft=\"{}\"", d.soft.row(i).to_string()) : std::string(),
+                         d.effective.row(i).to_string(), d.limit.row(i).to_string()),
              "1");
-  });
+  }
 
   // Per domain.
-  const auto domain_pinned = [&](const DomainSnapshot& d) {
-    if (!seen(d)) return false;
-    for (const VcpuMetrics& m : d.vcpus)
-      if (host.is_pinned(d.hard.row(m.vcpu))) return true;
-    return false;
-  };
   e.family("vcpumap_domain_cpu_seconds_total", "counter", "CPU time of all the domain's vcpus, in seconds.");
-  for (const DomainSnapshot* d : domains)
-    e.sample("vcpumap_domain_cpu_seconds_total", domain_labels(*d), prometheus_seconds(d->domain.cpu_time));
+  for (const Domain& d : doms)
+    e.sample("vcpumap_domain_cpu_seconds_total", d.labels, prometheus_seconds(d.d.domain.cpu_time));
   e.family("vcpumap_domain_vcpus", "gauge", "How many vcpus the domain can have.");
-  for (const DomainSnapshot* d : domains) e.sample("vcpumap_domain_vcpus", domain_labels(*d), d->domain.max_vcpus);
+  for (const Domain& d : doms) e.sample("vcpumap_domain_vcpus", d.labels, d.d.domain.max_vcpus);
   e.family("vcpumap_domain_vcpus_online", "gauge", "How many of the domain's vcpus are online.");
-  for (const DomainSnapshot* d : domains)
-    e.sample("vcpumap_domain_vcpus_online", domain_labels(*d), d->domain.online_vcpus);
+  for (const Domain& d : doms) e.sample("vcpumap_domain_vcpus_online", d.labels, d.d.domain.online_vcpus);
   e.family("vcpumap_domain_pinned", "gauge", "1 when any vcpu of the domain has an explicit pin.");
-  for (const DomainSnapshot* d : domains) e.sample("vcpumap_domain_pinned", domain_labels(*d), flag(domain_pinned(*d)));
+  for (const Domain& d : doms) e.sample("vcpumap_domain_pinned", d.labels, flag(d.pinned));
   e.family("vcpumap_domain_info", "gauge",
            "The domain's UUID, cpupool, NUMA node affinity and why its vcpus cannot be seen, where there is one.");
-  for (const DomainSnapshot* d : domains) {
-    const CpuPool* pool = d->domain.pool ? host.pool(*d->domain.pool) : nullptr;
-    const std::string pool_name =
-        pool ? (pool->name.empty() ? std::to_string(pool->id) : pool->name)
-             : (d->domain.pool ? std::to_string(*d->domain.pool) : std::string());
+  for (const Domain& d : doms) {
+    const DomainInfo& info = d.d.domain;
+    const CpuPool* pool = info.pool ? host.pool(*info.pool) : nullptr;
+    const std::string pool_name = pool ? (pool->name.empty() ? std::to_string(pool->id) : pool->name)
+                                       : (info.pool ? std::to_string(*info.pool) : std::string());
     e.sample("vcpumap_domain_info",
-             domain_labels(*d) + detail::optional_label("uuid", d->domain.uuid) +
-                 detail::optional_label("pool", pool_name) +
-                 detail::optional_label("node_affinity", d->node_affinity ? d->node_affinity->to_string() : "") +
-                 detail::optional_label("problem", d->domain.vcpu_problem),
+             d.labels + detail::optional_label("uuid", info.uuid) + detail::optional_label("pool", pool_name) +
+                 detail::optional_label("node_affinity", d.d.node_affinity ? d.d.node_affinity->to_string() : "") +
+                 detail::optional_label("problem", info.vcpu_problem),
              "1");
   }
 
   // Per host CPU: how many pinned vcpus (and domains) may use it.
   const std::size_t n = host.cpu_universe();
   std::vector<std::uint64_t> pinned_vcpus(n), pinned_domains(n);
-  for (const DomainSnapshot* d : domains) {
-    if (!seen(*d)) continue;
+  for (const Domain& d : doms) {
+    if (!d.pinned) continue;
     CpuMap any(n);
-    for (const VcpuMetrics& m : d->vcpus) {
-      CpuMap hard = d->hard.row(m.vcpu);
-      if (!host.is_pinned(hard)) continue;
-      if (CpuMap limit = d->limit.row(m.vcpu); !limit.empty()) hard &= limit;
+    for (std::size_t i = d.first; i < d.last; ++i) {
+      if (!vcpus[i].pinned) continue;
+      CpuMap hard = d.d.hard.row(vcpus[i].m.vcpu);
+      if (CpuMap limit = d.d.limit.row(vcpus[i].m.vcpu); !limit.empty()) hard &= limit;
       hard.resize(n);
       for (std::size_t cpu : hard) ++pinned_vcpus[cpu];
       any |= hard;
