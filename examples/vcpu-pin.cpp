@@ -100,8 +100,9 @@ int list_pins(examples::Backend& backend, const std::vector<std::string>& words,
   if (!domain.vcpu_problem.empty())
     throw Error(ErrorCode::unsupported,
                 fmt::format("{}: its vcpus cannot be seen: {}", who, escape_terminal(domain.vcpu_problem)));
-  const VcpuSet vcpus = words.size() > 1 ? parse_vcpus(domain, words[1]) : VcpuSet::full(domain.max_vcpus);
   const DomainSnapshot d = examples::about(domain, [&] { return hv.snapshot(domain.id, SnapshotScope::full); });
+  // The vcpus as this snapshot has them (the domain may have changed since it was listed).
+  const VcpuSet vcpus = words.size() > 1 ? parse_vcpus(d.domain, words[1]) : VcpuSet::full(d.domain.max_vcpus);
   const bool soft = host.caps.soft_affinity, limit = !host.caps.vcpu_limit.empty();
   if (json) {
     fmt::print("[");
@@ -114,7 +115,7 @@ int list_pins(examples::Backend& backend, const std::vector<std::string>& words,
     fmt::print("{}]\n", vcpus.empty() ? "" : "\n");
     return 0;
   }
-  if (domain.max_vcpus == 0) {
+  if (d.domain.max_vcpus == 0) {
     fmt::print("{}: no vcpus\n", who);
     return 0;
   }
